@@ -1,0 +1,1 @@
+//! The `classify` node (being written).

@@ -1,0 +1,2 @@
+//! The `loupe` command-line tool.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The `preprocess` node (being written).

@@ -1,0 +1,1 @@
+//! The `report` node (being written).

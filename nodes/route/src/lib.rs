@@ -1,0 +1,1 @@
+//! The `route` node (being written).

@@ -1,0 +1,55 @@
+//! # loupe-sdk
+//!
+//! Everything a Loupe node needs, so that a node crate is mostly domain code.
+//!
+//! ## Layout
+//! - [`pb`]: the generated `loupe.v1` wire types and gRPC stubs.
+//! - [`flowfile`]: helpers on [`FlowFile`] and the well-known attribute names.
+//! - [`processor`]: the transport-agnostic [`Processor`] and [`Source`] traits and [`Node`].
+//! - [`error`]: typed errors ([`ProcessError`], [`NodeError`]) and their one mapping to gRPC status.
+//! - [`invoke`]: [`Invoker`], the one place a FlowFile is handed to a processor (size limit,
+//!   panic catching, failure routing, spans) — used by the gRPC server and the in-process runner.
+//! - [`factory`]: [`NodeKind`]/[`NodeFactory`]: typed settings, validation, declared relationships.
+//! - [`server`]: the `serve` scaffold (Processor + Source services, health, reflection, limits,
+//!   overload answers, graceful drain).
+//! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits.
+//! - [`config`]: layered configuration for `loupe serve` (defaults < YAML < `LOUPE_*` env < flags).
+//! - [`telemetry`]: tracing + OpenTelemetry set-up and W3C trace-context propagation.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod factory;
+pub mod flowfile;
+pub mod invoke;
+#[cfg(feature = "onnx")]
+pub mod onnx;
+pub mod processor;
+pub mod server;
+pub mod telemetry;
+
+/// Generated `loupe.v1` protocol types and gRPC stubs.
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("loupe.v1");
+
+    /// Encoded file descriptor set of `loupe.v1`, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/loupe_descriptor.bin"));
+}
+
+pub use error::{ErrorKind, NodeError, ProcessError};
+pub use factory::{BuildContext, NodeFactory, NodeKind, Registry, SettingsError};
+pub use flowfile::attr;
+// pub use invoke::Invoker;
+pub use pb::{FlowFile, NodeDescription, Output, Relationship};
+pub use processor::{Node, Processor, Pulled, Source};
+
+/// Default largest message (64 MiB): camera images exceed gRPC's usual 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Name of the relationship every processor routes failures to.
+pub const FAILURE: &str = "failure";
+/// Name of the usual relationship for successful processing.
+pub const SUCCESS: &str = "success";
+/// Version of this SDK and of every node built with it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
