@@ -1,1 +1,176 @@
-//! (being written)
+//! Layered configuration of a node served alone (`loupe serve`).
+//!
+//! Layers, lowest first (later layers win), as implemented in [`load`]:
+//! 1. built-in defaults ([`ServeConfig::default`]);
+//! 2. the YAML file given with `--config`;
+//! 3. environment variables `LOUPE_*`, nested keys joined by `__`
+//!    (`LOUPE_MAX_IN_FLIGHT=8`, `LOUPE_SETTINGS__PATH=/data/report.jsonl`);
+//! 4. command-line flags (`--listen`, `--set key=value`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of one served node.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on, `HOST:PORT` (port 0 picks a free one).
+    pub listen: String,
+    /// Name of this node in logs and traces; defaults to the node type.
+    pub node_id: Option<String>,
+    /// Largest gRPC message accepted or sent, in bytes (default 64 MiB; gRPC's usual 4 MiB
+    /// rejects camera images).
+    pub max_message_bytes: usize,
+    /// Most FlowFiles processed at once; further requests are answered RESOURCE_EXHAUSTED
+    /// so that callers back off and retry.
+    pub max_in_flight: usize,
+    /// How long shutdown waits for in-flight work to finish, e.g. `30s`.
+    #[serde(with = "crate::config::duration")]
+    #[schemars(with = "String")]
+    pub drain_timeout: Duration,
+    /// The node type's own settings.
+    pub settings: serde_json::Value,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:50051".into(),
+            node_id: None,
+            max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
+            max_in_flight: 64,
+            drain_timeout: Duration::from_secs(30),
+            settings: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+/// Configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A `--set` flag was not `key=value`.
+    #[error("--set expects key=value, got `{0}`")]
+    BadOverride(String),
+    /// A layer could not be read or merged, or the result has the wrong shape.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+}
+
+/// Loads the layered configuration. `overrides` are `key=value` pairs (dotted keys for
+/// nesting: `settings.path=/tmp/x`), applied last; `listen`, if given, beats all layers.
+pub fn load(
+    file: Option<&Path>,
+    listen: Option<&str>,
+    overrides: &[String],
+) -> Result<ServeConfig, ConfigError> {
+    let defaults = config::Config::try_from(&ServeConfig::default())?;
+    let mut builder = config::Config::builder().add_source(defaults);
+    if let Some(file) = file {
+        builder = builder.add_source(
+            config::File::from(file)
+                .format(config::FileFormat::Yaml)
+                .required(true),
+        );
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("LOUPE")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            // LOUPE_LOG and LOUPE_BIN are not configuration keys.
+            .source(Some(
+                std::env::vars()
+                    .filter(|(k, _)| !matches!(k.as_str(), "LOUPE_LOG" | "LOUPE_BIN"))
+                    .filter(|(k, _)| !k.starts_with("LOUPE_TEST_"))
+                    .collect(),
+            )),
+    );
+    for o in overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+        builder = builder.set_override(k.trim(), parse_scalar(v.trim()))?;
+    }
+    if let Some(listen) = listen {
+        builder = builder.set_override("listen", listen)?;
+    }
+    Ok(builder.build()?.try_deserialize()?)
+}
+
+fn parse_scalar(v: &str) -> config::Value {
+    if let Ok(b) = v.parse::<bool>() {
+        b.into()
+    } else if let Ok(i) = v.parse::<i64>() {
+        i.into()
+    } else if let Ok(f) = v.parse::<f64>() {
+        f.into()
+    } else {
+        v.into()
+    }
+}
+
+/// Serde helpers for human-readable durations (`250ms`, `30s`, `5 min`).
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes as humantime text.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    /// Deserializes humantime text, or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Seconds(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(serde::de::Error::custom),
+            Raw::Seconds(s) if s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("negative duration {s}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.yaml");
+        std::fs::write(
+            &file,
+            "listen: 0.0.0.0:9000\nmax_in_flight: 8\ndrain_timeout: 5s\nsettings:\n  path: a.jsonl\n  depth: 2\n",
+        )
+        .unwrap();
+        let cfg = load(Some(&file), None, &["settings.depth=3".into()]).unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:9000");
+        assert_eq!(cfg.max_in_flight, 8);
+        assert_eq!(cfg.drain_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.max_message_bytes, crate::DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(cfg.settings["path"], "a.jsonl");
+        assert_eq!(cfg.settings["depth"], 3);
+        let cfg = load(Some(&file), Some("127.0.0.1:0"), &[]).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_overrides_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.yaml");
+        std::fs::write(&file, "lisen: x\n").unwrap();
+        assert!(load(Some(&file), None, &[]).is_err());
+        assert!(matches!(
+            load(None, None, &["novalue".into()]),
+            Err(ConfigError::BadOverride(_))
+        ));
+    }
+}

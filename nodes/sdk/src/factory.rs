@@ -60,8 +60,10 @@ pub fn parse_settings<T: DeserializeOwned>(value: &serde_json::Value) -> Result<
         // Point unknown fields at the field itself rather than at its parent object.
         match unknown_field_name(&inner) {
             Some(field) if path.is_empty() => SettingsError::new(field, inner),
-            Some(field) => SettingsError::new(format!("{path}.{field}"), inner),
-            None => SettingsError::new(path, inner),
+            Some(field) if path != field && !path.ends_with(&format!(".{field}")) => {
+                SettingsError::new(format!("{path}.{field}"), inner)
+            }
+            _ => SettingsError::new(path, inner),
         }
     })
 }

@@ -1,1 +1,282 @@
-//! (being written)
+//! Shared ONNX Runtime set-up for model nodes (`classify` now, `segment` later).
+//!
+//! Loupe links ONNX Runtime dynamically (`ort`'s `load-dynamic` feature) because `ort`'s
+//! binary download cannot work offline; the library comes from the `onnxruntime` Python wheel
+//! that the repository's set-up script installs into `.venv`. Loading goes through
+//! [`ort::init_from`], so a missing or broken library is an [`OnnxError`] value that a node
+//! reports at build time, never a panic in the middle of serving.
+//!
+//! Where the library is looked for, first hit wins:
+//! 1. the file named by the environment variable [`DYLIB_ENV`] (`ORT_DYLIB_PATH`), if set;
+//! 2. `.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*` in the current
+//!    directory or any of its ancestors;
+//! 3. the same under the executable's directory or any of its ancestors (so `target/debug/loupe`
+//!    finds the repository's `.venv` whatever directory it is started from).
+//!
+//! ONNX Runtime allows one environment per process, and `ort` only keeps a weak reference to
+//! it, so this module builds it once and holds it for the life of the process.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+use ort::session::Session;
+
+/// Environment variable naming the ONNX Runtime shared library to load.
+pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// The ONNX Runtime release Loupe is built and tested against (the `onnxruntime` wheel's version).
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// How to get the library, appended to every "cannot load ONNX Runtime" error.
+pub const HOW_TO_GET_LIBRARY: &str = "to get it, run `tests/run` or \
+     `python3 -m venv .venv && .venv/bin/pip install onnxruntime==1.31.1` at the repository root, \
+     or set ORT_DYLIB_PATH to the path of libonnxruntime.so";
+
+/// Why ONNX Runtime or a model could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// No ONNX Runtime shared library where one was looked for.
+    #[error("ONNX Runtime library not found ({searched}); {HOW_TO_GET_LIBRARY}")]
+    LibraryNotFound {
+        /// Where it was looked for, in words.
+        searched: String,
+    },
+    /// A library file exists but could not be loaded (wrong file, wrong version, missing symbols).
+    #[error("cannot load ONNX Runtime library {}: {message}; {HOW_TO_GET_LIBRARY}", path.display())]
+    LibraryLoad {
+        /// The file that was tried.
+        path: PathBuf,
+        /// What the loader said.
+        message: String,
+    },
+    /// The library loaded but the ONNX Runtime environment could not be created.
+    #[error("cannot create the ONNX Runtime environment: {0}")]
+    Environment(#[source] ort::Error),
+    /// The model file does not exist.
+    #[error("model file {} not found", path.display())]
+    ModelNotFound {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// ONNX Runtime rejected the model or the session options.
+    #[error("cannot load model {}: {message}", path.display())]
+    Session {
+        /// The model file.
+        path: PathBuf,
+        /// What ONNX Runtime said.
+        message: String,
+    },
+}
+
+/// The process-wide environment, set once the library is loaded.
+static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+/// Serialises first-time initialisation: `ort` refuses a second environment, so two threads
+/// racing through [`init`] must not both build one.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Loads ONNX Runtime from the first library found (see the module docs) and creates the
+/// process-wide environment.
+///
+/// Idempotent and cheap after the first success. A failure is not remembered: a later call
+/// searches again (for example after `ORT_DYLIB_PATH` was set).
+pub fn init() -> Result<(), OnnxError> {
+    if ENVIRONMENT.get().is_some() {
+        return Ok(());
+    }
+    init_from(find_library()?)
+}
+
+/// Loads ONNX Runtime from `path` and creates the process-wide environment.
+///
+/// A path that is not an existing file is [`OnnxError::LibraryNotFound`]. Once a library has
+/// been loaded it stays loaded for the life of the process (ONNX Runtime cannot be unloaded),
+/// so after a success later calls with an existing file return `Ok` without loading it.
+pub fn init_from(path: impl AsRef<Path>) -> Result<(), OnnxError> {
+    let path = path.as_ref();
+    // Checked here rather than left to the loader so that a wrong path gets the how-to message
+    // and the same error kind whatever state the process is in.
+    if !path.is_file() {
+        return Err(OnnxError::LibraryNotFound {
+            searched: format!("no file at {}", path.display()),
+        });
+    }
+    // `ort` resolves a relative path against the executable's directory and panics if it
+    // cannot find the executable; an absolute path avoids both surprises.
+    let path = std::path::absolute(path).map_err(|e| OnnxError::LibraryLoad {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if ENVIRONMENT.get().is_some() {
+        return Ok(());
+    }
+    let builder = ort::init_from(&path).map_err(|e| OnnxError::LibraryLoad {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let environment = builder
+        .with_name("loupe")
+        // Inspection images are often confidential; never let the runtime phone home.
+        .with_telemetry(false)
+        .build()
+        .map_err(OnnxError::Environment)?;
+    tracing::info!(library = %path.display(), "loaded ONNX Runtime");
+    // Cannot already be set: we hold the lock and checked above.
+    let _ = ENVIRONMENT.set(environment);
+    Ok(())
+}
+
+/// The process-wide environment, initialising ONNX Runtime first if needed.
+pub fn environment() -> Result<&'static Environment, OnnxError> {
+    init()?;
+    ENVIRONMENT.get().ok_or_else(|| OnnxError::LibraryNotFound {
+        searched: "environment missing after initialisation".to_string(),
+    })
+}
+
+/// Finds the ONNX Runtime shared library without loading it (see the module docs for the
+/// search order).
+pub fn find_library() -> Result<PathBuf, OnnxError> {
+    if let Some(value) = std::env::var_os(DYLIB_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(value);
+        // An explicit setting wins; silently falling back to another library would hide a
+        // typo and serve with a runtime nobody chose.
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(OnnxError::LibraryNotFound {
+                searched: format!("{DYLIB_ENV}={} is not a file", path.display()),
+            })
+        };
+    }
+
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.push(cwd);
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        roots.push(dir);
+    }
+    for root in &roots {
+        for dir in root.ancestors() {
+            if let Some(found) = find_in_venv(&dir.join(".venv")) {
+                return Ok(found);
+            }
+        }
+    }
+    let searched = roots
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Err(OnnxError::LibraryNotFound {
+        searched: format!(
+            "{DYLIB_ENV} is not set and no .venv/lib/python3*/site-packages/onnxruntime/capi/\
+             libonnxruntime.so* in {searched} or their parent directories"
+        ),
+    })
+}
+
+/// The ONNX Runtime library inside a Python virtual environment, if the wheel is installed.
+///
+/// Where several Python versions or library files match, the last in name order is taken so
+/// the choice is deterministic.
+pub fn find_in_venv(venv: &Path) -> Option<PathBuf> {
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    pythons.sort();
+    pythons.iter().rev().find_map(|python| {
+        let capi = python.join("site-packages/onnxruntime/capi");
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| is_runtime_library(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        libs.sort();
+        libs.pop()
+    })
+}
+
+/// `libonnxruntime.so`, `libonnxruntime.so.1.31.1`, or macOS's `libonnxruntime.1.31.1.dylib`;
+/// not the wheel's `libonnxruntime_providers_shared.so`, which is a plug-in, not the runtime.
+fn is_runtime_library(name: &str) -> bool {
+    name.starts_with("libonnxruntime.so")
+        || (name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
+}
+
+/// Loads a model into a new session on the process-wide environment (initialising ONNX Runtime
+/// first if needed).
+///
+/// `intra_threads` is the number of threads one inference may use; `0` lets ONNX Runtime
+/// choose (one per physical core), which is rarely right when several nodes share a machine.
+pub fn session(model_path: impl AsRef<Path>, intra_threads: usize) -> Result<Session, OnnxError> {
+    let path = model_path.as_ref();
+    let environment = environment()?;
+    if !path.is_file() {
+        return Err(OnnxError::ModelNotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let session_error = |message: String| OnnxError::Session {
+        path: path.to_path_buf(),
+        message,
+    };
+    Session::builder(environment)
+        .map_err(|e| session_error(e.to_string()))?
+        .with_intra_threads(intra_threads)
+        .map_err(|e| session_error(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| session_error(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bogus_path_is_a_typed_error_with_the_how_to() {
+        let err = init_from("/nonexistent/loupe/libonnxruntime.so.1.31.1").unwrap_err();
+        assert!(matches!(err, OnnxError::LibraryNotFound { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("/nonexistent/loupe/libonnxruntime.so.1.31.1"));
+        assert!(message.contains("tests/run"));
+        assert!(message.contains("pip install onnxruntime==1.31.1"));
+        assert!(message.contains("ORT_DYLIB_PATH"));
+    }
+
+    #[test]
+    fn finds_the_library_in_a_venv_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join(".venv");
+        assert_eq!(find_in_venv(&venv), None);
+        let capi = venv.join("lib/python3.11/site-packages/onnxruntime/capi");
+        std::fs::create_dir_all(&capi).unwrap();
+        std::fs::write(capi.join("libonnxruntime_providers_shared.so"), b"").unwrap();
+        assert_eq!(find_in_venv(&venv), None);
+        std::fs::write(capi.join("libonnxruntime.so.1.31.1"), b"").unwrap();
+        assert_eq!(
+            find_in_venv(&venv),
+            Some(capi.join("libonnxruntime.so.1.31.1"))
+        );
+    }
+
+    #[test]
+    fn library_names() {
+        assert!(is_runtime_library("libonnxruntime.so"));
+        assert!(is_runtime_library("libonnxruntime.so.1.31.1"));
+        assert!(is_runtime_library("libonnxruntime.1.31.1.dylib"));
+        assert!(!is_runtime_library("libonnxruntime_providers_shared.so"));
+        assert!(!is_runtime_library("onnxruntime_pybind11_state.so"));
+    }
+}

@@ -1,0 +1,527 @@
+//! The model card (`model.yaml`): what a model expects and what its output means.
+//!
+//! The card is the single source of truth for preprocessing. Serving and evaluation both read
+//! it, because preprocessing that differs between training and serving (resize method, RGB vs
+//! BGR, /255 vs mean/std) is the most common way a correct model gives wrong answers.
+//!
+//! ```yaml
+//! name: tiny-classifier
+//! version: "1.0.0"
+//! input:
+//!   name: image
+//!   shape: [-1, 3, 32, 32]   # NCHW: [batch, channels, height, width]; -1 = dynamic batch
+//!   layout: NCHW             # or NHWC: [batch, height, width, channels]
+//!   dtype: float32
+//!   color_order: RGB         # RGB, BGR or GRAY
+//!   resize: bilinear         # nearest, bilinear, bicubic, lanczos3 (stretch to the input size)
+//!   scale: 1/255             # value = (pixel * scale - mean[c]) / std[c]
+//!   mean: [0.5, 0.5, 0.5]
+//!   std: [0.5, 0.5, 0.5]
+//! output:
+//!   name: probabilities
+//!   semantics: probabilities # or logits (softmax is applied by the server)
+//! labels: [ok, burr, loose_wire]
+//! threshold: 0.9
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// File name of the card inside a model directory.
+pub const CARD_FILE: &str = "model.yaml";
+/// File name of the ONNX graph inside a model directory.
+pub const MODEL_FILE: &str = "model.onnx";
+
+/// A model card could not be read or is inconsistent.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// The card file could not be read.
+    #[error("cannot read model card {}: {source}", path.display())]
+    Read {
+        /// The card file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The card is not valid YAML or does not match the card schema.
+    #[error("model card {}: {message}", path.display())]
+    Parse {
+        /// The card file (empty when parsed from a string).
+        path: PathBuf,
+        /// What is wrong, with its location.
+        message: String,
+    },
+    /// The card parsed but its fields contradict each other.
+    #[error("model card {}: {}", path.display(), problems.join("; "))]
+    Invalid {
+        /// The card file (empty when parsed from a string).
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+}
+
+/// A model card: identity, input contract, output contract, labels, decision threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    /// Model name, e.g. `tiny-classifier`.
+    pub name: String,
+    /// Model version, e.g. `1.0.0`.
+    pub version: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// Free-form note (provenance, caveats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// What the model's image input expects.
+    pub input: InputSpec,
+    /// What the model's class output is.
+    pub output: OutputSpec,
+    /// Class labels; output index `i` is `labels[i]`.
+    pub labels: Vec<String>,
+    /// Winning probability at or above which a decision counts as confident, in `[0, 1]`.
+    pub threshold: f32,
+}
+
+/// The image input tensor and how to produce it from an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Tensor name in the ONNX graph.
+    pub name: String,
+    /// Tensor shape in `layout` order; the batch dimension may be `-1` (dynamic), every other
+    /// dimension must be fixed.
+    pub shape: Vec<i64>,
+    /// Dimension order of `shape`.
+    pub layout: Layout,
+    /// Element type; only `float32` is supported.
+    #[serde(default)]
+    pub dtype: DType,
+    /// Channel order the model expects.
+    pub color_order: ColorOrder,
+    /// How the image is resized (stretched) to the input height and width.
+    pub resize: ResizeMethod,
+    /// Multiplier applied to 8-bit pixel values before mean/std; a number or a fraction such
+    /// as `"1/255"`.
+    #[serde(deserialize_with = "number_or_fraction")]
+    pub scale: f32,
+    /// Per-channel mean subtracted after scaling, in `color_order`.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after subtracting the mean, in `color_order`.
+    pub std: Vec<f32>,
+}
+
+/// The class output tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Tensor name in the ONNX graph; shape `[batch, labels.len()]`.
+    pub name: String,
+    /// What the values are.
+    pub semantics: OutputSemantics,
+}
+
+/// Dimension order of an image tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Layout {
+    /// `[batch, channels, height, width]` (PyTorch).
+    #[serde(rename = "NCHW")]
+    Nchw,
+    /// `[batch, height, width, channels]` (TensorFlow).
+    #[serde(rename = "NHWC")]
+    Nhwc,
+}
+
+/// Element type of the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// 32-bit float.
+    #[default]
+    Float32,
+}
+
+/// Channel order the model was trained with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColorOrder {
+    /// Red, green, blue (PIL, torchvision).
+    #[serde(rename = "RGB")]
+    Rgb,
+    /// Blue, green, red (OpenCV).
+    #[serde(rename = "BGR")]
+    Bgr,
+    /// One luma channel.
+    #[serde(rename = "GRAY")]
+    Gray,
+}
+
+impl ColorOrder {
+    /// Number of channels.
+    pub fn channels(self) -> usize {
+        match self {
+            ColorOrder::Rgb | ColorOrder::Bgr => 3,
+            ColorOrder::Gray => 1,
+        }
+    }
+}
+
+/// Resampling filter used to stretch the image to the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMethod {
+    /// Nearest neighbour.
+    Nearest,
+    /// Bilinear (triangle filter; widened when downscaling, like Pillow's `BILINEAR`).
+    Bilinear,
+    /// Bicubic (Catmull-Rom).
+    Bicubic,
+    /// Lanczos with a window of 3.
+    Lanczos3,
+}
+
+/// What the output values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputSemantics {
+    /// Probabilities that sum to 1 (the graph ends in a softmax).
+    Probabilities,
+    /// Unnormalised scores; the server applies softmax.
+    Logits,
+}
+
+impl InputSpec {
+    /// Input height in pixels.
+    pub fn height(&self) -> usize {
+        self.dim(match self.layout {
+            Layout::Nchw => 2,
+            Layout::Nhwc => 1,
+        })
+    }
+
+    /// Input width in pixels.
+    pub fn width(&self) -> usize {
+        self.dim(match self.layout {
+            Layout::Nchw => 3,
+            Layout::Nhwc => 2,
+        })
+    }
+
+    /// Number of channels in the tensor.
+    pub fn channels(&self) -> usize {
+        self.dim(match self.layout {
+            Layout::Nchw => 1,
+            Layout::Nhwc => 3,
+        })
+    }
+
+    /// Shape of a batch of `batch` images.
+    pub fn batch_shape(&self, batch: usize) -> Vec<usize> {
+        let (c, h, w) = (self.channels(), self.height(), self.width());
+        match self.layout {
+            Layout::Nchw => vec![batch, c, h, w],
+            Layout::Nhwc => vec![batch, h, w, c],
+        }
+    }
+
+    fn dim(&self, index: usize) -> usize {
+        self.shape
+            .get(index)
+            .and_then(|d| usize::try_from(*d).ok())
+            .unwrap_or(0)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.name.is_empty() {
+            problems.push("input.name is empty".to_string());
+        }
+        if self.shape.len() != 4 {
+            problems.push(format!(
+                "input.shape must have 4 dimensions ({}), got {:?}",
+                layout_dims(self.layout),
+                self.shape
+            ));
+            return problems;
+        }
+        if self.shape[0] != -1 && self.shape[0] < 1 {
+            problems.push(format!(
+                "input.shape batch dimension must be -1 (dynamic) or positive, got {}",
+                self.shape[0]
+            ));
+        }
+        if self.shape[1..].iter().any(|d| *d < 1) {
+            problems.push(format!(
+                "input.shape dimensions other than the batch must be fixed and positive ({}), got {:?}",
+                layout_dims(self.layout),
+                self.shape
+            ));
+        }
+        let channels = self.color_order.channels();
+        if self.channels() != channels {
+            problems.push(format!(
+                "input.shape has {} channels in {} layout but color_order {:?} needs {channels}",
+                self.channels(),
+                layout_name(self.layout),
+                self.color_order
+            ));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            problems.push(format!(
+                "input.scale must be positive, got {}",
+                self.scale
+            ));
+        }
+        if self.mean.len() != channels {
+            problems.push(format!(
+                "input.mean needs one value per channel ({channels}), got {}",
+                self.mean.len()
+            ));
+        }
+        if self.std.len() != channels {
+            problems.push(format!(
+                "input.std needs one value per channel ({channels}), got {}",
+                self.std.len()
+            ));
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s != 0.0)) {
+            problems.push(format!(
+                "input.std values must be non-zero, got {:?}",
+                self.std
+            ));
+        }
+        problems
+    }
+}
+
+fn layout_dims(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Nchw => "batch, channels, height, width",
+        Layout::Nhwc => "batch, height, width, channels",
+    }
+}
+
+fn layout_name(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Nchw => "NCHW",
+        Layout::Nhwc => "NHWC",
+    }
+}
+
+impl ModelCard {
+    /// Reads and checks `model.yaml` in `dir`.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<ModelCard, CardError> {
+        Self::load(dir.as_ref().join(CARD_FILE))
+    }
+
+    /// Reads and checks a card file.
+    pub fn load(path: impl AsRef<Path>) -> Result<ModelCard, CardError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| CardError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a card from YAML text.
+    pub fn from_yaml(text: &str) -> Result<ModelCard, CardError> {
+        Self::parse(text, Path::new(""))
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<ModelCard, CardError> {
+        let card: ModelCard = serde_norway::from_str(text).map_err(|e| CardError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let problems = card.problems();
+        if problems.is_empty() {
+            Ok(card)
+        } else {
+            Err(CardError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// `name@version`, as written to `classify.model`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// Every inconsistency in the card (empty when it is usable).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.name.is_empty() {
+            problems.push("name is empty".to_string());
+        }
+        if self.version.is_empty() {
+            problems.push("version is empty".to_string());
+        }
+        problems.extend(self.input.problems());
+        if self.output.name.is_empty() {
+            problems.push("output.name is empty".to_string());
+        }
+        if self.labels.len() < 2 {
+            problems.push(format!(
+                "labels needs at least 2 classes, got {}",
+                self.labels.len()
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for label in &self.labels {
+            if label.is_empty() {
+                problems.push("labels contains an empty label".to_string());
+            } else if !seen.insert(label.as_str()) {
+                problems.push(format!("label {label:?} appears more than once"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            problems.push(format!(
+                "threshold must be within [0, 1], got {}",
+                self.threshold
+            ));
+        }
+        problems
+    }
+}
+
+/// Accepts `0.5`, `1` or a fraction string such as `"1/255"`, which is how normalisation
+/// constants are usually written and avoids copying 0.00392156862745098 by hand.
+fn number_or_fraction<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Number(n) => Ok(n as f32),
+        Raw::Text(text) => parse_fraction(&text)
+            .map(|v| v as f32)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "expected a number or a fraction like 1/255, got {text:?}"
+                ))
+            }),
+    }
+}
+
+fn parse_fraction(text: &str) -> Option<f64> {
+    let (numerator, denominator) = match text.split_once('/') {
+        Some((n, d)) => (n.trim().parse::<f64>().ok()?, d.trim().parse::<f64>().ok()?),
+        None => (text.trim().parse::<f64>().ok()?, 1.0),
+    };
+    (denominator != 0.0).then(|| numerator / denominator)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARD: &str = r#"
+name: m
+version: "2"
+input:
+  name: x
+  shape: [-1, 3, 4, 5]
+  layout: NCHW
+  color_order: BGR
+  resize: bicubic
+  scale: 1/255
+  mean: [0.1, 0.2, 0.3]
+  std: [1, 2, 3]
+output: { name: y, semantics: logits }
+labels: [a, b]
+threshold: 0.5
+"#;
+
+    #[test]
+    fn parses_a_card() {
+        let card = ModelCard::from_yaml(CARD).unwrap();
+        assert_eq!(card.id(), "m@2");
+        assert_eq!(card.input.dtype, DType::Float32);
+        assert_eq!(card.input.color_order, ColorOrder::Bgr);
+        assert_eq!(card.input.resize, ResizeMethod::Bicubic);
+        assert_eq!(card.output.semantics, OutputSemantics::Logits);
+        assert!((card.input.scale - 1.0 / 255.0).abs() < 1e-9);
+        assert_eq!(
+            (
+                card.input.channels(),
+                card.input.height(),
+                card.input.width()
+            ),
+            (3, 4, 5)
+        );
+        assert_eq!(card.input.batch_shape(2), vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn nhwc_dimensions() {
+        let card = ModelCard::from_yaml(
+            &CARD
+                .replace("[-1, 3, 4, 5]", "[1, 4, 5, 3]")
+                .replace("NCHW", "NHWC"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                card.input.channels(),
+                card.input.height(),
+                card.input.width()
+            ),
+            (3, 4, 5)
+        );
+        assert_eq!(card.input.batch_shape(1), vec![1, 4, 5, 3]);
+    }
+
+    #[test]
+    fn numeric_scale_is_accepted() {
+        let card = ModelCard::from_yaml(&CARD.replace("1/255", "0.5")).unwrap();
+        assert_eq!(card.input.scale, 0.5);
+        let err = ModelCard::from_yaml(&CARD.replace("1/255", "one/255")).unwrap_err();
+        assert!(err.to_string().contains("fraction"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = ModelCard::from_yaml(&format!("{CARD}extra: 1\n")).unwrap_err();
+        assert!(matches!(err, CardError::Parse { .. }));
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn inconsistencies_are_all_reported() {
+        let text = CARD
+            .replace("[-1, 3, 4, 5]", "[-1, 1, 4, -1]")
+            .replace("std: [1, 2, 3]", "std: [1, 0]")
+            .replace("labels: [a, b]", "labels: [a, a]")
+            .replace("threshold: 0.5", "threshold: 1.5");
+        let Err(CardError::Invalid { problems, .. }) = ModelCard::from_yaml(&text) else {
+            panic!("expected an invalid card");
+        };
+        let all = problems.join("\n");
+        assert!(all.contains("fixed and positive"), "{all}");
+        assert!(all.contains("color_order"), "{all}");
+        assert!(all.contains("input.std needs one value per channel"), "{all}");
+        assert!(all.contains("non-zero"), "{all}");
+        assert!(all.contains("more than once"), "{all}");
+        assert!(all.contains("threshold"), "{all}");
+    }
+
+    #[test]
+    fn the_shipped_cards_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tiny-classifier");
+        let nchw = ModelCard::load_dir(&root).unwrap();
+        assert_eq!(nchw.id(), "tiny-classifier@1.0.0");
+        assert_eq!(nchw.labels, ["ok", "burr", "loose_wire"]);
+        assert_eq!(nchw.input.shape, [-1, 3, 32, 32]);
+        let nhwc = ModelCard::load_dir(root.join("nhwc")).unwrap();
+        assert_eq!(nhwc.input.layout, Layout::Nhwc);
+        assert_eq!(nhwc.input.color_order, ColorOrder::Bgr);
+    }
+}
