@@ -93,13 +93,11 @@ def pb(tmp_path_factory) -> SimpleNamespace:
     ]
     rc = protoc.main(args)
     assert rc == 0, f"grpc_tools.protoc failed (rc={rc}) on {protos}; see stderr above"
+    # Stays on sys.path so that tests can import the other generated modules too
+    # (`importlib.import_module("<package path>.<file>_pb2")`).
     sys.path.insert(0, str(out))
-    try:
-        pb2 = importlib.import_module("loupe.v1.loupe_pb2")
-        pb2_grpc = importlib.import_module("loupe.v1.loupe_pb2_grpc")
-    finally:
-        # Keep the generated modules imported, but do not let the temp dir shadow anything else.
-        sys.path.remove(str(out))
+    pb2 = importlib.import_module("loupe.v1.loupe_pb2")
+    pb2_grpc = importlib.import_module("loupe.v1.loupe_pb2_grpc")
     return SimpleNamespace(pb2=pb2, grpc=pb2_grpc, out_dir=out)
 
 
@@ -111,7 +109,9 @@ def pb(tmp_path_factory) -> SimpleNamespace:
 class LoupeNode:
     """A `loupe serve` child process and a channel to it."""
 
-    def __init__(self, bin_path: Path, node_type: str, workdir: Path, config: dict, extra_args):
+    def __init__(
+        self, bin_path: Path, node_type: str, workdir: Path, config: dict, extra_args, extra_env=None
+    ):
         self.node_type = node_type
         n = next(_node_counter)
         self.name = f"{node_type}-{n}"
@@ -133,8 +133,11 @@ class LoupeNode:
             "127.0.0.1:0",
             *[str(a) for a in extra_args],
         ]
-        env = dict(os.environ)
+        # `LOUPE_*` variables are a configuration layer of `loupe serve` (they beat the
+        # YAML file): drop the caller's so that the test alone decides the configuration.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(extra_env or {})
         self._stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
             self.cmd,
@@ -268,7 +271,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def loupe_node(loupe_bin_path, tmp_path, request):
-    """Factory: `loupe_node("report", settings={...}, config={...}, extra_args=[...])`.
+    """Factory: `loupe_node("report", settings={...}, config={...}, extra_args=[...], env={...})`.
 
     Starts `loupe serve` on 127.0.0.1:0, waits for the listening line and for
     health SERVING, and returns a `LoupeNode` (`.channel`, `.proc`, `.address`).
@@ -277,11 +280,17 @@ def loupe_node(loupe_bin_path, tmp_path, request):
     """
     nodes: list[LoupeNode] = []
 
-    def start(node_type: str, settings: dict | None = None, config: dict | None = None, extra_args=()):
+    def start(
+        node_type: str,
+        settings: dict | None = None,
+        config: dict | None = None,
+        extra_args=(),
+        env: dict | None = None,
+    ):
         cfg = dict(config or {})
         if settings is not None:
             cfg["settings"] = settings
-        node = LoupeNode(loupe_bin_path, node_type, tmp_path, cfg, extra_args)
+        node = LoupeNode(loupe_bin_path, node_type, tmp_path, cfg, extra_args, env)
         nodes.append(node)
         return node.start()
 

@@ -80,9 +80,7 @@ impl From<CaptureError> for NodeError {
             ),
             CaptureError::NotADirectory(_)
             | CaptureError::MoveToIsDirectory(_)
-            | CaptureError::Pattern(_) => {
-                NodeError::Settings(e.to_string())
-            }
+            | CaptureError::Pattern(_) => NodeError::Settings(e.to_string()),
             // The directory may come back (a remounted share): worth another pull later.
             CaptureError::Scan { .. } => NodeError::Unavailable(e.to_string()),
             other => NodeError::Other(other.to_string()),

@@ -155,14 +155,20 @@ pub fn read(entry: &Entry, limit: u64) -> ReadOutcome {
     }
     let mut content = Vec::with_capacity(sig.size.min(limit) as usize);
     // `take` bounds memory even if the file grows after the metadata check.
-    if let Err(e) = (&mut file).take(limit.saturating_add(1)).read_to_end(&mut content) {
+    if let Err(e) = (&mut file)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut content)
+    {
         return ReadOutcome::Failed(e);
     }
     if content.len() as u64 != sig.size {
-        let now = file.metadata().map(|m| Signature::of(&m)).unwrap_or(Signature {
-            size: content.len() as u64,
-            mtime: None,
-        });
+        let now = file
+            .metadata()
+            .map(|m| Signature::of(&m))
+            .unwrap_or(Signature {
+                size: content.len() as u64,
+                mtime: None,
+            });
         return ReadOutcome::Changed(now);
     }
     ReadOutcome::Read(Bytes::from(content))

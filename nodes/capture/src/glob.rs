@@ -182,6 +182,9 @@ mod tests {
     #[test]
     fn bad_patterns() {
         assert!(matches!(Glob::new("[ab"), Err(GlobError::UnclosedClass(_))));
-        assert!(matches!(Glob::new("ab\\"), Err(GlobError::TrailingEscape(_))));
+        assert!(matches!(
+            Glob::new("ab\\"),
+            Err(GlobError::TrailingEscape(_))
+        ));
     }
 }

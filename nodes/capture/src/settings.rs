@@ -250,8 +250,7 @@ mod tests {
     #[test]
     fn problems_are_located() {
         let s: CaptureSettings =
-            parse_settings(&json!({"directory": "in", "after": "move", "pattern": "[a"}))
-                .unwrap();
+            parse_settings(&json!({"directory": "in", "after": "move", "pattern": "[a"})).unwrap();
         let paths: Vec<_> = s.problems().into_iter().map(|p| p.path).collect();
         assert_eq!(paths, ["pattern", "move_to"]);
 
@@ -262,8 +261,8 @@ mod tests {
         let e = parse_settings::<CaptureSettings>(&json!({"directory": "in", "min_age": "soon"}))
             .unwrap_err();
         assert_eq!(e.path, "min_age");
-        let e = parse_settings::<CaptureSettings>(&json!({"directory": "in", "bogus": 1}))
-            .unwrap_err();
+        let e =
+            parse_settings::<CaptureSettings>(&json!({"directory": "in", "bogus": 1})).unwrap_err();
         assert_eq!(e.path, "bogus");
         let e = parse_settings::<CaptureSettings>(&json!({"after": "delete"})).unwrap_err();
         assert!(e.message.contains("directory"), "{e}");

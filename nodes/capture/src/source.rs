@@ -128,12 +128,12 @@ impl CaptureSource {
             Ok(_) => return Err(CaptureError::NotADirectory(root)),
             Err(source) => return Err(CaptureError::DirectoryMissing { path: root, source }),
         }
-        let root_canon = tokio::fs::canonicalize(&root)
-            .await
-            .map_err(|source| CaptureError::DirectoryMissing {
+        let root_canon = tokio::fs::canonicalize(&root).await.map_err(|source| {
+            CaptureError::DirectoryMissing {
                 path: root.clone(),
                 source,
-            })?;
+            }
+        })?;
 
         let (move_to, excluded) = match (settings.after, &settings.move_to) {
             (After::Move, Some(dir)) => {
@@ -253,7 +253,8 @@ impl CaptureSource {
         }
         st.seen = seen;
         // A changed file is a new version: it deserves a fresh look (and a fresh warning).
-        let current = |p: &PathBuf, sig: &mut Signature| st.seen.get(p).is_some_and(|s| s.sig == *sig);
+        let current =
+            |p: &PathBuf, sig: &mut Signature| st.seen.get(p).is_some_and(|s| s.sig == *sig);
         st.warned.retain(current);
         st.stuck.retain(current);
 

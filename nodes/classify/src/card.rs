@@ -270,10 +270,7 @@ impl InputSpec {
             ));
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
-            problems.push(format!(
-                "input.scale must be positive, got {}",
-                self.scale
-            ));
+            problems.push(format!("input.scale must be positive, got {}", self.scale));
         }
         if self.mean.len() != channels {
             problems.push(format!(
@@ -401,13 +398,11 @@ fn number_or_fraction<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32,
     }
     match Raw::deserialize(deserializer)? {
         Raw::Number(n) => Ok(n as f32),
-        Raw::Text(text) => parse_fraction(&text)
-            .map(|v| v as f32)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "expected a number or a fraction like 1/255, got {text:?}"
-                ))
-            }),
+        Raw::Text(text) => parse_fraction(&text).map(|v| v as f32).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected a number or a fraction like 1/255, got {text:?}"
+            ))
+        }),
     }
 }
 
@@ -507,7 +502,10 @@ threshold: 0.5
         let all = problems.join("\n");
         assert!(all.contains("fixed and positive"), "{all}");
         assert!(all.contains("color_order"), "{all}");
-        assert!(all.contains("input.std needs one value per channel"), "{all}");
+        assert!(
+            all.contains("input.std needs one value per channel"),
+            "{all}"
+        );
         assert!(all.contains("non-zero"), "{all}");
         assert!(all.contains("more than once"), "{all}");
         assert!(all.contains("threshold"), "{all}");

@@ -79,7 +79,10 @@ impl Classifier {
     ///
     /// `intra_threads` is the number of threads one inference may use (`0`: ONNX Runtime
     /// decides). Blocking: call it off the async runtime.
-    pub fn load(dir: impl AsRef<Path>, intra_threads: usize) -> Result<Classifier, ClassifierError> {
+    pub fn load(
+        dir: impl AsRef<Path>,
+        intra_threads: usize,
+    ) -> Result<Classifier, ClassifierError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(ClassifierError::MissingDir {
@@ -116,7 +119,9 @@ impl Classifier {
             .copied()
             .enumerate()
             // Ties go to the first label, as numpy's argmax does.
-            .fold((0, f32::NEG_INFINITY), |best, (i, p)| if p > best.1 { (i, p) } else { best });
+            .fold((0, f32::NEG_INFINITY), |best, (i, p)| {
+                if p > best.1 { (i, p) } else { best }
+            });
         Ok(Prediction {
             index,
             label: self.card.labels[index].clone(),
@@ -210,13 +215,13 @@ fn check_contract(card: &ModelCard, session: &Session) -> Result<(), ClassifierE
             names(session.inputs())
         )));
     }
-    if let Some(graph_shape) = input.dtype().tensor_shape() {
-        if !compatible(graph_shape, &card.input.shape) {
-            return Err(mismatch(format!(
-                "input {:?} has shape {graph_shape} in the graph but {:?} in the card",
-                card.input.name, card.input.shape
-            )));
-        }
+    if let Some(graph_shape) = input.dtype().tensor_shape()
+        && !compatible(graph_shape, &card.input.shape)
+    {
+        return Err(mismatch(format!(
+            "input {:?} has shape {graph_shape} in the graph but {:?} in the card",
+            card.input.name, card.input.shape
+        )));
     }
     if input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
         return Err(mismatch(format!(
@@ -237,14 +242,15 @@ fn check_contract(card: &ModelCard, session: &Session) -> Result<(), ClassifierE
                 names(session.outputs())
             ))
         })?;
-    if let Some(&classes) = output.dtype().tensor_shape().and_then(|s| s.last()) {
-        if classes >= 0 && classes as usize != card.labels.len() {
-            return Err(mismatch(format!(
-                "output {:?} has {classes} classes in the graph but the card has {} labels",
-                card.output.name,
-                card.labels.len()
-            )));
-        }
+    if let Some(&classes) = output.dtype().tensor_shape().and_then(|s| s.last())
+        && classes >= 0
+        && classes as usize != card.labels.len()
+    {
+        return Err(mismatch(format!(
+            "output {:?} has {classes} classes in the graph but the card has {} labels",
+            card.output.name,
+            card.labels.len()
+        )));
     }
     Ok(())
 }

@@ -37,8 +37,18 @@ pub fn to_tensor(image: &DynamicImage, input: &InputSpec) -> Array4<f32> {
         Layout::Nhwc => (1, height, width, input.color_order.channels()),
     });
     match input.color_order {
-        ColorOrder::Rgb => fill(&mut tensor, &resized(image.to_rgb8(), input), input, [0, 1, 2]),
-        ColorOrder::Bgr => fill(&mut tensor, &resized(image.to_rgb8(), input), input, [2, 1, 0]),
+        ColorOrder::Rgb => fill(
+            &mut tensor,
+            &resized(image.to_rgb8(), input),
+            input,
+            [0, 1, 2],
+        ),
+        ColorOrder::Bgr => fill(
+            &mut tensor,
+            &resized(image.to_rgb8(), input),
+            input,
+            [2, 1, 0],
+        ),
         ColorOrder::Gray => fill(&mut tensor, &resized(image.to_luma8(), input), input, [0]),
     }
     tensor
@@ -163,8 +173,16 @@ mod tests {
         let big = DynamicImage::ImageRgb8(RgbImage::from_pixel(100, 37, Rgb([255, 0, 0])));
         let t = to_tensor(&big, &input);
         assert_eq!(t.shape(), &[1, 3, 4, 6]);
-        assert!(t.index_axis(ndarray::Axis(1), 0).iter().all(|v| close(*v, 1.0)));
-        assert!(t.index_axis(ndarray::Axis(1), 1).iter().all(|v| close(*v, 0.0)));
+        assert!(
+            t.index_axis(ndarray::Axis(1), 0)
+                .iter()
+                .all(|v| close(*v, 1.0))
+        );
+        assert!(
+            t.index_axis(ndarray::Axis(1), 1)
+                .iter()
+                .all(|v| close(*v, 0.0))
+        );
     }
 
     #[test]

@@ -912,6 +912,14 @@ mod tests {
         assert!(!q.is_full());
     }
 
+    /// Fails a test that would otherwise hang on a lost wake-up. Generous on purpose: a guard
+    /// against deadlock, not an assertion on speed.
+    async fn no_hang<T>(f: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(60), f)
+            .await
+            .expect("hung: lost wake-up?")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn back_pressure_bounds_fast_producers() {
         const THRESHOLD: usize = 8;
@@ -940,9 +948,12 @@ mod tests {
 
         // Before consuming, let the producers run into the threshold: the queue must fill
         // to exactly THRESHOLD and stay there while nobody pops.
-        while !q.is_full() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        no_hang(async {
+            while !q.is_full() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
         for _ in 0..20 {
             tokio::task::yield_now().await;
             assert_eq!(q.len(), THRESHOLD, "a producer pushed past the threshold");
@@ -962,11 +973,11 @@ mod tests {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
-                None => notified.await,
+                None => no_hang(notified).await,
             }
         }
         for p in producers {
-            p.await.unwrap();
+            no_hang(p).await.unwrap();
         }
         assert!(q.is_empty());
         assert!(q.try_pop().item.is_none());
@@ -996,7 +1007,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         assert_eq!(q.try_pop().item.unwrap().flow_file.uuid, "a");
-        waiter.await.unwrap();
+        no_hang(waiter).await.unwrap();
         assert_eq!(drain(&q), ["b"]);
     }
 

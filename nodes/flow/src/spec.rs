@@ -105,8 +105,8 @@ pub struct NodeSpec<'a> {
     pub id: Option<Spanned<String>>,
     /// `type`, when it is a string.
     pub node_type: Option<Spanned<String>>,
-    /// `settings`, when given as a mapping (`None` when absent or null).
-    pub settings: Option<&'a Marked>,
+    /// `settings` as written.
+    pub settings: Settings<'a>,
     /// `endpoint` or `endpoints` (empty: in-process).
     pub endpoints: Vec<String>,
     /// True when `endpoint` or `endpoints` was given (even if invalid).
@@ -117,6 +117,17 @@ pub struct NodeSpec<'a> {
     pub auto_terminate: Vec<Spanned<String>>,
     /// `retry`, defaults applied.
     pub retry: RetryPolicy,
+}
+
+/// A node's `settings` as written.
+#[derive(Debug, Clone, Copy)]
+pub enum Settings<'a> {
+    /// Not given (or null).
+    Absent,
+    /// A mapping.
+    Given(&'a Marked),
+    /// Something else (already reported).
+    Invalid,
 }
 
 /// The `from` of a connection: `node.relationship`.
@@ -263,11 +274,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// `, did you mean `x`?` or nothing.
+/// ` (did you mean `x`?)` or nothing.
 pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> String {
     suggest(word, candidates)
-        .map(|s| format!("; did you mean `{s}`?"))
+        .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default()
+}
+
+/// The value of an optional key (null counts as absent).
+fn optional<'m>(map: &'m Marked, key: &str) -> Option<&'m Marked> {
+    map.get(key).filter(|v| !v.is_null())
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -316,7 +332,7 @@ impl Reader {
                 Some(k) => {
                     let hint = did_you_mean(k, allowed.iter().copied());
                     let message =
-                        format!("unknown key `{k}`{hint} (allowed: {})", allowed.join(", "));
+                        format!("unknown key `{k}`{hint}; allowed keys: {}", allowed.join(", "));
                     self.problem(key, &join(path, k), message);
                 }
                 None => {
@@ -326,11 +342,6 @@ impl Reader {
             }
         }
         Some(node)
-    }
-
-    /// The value of an optional key (null counts as absent).
-    fn optional<'m>(&mut self, map: &'m Marked, key: &str) -> Option<&'m Marked> {
-        map.get(key).filter(|v| !v.is_null())
     }
 
     /// The value of a required key, or a problem located at the mapping.
@@ -479,7 +490,7 @@ impl Reader {
                 }
             }
         }
-        if let Some(connections) = self.optional(map, "connections") {
+        if let Some(connections) = optional(map, "connections") {
             for (i, item) in self.list(connections, "connections").iter().enumerate() {
                 if let Some(c) = self.connection(item, &format!("connections[{i}]")) {
                     flow.connections.push(c);
@@ -490,7 +501,7 @@ impl Reader {
     }
 
     fn optional_text(&mut self, map: &Marked, key: &str) -> Option<String> {
-        let value = self.optional(map, key)?;
+        let value = optional(map, key)?;
         self.non_empty_string(value, key).map(|s| s.value)
     }
 
@@ -502,7 +513,7 @@ impl Reader {
             .and_then(|t| self.non_empty_string(t, &join(path, "type")));
         let settings = self.settings(map, path);
         let (endpoints, remote) = self.endpoints(map, path);
-        let concurrency = self.optional(map, "concurrency").map_or(Some(1), |c| {
+        let concurrency = optional(map, "concurrency").map_or(Some(1), |c| {
             let max = u64::from(u16::MAX);
             self.integer(c, &join(path, "concurrency"), 1, max)
         });
@@ -539,19 +550,21 @@ impl Reader {
         Some(id)
     }
 
-    fn settings<'a>(&mut self, map: &'a Marked, path: &str) -> Option<&'a Marked> {
-        let settings = self.optional(map, "settings")?;
+    fn settings<'a>(&mut self, map: &'a Marked, path: &str) -> Settings<'a> {
+        let Some(settings) = optional(map, "settings") else {
+            return Settings::Absent;
+        };
         if settings.as_map().is_none() {
             self.expected(settings, &join(path, "settings"), "a mapping");
-            return None;
+            return Settings::Invalid;
         }
-        Some(settings)
+        Settings::Given(settings)
     }
 
     /// `endpoint` / `endpoints`: the valid URLs, and whether either key was given.
     fn endpoints(&mut self, map: &Marked, path: &str) -> (Vec<String>, bool) {
-        let one = self.optional(map, "endpoint");
-        let many = self.optional(map, "endpoints");
+        let one = optional(map, "endpoint");
+        let many = optional(map, "endpoints");
         if let (Some(_), Some(m)) = (one, many) {
             let message = "give either `endpoint` or `endpoints`, not both";
             self.problem(m, &join(path, "endpoints"), message);
@@ -590,7 +603,7 @@ impl Reader {
     }
 
     fn auto_terminate(&mut self, map: &Marked, path: &str) -> Vec<Spanned<String>> {
-        let Some(list) = self.optional(map, "auto_terminate") else {
+        let Some(list) = optional(map, "auto_terminate") else {
             return Vec::new();
         };
         let list_path = join(path, "auto_terminate");
@@ -612,25 +625,25 @@ impl Reader {
 
     fn retry(&mut self, map: &Marked, path: &str) -> RetryPolicy {
         let mut retry = RetryPolicy::default();
-        let Some(node) = self.optional(map, "retry") else {
+        let Some(node) = optional(map, "retry") else {
             return retry;
         };
         let path = join(path, "retry");
         let Some(node) = self.mapping(node, &path, RETRY_KEYS) else {
             return retry;
         };
-        if let Some(v) = self.optional(node, "max_attempts") {
+        if let Some(v) = optional(node, "max_attempts") {
             let max = u64::from(u32::MAX);
             let attempts = self.integer(v, &join(&path, "max_attempts"), 1, max);
             if let Some(a) = attempts.and_then(|a| u32::try_from(a).ok()) {
                 retry.max_attempts = a;
             }
         }
-        let initial = self.optional(node, "initial_backoff");
+        let initial = optional(node, "initial_backoff");
         if let Some(d) = initial.and_then(|v| self.duration(v, &join(&path, "initial_backoff"))) {
             retry.initial_backoff = d;
         }
-        let max = self.optional(node, "max_backoff");
+        let max = optional(node, "max_backoff");
         if let Some(d) = max.and_then(|v| self.duration(v, &join(&path, "max_backoff"))) {
             retry.max_backoff = d;
         }
@@ -653,12 +666,10 @@ impl Reader {
             .and_then(|t| self.non_empty_string(t, &join(path, "to")));
         let prioritizer = self.prioritizer(map, path);
         let (objects, bytes) = self.back_pressure(map, path);
-        let expiration = self
-            .optional(map, "expiration")
+        let expiration = optional(map, "expiration")
             .and_then(|e| self.duration(e, &join(path, "expiration")))
             .filter(|d| !d.is_zero());
-        let allow_cycle = self
-            .optional(map, "allow_cycle")
+        let allow_cycle = optional(map, "allow_cycle")
             .and_then(|a| self.boolean(a, &join(path, "allow_cycle")))
             .unwrap_or(false);
         Some(ConnectionSpec {
@@ -697,7 +708,7 @@ impl Reader {
     }
 
     fn prioritizer(&mut self, map: &Marked, path: &str) -> Prioritizer {
-        let Some(node) = self.optional(map, "prioritizer") else {
+        let Some(node) = optional(map, "prioritizer") else {
             return Prioritizer::default();
         };
         let p_path = join(path, "prioritizer");
@@ -707,7 +718,7 @@ impl Reader {
         parse_prioritizer(&name.value).unwrap_or_else(|| {
             let hint = did_you_mean(&name.value, PRIORITIZERS.iter().copied());
             let message = format!(
-                "unknown prioritizer `{}`{hint} (one of: {})",
+                "unknown prioritizer `{}`{hint}; one of: {}",
                 name.value,
                 PRIORITIZERS.join(", ")
             );
@@ -718,20 +729,18 @@ impl Reader {
 
     fn back_pressure(&mut self, map: &Marked, path: &str) -> (usize, u64) {
         let defaults = (DEFAULT_BACK_PRESSURE_OBJECTS, DEFAULT_BACK_PRESSURE_BYTES);
-        let Some(node) = self.optional(map, "back_pressure") else {
+        let Some(node) = optional(map, "back_pressure") else {
             return defaults;
         };
         let path = join(path, "back_pressure");
         let Some(node) = self.mapping(node, &path, BACK_PRESSURE_KEYS) else {
             return defaults;
         };
-        let objects = self
-            .optional(node, "objects")
+        let objects = optional(node, "objects")
             .and_then(|o| self.integer(o, &join(&path, "objects"), 1, u64::MAX))
             .and_then(|o| usize::try_from(o).ok())
             .unwrap_or(defaults.0);
-        let bytes = self
-            .optional(node, "bytes")
+        let bytes = optional(node, "bytes")
             .and_then(|b| self.bytes(b, &join(&path, "bytes")))
             .unwrap_or(defaults.1);
         (objects, bytes)
@@ -757,8 +766,10 @@ mod tests {
         assert!(parse_bytes("1 XB").is_err());
         assert!(parse_bytes("MB").is_err());
         assert!(parse_bytes("-1 MB").is_err());
+        assert_eq!(parse_bytes("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_bytes("18446744073709551616").is_err());
         assert!(parse_bytes("1.2.3 MB").is_err());
-        assert!(parse_bytes("100000 TB").is_err());
+        assert!(parse_bytes("100000000 TB").is_err());
     }
 
     #[test]
@@ -823,9 +834,9 @@ connections:
             paths,
             vec![
                 (7, "nodes[0].colour"),
-                (4, "nodes[0].concurrency"),
                 (6, "nodes[0].endpoints"),
                 (6, "nodes[0].endpoints[0]"),
+                (4, "nodes[0].concurrency"),
                 (8, "nodes[0].retry"),
                 (9, "nodes[1]"),
                 (11, "connections[0].from"),
@@ -847,6 +858,7 @@ connections:
             found[5].2
         );
         assert!(found[8].2.contains("at least 1"), "{}", found[8].2);
+        assert!(found[3].2.contains("at least 1"), "{}", found[3].2);
     }
 
     #[test]

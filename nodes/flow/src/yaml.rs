@@ -896,9 +896,10 @@ mod tests {
         let r = root("s:\n  a: 1\n  inner:\n    b: [10, {c: 2}]\n");
         let s = r.get("s").expect("s");
         assert_eq!(s.locate("a").position(), (2, 3));
-        assert_eq!(s.locate("inner.b").position(), (4, 10));
-        assert_eq!(s.locate("inner.b[0]").position(), (4, 10));
-        assert_eq!(s.locate("inner.b[1].c").position(), (4, 19));
+        assert_eq!(s.locate("inner").position(), (3, 3));
+        assert_eq!(s.locate("inner.b").position(), (4, 5));
+        assert_eq!(s.locate("inner.b[0]").position(), (4, 9));
+        assert_eq!(s.locate("inner.b[1].c").position(), (4, 14));
         assert_eq!(s.locate("inner.zzz").position(), (4, 5));
         assert_eq!(s.locate("").position(), (2, 3));
         assert_eq!(s.locate("?.a").position(), (2, 3));

@@ -1,1 +1,109 @@
-//! The `report` node (being written).
+//! # loupe-report
+//!
+//! The `report` node: the end of a flow. For now it appends one JSON line per FlowFile to a
+//! file:
+//!
+//! ```json
+//! {"uuid":"…","time_ms":1700000000000,"attributes":{"a":"1","b":"2"},"size":1234}
+//! ```
+//!
+//! - `attributes` are sorted by name; `size` (content bytes) is left out when
+//!   `include_content_size` is false; `time_ms` is when the record was written.
+//! - Each record is appended and flushed on its own, under a lock: records never
+//!   interleave, and a record is in the file (as far as the OS is concerned) before the
+//!   FlowFile is reported done. The file is synced to disk when the node stops.
+//! - **Idempotent** (default): a FlowFile whose uuid is already in the file is not written
+//!   again, including across restarts (the existing uuids are read at start). This is what
+//!   turns the flow's at-least-once delivery into one record per FlowFile.
+//! - On success nothing is output. If writing fails, the SDK routes the FlowFile to
+//!   `failure` with `error.kind`/`error.message`; a torn partial line is never glued to the
+//!   next record.
+
+mod error;
+mod settings;
+mod sink;
+
+use async_trait::async_trait;
+use loupe_sdk::{
+    BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
+    Processor, Relationship, SettingsError,
+};
+
+pub use error::ReportError;
+pub use settings::ReportSettings;
+pub use sink::{JsonLinesSink, Written};
+
+/// The `report` node type (register it with `Registry::with::<Report>()`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Report;
+
+#[async_trait]
+impl NodeKind for Report {
+    const TYPE: &'static str = "report";
+    type Settings = ReportSettings;
+
+    fn relationships(_settings: &ReportSettings) -> Vec<Relationship> {
+        // No `success`: a report is where a flow ends.
+        vec![Relationship::new(
+            loupe_sdk::FAILURE,
+            "Writing the record failed: `error.kind` and `error.message` say why; content untouched",
+        )]
+    }
+
+    fn validate(settings: &ReportSettings) -> Vec<SettingsError> {
+        settings.problems()
+    }
+
+    async fn build(settings: ReportSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
+        let description = NodeDescription {
+            node_type: Self::TYPE.to_string(),
+            version: loupe_sdk::VERSION.to_string(),
+            relationships: Self::relationships(&settings),
+            settings_schema: serde_json::to_string(&schemars::schema_for!(ReportSettings))
+                .unwrap_or_default(),
+            readiness: 0,
+            is_source: false,
+            max_message_bytes: ctx.max_message_bytes as u64,
+        };
+        let sink = JsonLinesSink::open(
+            ctx.resolve(&settings.path),
+            settings.include_content_size,
+            settings.idempotent,
+        )
+        .await?;
+        Ok(Node::processor(ReportProcessor { description, sink }))
+    }
+}
+
+/// A built `report` node.
+#[derive(Debug)]
+pub struct ReportProcessor {
+    description: NodeDescription,
+    sink: JsonLinesSink,
+}
+
+impl ReportProcessor {
+    /// The sink records go to.
+    pub fn sink(&self) -> &JsonLinesSink {
+        &self.sink
+    }
+}
+
+#[async_trait]
+impl Processor for ReportProcessor {
+    fn describe(&self) -> NodeDescription {
+        self.description.clone()
+    }
+
+    /// Writes one record; outputs nothing (a duplicate is not written, and is not an error).
+    async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
+        self.sink.write(flow_file).await?;
+        Ok(Vec::new())
+    }
+
+    async fn stop(&self) {
+        if let Err(e) = self.sink.sync().await {
+            tracing::warn!(error = %e, "could not sync the report on stop");
+        }
+    }
+}

@@ -108,7 +108,9 @@ pub fn init_from(path: impl AsRef<Path>) -> Result<(), OnnxError> {
         message: e.to_string(),
     })?;
 
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INIT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if ENVIRONMENT.get().is_some() {
         return Ok(());
     }

@@ -1,0 +1,112 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Loupe: camera-based visual inspection with swappable deep-learning re-checks.
+#[derive(Debug, Parser)]
+#[command(name = "loupe", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a flow file and print every error with its place in the file.
+    Validate {
+        /// Flow files (YAML).
+        #[arg(required = true)]
+        flows: Vec<PathBuf>,
+    },
+    /// Run a flow: host its in-process nodes, connect its remote ones, move FlowFiles.
+    Run {
+        /// The flow file.
+        flow: PathBuf,
+        /// Stop when every source is exhausted and every queue is empty.
+        #[arg(long)]
+        once: bool,
+        /// Append provenance events (JSON lines) to this file.
+        #[arg(long)]
+        provenance: Option<PathBuf>,
+        /// Write the run summary as JSON to this file.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+        /// Progress display.
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
+        /// Seconds between plain progress lines (when not on a terminal).
+        #[arg(long, default_value_t = 10)]
+        progress_interval: u64,
+        /// Seconds to wait for remote nodes at start.
+        #[arg(long, default_value_t = 10)]
+        connect_timeout: u64,
+    },
+    /// Serve one node type as its own gRPC process.
+    Serve {
+        /// Node type (`capture`, `classify`, `report`, ...).
+        node_type: String,
+        /// YAML configuration file (`listen`, `max_message_bytes`, `settings`, ...).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides the configuration); port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Override a configuration key, e.g. `--set settings.path=/tmp/r.jsonl`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Print a running node's description (type, version, relationships, settings schema).
+    Describe {
+        /// The node's address, `host:port` or `http://host:port`.
+        endpoint: String,
+    },
+    /// Send stdin as one FlowFile to a node; write the output content to stdout.
+    ///
+    /// The relationship and attributes go to stderr as one JSON line (or to
+    /// `--attributes-out`). Exit 0 on success, 2 when the node routed to `failure`
+    /// (the reason on stderr), 3 when the node could not be reached.
+    Call {
+        /// The node's address.
+        endpoint: String,
+        /// An attribute of the FlowFile sent, `key=value` (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+        /// Write the outputs' relationships and attributes as JSON to this file.
+        #[arg(long)]
+        attributes_out: Option<PathBuf>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Run the demo: generate a camera folder and run `flows/demo.yaml` over it.
+    Demo {
+        /// How many images to generate.
+        #[arg(long, default_value_t = 300)]
+        images: usize,
+        /// The flow to run.
+        #[arg(long, default_value = "flows/demo.yaml")]
+        flow: PathBuf,
+    },
+    /// Install the ONNX Runtime library into `.venv` (from the package index) if missing.
+    Setup,
+    /// Print the settings schema of a node type (JSON Schema).
+    Schema {
+        /// Node type.
+        node_type: String,
+    },
+}
+
+/// Progress display.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Progress {
+    /// A live line on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines.
+    Lines,
+    /// Nothing.
+    Off,
+}

@@ -1,0 +1,85 @@
+//! `loupe call ENDPOINT`: a thin client, one FlowFile from stdin.
+//!
+//! NiFi's ExecuteStreamCommand starts one process per FlowFile, so this must start fast and
+//! must never load a model itself: the model stays loaded in the long-running node.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use loupe_sdk::client::{ClientOptions, RemoteNode};
+use loupe_sdk::{FlowFile, Processor, attr};
+
+/// Exit code when the node routed the FlowFile to `failure`.
+const EXIT_FAILURE_RELATIONSHIP: u8 = 2;
+/// Exit code when the node could not be reached or refused the call.
+const EXIT_TRANSPORT: u8 = 3;
+
+/// Sends stdin as one FlowFile and writes the outputs.
+pub async fn call(
+    endpoint: &str,
+    attrs: &[String],
+    attributes_out: Option<&Path>,
+    timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    let mut attributes = HashMap::new();
+    for a in attrs {
+        let (k, v) = a
+            .split_once('=')
+            .with_context(|| format!("--attr expects key=value, got `{a}`"))?;
+        attributes.insert(k.to_string(), v.to_string());
+    }
+    let mut content = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut content)
+        .context("cannot read stdin")?;
+    let flow_file = FlowFile::create(content, attributes);
+    let options = ClientOptions {
+        request_timeout: Duration::from_secs(timeout),
+        ..Default::default()
+    };
+    let node = RemoteNode::connect_unchecked(&[endpoint.to_string()], &options)?;
+    let outputs = match node.process(flow_file).await {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            eprintln!("loupe call: {e}");
+            return Ok(ExitCode::from(EXIT_TRANSPORT));
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut described = Vec::with_capacity(outputs.len());
+    let mut failed = None;
+    for out in &outputs {
+        let Some(ff) = out.flow_file() else { continue };
+        stdout.write_all(&ff.content)?;
+        let sorted: std::collections::BTreeMap<_, _> = ff.attributes.iter().collect();
+        described.push(serde_json::json!({
+            "relationship": out.relationship,
+            "uuid": ff.uuid,
+            "size": ff.content.len(),
+            "attributes": sorted,
+        }));
+        if out.relationship == loupe_sdk::FAILURE {
+            failed = Some(
+                ff.attr(attr::ERROR_MESSAGE)
+                    .unwrap_or("routed to failure")
+                    .to_string(),
+            );
+        }
+    }
+    stdout.flush()?;
+    let json = serde_json::to_string(&serde_json::json!({ "outputs": described }))?;
+    match attributes_out {
+        Some(path) => std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => eprintln!("{json}"),
+    }
+    if let Some(reason) = failed {
+        eprintln!("loupe call: failure: {reason}");
+        return Ok(ExitCode::from(EXIT_FAILURE_RELATIONSHIP));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,51 @@
+//! `loupe serve NODE_TYPE`: one node as its own gRPC process.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use loupe_sdk::BuildContext;
+use loupe_sdk::server::{ServeOptions, serve as serve_node, shutdown_signal};
+
+/// Loads the layered configuration, builds the node, serves it until SIGTERM/SIGINT.
+pub async fn serve(
+    node_type: &str,
+    config: Option<&Path>,
+    listen: Option<&str>,
+    overrides: &[String],
+) -> anyhow::Result<ExitCode> {
+    let _telemetry = loupe_sdk::telemetry::init(&format!("loupe-{node_type}"), "info");
+    let registry = crate::nodes::registry();
+    let factory = registry.get(node_type).with_context(|| {
+        format!(
+            "unknown node type `{node_type}` (known: {})",
+            registry.types().join(", ")
+        )
+    })?;
+    let cfg = loupe_sdk::config::load(config, listen, overrides)?;
+    let options = ServeOptions::from_config(&cfg, node_type);
+    let base_dir = match config.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::env::current_dir()?,
+    };
+    let ctx = BuildContext {
+        node_id: options.node_id.clone(),
+        base_dir,
+        max_message_bytes: cfg.max_message_bytes,
+    };
+    let node = factory
+        .build(&cfg.settings, &ctx)
+        .await
+        .with_context(|| format!("cannot build the `{node_type}` node"))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // One machine-readable line on stdout: scripts and tests read the port from it.
+    println!("listening on {addr}");
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, node_type, "serving");
+    serve_node(node, options, listener, shutdown_signal(), Vec::new()).await?;
+    Ok(ExitCode::SUCCESS)
+}
