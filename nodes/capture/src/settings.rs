@@ -73,6 +73,14 @@ pub struct CaptureSettings {
     #[serde(default)]
     pub order: Order,
 
+    /// An offer not acknowledged within this time is taken as lost (say, a pull reply that
+    /// never reached a remote runner) and its file is offered again under a new delivery
+    /// id; a late acknowledgement of the old id is ignored. Without this a lost reply would
+    /// hold its file (and a batch) until the node restarts. Humantime; keep it well above
+    /// the time the runner needs to enqueue and acknowledge.
+    #[serde(default = "default_redeliver_after")]
+    pub redeliver_after: HumanDuration,
+
     /// Most files offered and not yet acknowledged at once; pulls offer nothing more until
     /// acknowledgements come in. Bounds the node's bookkeeping, not a tuning knob.
     #[serde(default = "default_max_in_flight")]
@@ -165,6 +173,10 @@ fn default_poll_interval() -> HumanDuration {
     HumanDuration(Duration::from_millis(250))
 }
 
+fn default_redeliver_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
+}
+
 fn default_max_file_bytes() -> u64 {
     64 * 1024 * 1024
 }
@@ -210,6 +222,12 @@ impl CaptureSettings {
                 "must be greater than zero",
             ));
         }
+        if self.redeliver_after.get().is_zero() {
+            problems.push(SettingsError::new(
+                "redeliver_after",
+                "must be greater than zero",
+            ));
+        }
         if self.max_file_bytes == 0 {
             problems.push(SettingsError::new(
                 "max_file_bytes",
@@ -241,6 +259,7 @@ mod tests {
         assert_eq!(s.after, After::Delete);
         assert_eq!(s.min_age.get(), Duration::from_millis(500));
         assert_eq!(s.poll_interval.get(), Duration::from_millis(250));
+        assert_eq!(s.redeliver_after.get(), Duration::from_secs(600));
         assert_eq!(s.max_file_bytes, 64 * 1024 * 1024);
         assert_eq!(s.order, Order::Name);
         assert!(!s.batch);

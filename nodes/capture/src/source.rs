@@ -9,7 +9,8 @@
 //! - `seen`: every matching file present at the last scan, with its signature (size +
 //!   mtime) and since when that signature is unchanged; a file is ready once unchanged for
 //!   `min_age`. Rebuilt from each scan, so it never outgrows the directory.
-//! - `in_flight`: offered and not yet acknowledged; never offered again meanwhile.
+//! - `in_flight`: offered and not yet acknowledged; never offered again meanwhile (unless
+//!   unacknowledged for `redeliver_after`: then the offer is taken as lost).
 //! - `warned`: files a warning was logged for (unreadable, could not be rejected) with the
 //!   signature warned about, so a poll loop does not repeat it; they are retried, but after
 //!   the healthy files, and do not keep a batch from finishing.
@@ -49,6 +50,7 @@ struct Config {
     min_age: Duration,
     batch: bool,
     poll_interval: Duration,
+    redeliver_after: Duration,
     /// Effective size limit: `max_file_bytes`, capped by the node's largest message.
     limit: u64,
     order: Order,
@@ -68,6 +70,7 @@ struct InFlight {
     path: PathBuf,
     rel: PathBuf,
     sig: Signature,
+    offered_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -175,6 +178,7 @@ impl CaptureSource {
             min_age: settings.min_age.get(),
             batch: settings.batch,
             poll_interval: settings.poll_interval.get(),
+            redeliver_after: settings.redeliver_after.get(),
             limit,
             order: settings.order,
             max_in_flight: settings.max_in_flight,
@@ -240,6 +244,19 @@ impl CaptureSource {
                     "cannot list subdirectory; its files are not captured");
             }
         }
+
+        // Offers unacknowledged for too long were lost on the way: offer their files again.
+        let redeliver_after = self.cfg.redeliver_after;
+        let in_flight_paths = &mut st.in_flight_paths;
+        st.in_flight.retain(|id, f| {
+            if now.saturating_duration_since(f.offered_at) < redeliver_after {
+                return true;
+            }
+            tracing::warn!(delivery_id = %id, file = %f.path.display(),
+                "offer not acknowledged within redeliver_after; offering the file again");
+            in_flight_paths.remove(&f.path);
+            false
+        });
 
         // Rebuild `seen` from this scan: vanished files drop out, changed ones restart
         // their clock.
@@ -342,6 +359,7 @@ impl CaptureSource {
                             path: f.path,
                             rel: f.rel,
                             sig: f.sig,
+                            offered_at: now,
                         },
                     );
                     offers.push(Offer {

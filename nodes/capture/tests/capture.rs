@@ -347,6 +347,24 @@ async fn unacknowledged_files_are_offered_again_after_a_crash() {
 }
 
 #[tokio::test]
+async fn an_offer_never_acknowledged_is_offered_again_after_redeliver_after() {
+    let (_tmp, dir) = tmp();
+    write(&dir.join("a.jpg"), b"a");
+    let src = source(&dir, json!({"redeliver_after": "50ms", "batch": true})).await;
+    let lost = pull_some(&src, 10).await.offers;
+    // The reply "never arrived": no ack. Eventually the file comes back, under a new id.
+    let again = pull_some(&src, 10).await.offers;
+    assert_eq!(names(&again), ["a.jpg"]);
+    assert_ne!(again[0].delivery_id, lost[0].delivery_id);
+    // A late ack of the lost offer changes nothing; the new one settles the file.
+    src.ack(ids(&lost), vec![]).await.unwrap();
+    assert!(dir.join("a.jpg").exists());
+    src.ack(ids(&again), vec![]).await.unwrap();
+    assert!(!dir.join("a.jpg").exists());
+    assert!(pull_now(&src, 10).await.exhausted);
+}
+
+#[tokio::test]
 async fn oversize_files_are_moved_aside_with_a_reason() {
     let (_tmp, dir) = tmp();
     write(&dir.join("small.jpg"), b"12345");

@@ -134,20 +134,29 @@ struct NodeInfo {
 struct Edge {
     /// Index into `FlowSpec::connections`.
     connection: usize,
+    /// Source node index.
     from: usize,
+    /// Relationship of the source node.
     relationship: String,
+    /// Destination node index.
     to: usize,
 }
 
 /// The checked flow, ready to build when there were no errors.
 struct Checked {
+    /// One per `FlowSpec::nodes` item.
     nodes: Vec<NodeInfo>,
+    /// The resolved connections, in file order.
     edges: Vec<Edge>,
 }
 
+/// Runs the checks, collecting errors.
 struct Compiler<'r> {
+    /// The file named in errors.
     file: PathBuf,
+    /// Known node types.
     registry: &'r Registry,
+    /// Everything found so far.
     errors: Vec<FlowError>,
 }
 
@@ -532,11 +541,11 @@ fn find_cycles(adjacency: &[Vec<usize>]) -> CycleSearch {
     let mut cycles = Vec::new();
     let mut budget = CYCLE_SEARCH_STEPS;
     for &start in &remaining {
-        let reaches = reaching(start, adjacency, &alive, &mut budget);
-        cycles_through(start, adjacency, &reaches, &mut budget, &mut cycles);
         if budget == 0 || cycles.len() >= MAX_CYCLES {
             break;
         }
+        let reaches = reaching(start, adjacency, &alive, &mut budget);
+        cycles_through(start, adjacency, &reaches, &mut budget, &mut cycles);
     }
     CycleSearch { cycles, remaining }
 }
@@ -586,6 +595,7 @@ fn reaching(
     budget: &mut usize,
 ) -> Vec<bool> {
     let n = adjacency.len();
+    *budget = budget.saturating_sub(n);
     let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (from, targets) in adjacency.iter().enumerate() {
         if from >= start && alive[from] {

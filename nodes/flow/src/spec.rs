@@ -256,22 +256,29 @@ pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) ->
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance.
+/// Edit distance counting insertions, deletions, substitutions and swaps of adjacent
+/// characters (optimal string alignment).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
+    // Three rows: two back, one back, current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut current = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
         }
+        before = std::mem::replace(&mut previous, current);
     }
-    row[b.len()]
+    previous[b.len()]
 }
 
 /// ` (did you mean `x`?)` or nothing.
@@ -331,8 +338,10 @@ impl Reader {
                 Some(k) if allowed.contains(&k) => {}
                 Some(k) => {
                     let hint = did_you_mean(k, allowed.iter().copied());
-                    let message =
-                        format!("unknown key `{k}`{hint}; allowed keys: {}", allowed.join(", "));
+                    let message = format!(
+                        "unknown key `{k}`{hint}; allowed keys: {}",
+                        allowed.join(", ")
+                    );
                     self.problem(key, &join(path, k), message);
                 }
                 None => {
@@ -789,6 +798,10 @@ mod tests {
             Some("connections")
         );
         assert_eq!(suggest("zzz", ["success"]), None);
+        assert_eq!(suggest("snik", ["sink", "src"]), Some("sink"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("ab", "ba"), 1);
     }
 
     #[test]

@@ -132,7 +132,7 @@ fn compile(text: &str) -> Result<CompiledFlow, Vec<FlowError>> {
     compile_str(text, Path::new("flows/test.yaml"), &registry())
 }
 
-fn errors(text: &str) -> Vec<FlowError> {
+fn compile_errors(text: &str) -> Vec<FlowError> {
     match compile(text) {
         Ok(flow) => panic!("expected errors, compiled {flow:?}"),
         Err(errors) => errors,
@@ -142,7 +142,7 @@ fn errors(text: &str) -> Vec<FlowError> {
 /// Asserts exactly one error, at `line`, with `path`, whose message contains `needle`.
 #[track_caller]
 fn one_error(text: &str, line: usize, path: &str, needle: &str) -> FlowError {
-    let errors = errors(text);
+    let errors = compile_errors(text);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let e = errors.into_iter().next().expect("one error");
     assert_eq!((e.line, e.path.as_str()), (line, path), "{e}");
@@ -287,9 +287,13 @@ fn name_defaults_to_the_file_stem_and_base_dir_to_dot() {
 #[test]
 fn yaml_syntax_errors_stop_with_one_located_error() {
     let text = "nodes:\n  - id: a\n    type: [src\n  - id: b\n";
-    let errors = errors(text);
+    let errors = compile_errors(text);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(errors[0].message.starts_with("invalid YAML"), "{}", errors[0]);
+    assert!(
+        errors[0].message.starts_with("invalid YAML"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].line >= 3, "{}", errors[0]);
 }
 
@@ -351,7 +355,10 @@ fn unknown_node_types_list_the_known_ones() {
         "unknown node type `snik`",
     );
     assert!(e.message.contains("(did you mean `sink`?)"), "{e}");
-    assert!(e.message.contains("known types: proc, route, sink, src"), "{e}");
+    assert!(
+        e.message.contains("known types: proc, route, sink, src"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -359,7 +366,9 @@ fn settings_errors_are_located_at_their_key() {
     let text = "nodes:\n  - id: camera\n    type: src\n    auto_terminate: [success]\n  - id: g\n    type: proc\n    auto_terminate: [success, failure]\n    settings:\n      threshold: 0.5\n      bogus: 1\n";
     let e = one_error(text, 10, "nodes[1].settings.bogus", "unknown field `bogus`");
     assert_eq!(e.column, 7);
-    let text = text.replace("threshold: 0.5", "threshold: 2").replace("      bogus: 1\n", "");
+    let text = text
+        .replace("threshold: 0.5", "threshold: 2")
+        .replace("      bogus: 1\n", "");
     one_error(&text, 9, "nodes[1].settings.threshold", "must be in [0, 1]");
     // No settings at all: located at the node.
     let text = "nodes:\n  - {id: camera, type: src, auto_terminate: [success]}\n  - {id: g, type: proc, auto_terminate: [success, failure]}\n";
@@ -405,7 +414,9 @@ fn connection_ends_are_checked() {
         "node `camera` is a source (type `src`) and takes no input",
     );
     one_error(
-        &format!("{HEAD}{tail}  - from: camera.success\n    to: grade\n    prioritizer: lifo\n"),
+        &format!(
+            "{HEAD}{tail}  - from: camera.success\n    to: grade\n    prioritizer: newest-first\n"
+        ),
         12,
         "connections[1]",
         "duplicate connection `camera.success` -> `grade` (first at line 10)",
@@ -415,23 +426,23 @@ fn connection_ends_are_checked() {
 #[test]
 fn every_declared_relationship_is_connected_or_auto_terminated() {
     let text = "nodes:\n  - id: camera\n    type: src\n  - id: grade\n    type: proc\n    settings: {threshold: 0.5}\nconnections:\n  - {from: camera.success, to: grade}\n";
-    let errors = errors(text);
+    let errors = compile_errors(text);
     assert_eq!(errors.len(), 2, "{errors:#?}");
     for (e, relationship) in errors.iter().zip(["success", "failure"]) {
         assert_eq!((e.line, e.path.as_str()), (4, "nodes[1]"), "{e}");
         let needle = format!("relationship `{relationship}` of node `grade` is neither connected");
         assert!(e.message.contains(&needle), "{e}");
     }
-    let errors = errors(&HEAD.replace("[success, failure]", "[success, failed]"));
+    let errors = compile_errors(&HEAD.replace("[success, failure]", "[success, failur]"));
     let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.path.as_str())).collect();
     assert_eq!(
         found,
-        [(5, "nodes[1]"), (9, "nodes[1].auto_terminate[1]")],
+        [(5, "nodes[1]"), (8, "nodes[1].auto_terminate[1]")],
         "{errors:#?}"
     );
     assert!(errors[0].message.contains("`failure`"), "{}", errors[0]);
     assert!(
-        errors[1].message.contains("cannot auto-terminate `failed`"),
+        errors[1].message.contains("cannot auto-terminate `failur`"),
         "{}",
         errors[1]
     );
@@ -458,7 +469,7 @@ connections:
   - {from: c.success, to: a}
   - {from: b.failure, to: b}
 ";
-    let errors = errors(text);
+    let errors = compile_errors(text);
     let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.path.as_str())).collect();
     assert_eq!(
         found,
@@ -469,14 +480,31 @@ connections:
         ],
         "{errors:#?}"
     );
-    assert!(errors[0].message.contains("cycle a -> b -> a"), "{}", errors[0]);
-    assert!(errors[1].message.contains("cycle a -> c -> a"), "{}", errors[1]);
+    assert!(
+        errors[0].message.contains("cycle a -> b -> a"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].message.contains("cycle a -> c -> a"),
+        "{}",
+        errors[1]
+    );
     assert!(errors[2].message.contains("cycle b -> b"), "{}", errors[2]);
 
     let allowed = text
-        .replace("to: a}\n  - {from: a.failure", "to: a, allow_cycle: true}\n  - {from: a.failure")
-        .replace("{from: c.success, to: a}", "{from: c.success, to: a, allow_cycle: true}")
-        .replace("{from: b.failure, to: b}", "{from: b.failure, to: b, allow_cycle: true}");
+        .replace(
+            "to: a}\n  - {from: a.failure",
+            "to: a, allow_cycle: true}\n  - {from: a.failure",
+        )
+        .replace(
+            "{from: c.success, to: a}",
+            "{from: c.success, to: a, allow_cycle: true}",
+        )
+        .replace(
+            "{from: b.failure, to: b}",
+            "{from: b.failure, to: b, allow_cycle: true}",
+        );
     let flow = compile(&allowed).expect("every cycle allowed");
     assert_eq!(flow.connections.len(), 6);
 }
@@ -497,8 +525,11 @@ connections:
     assert_eq!(flow.nodes[1].relationships, ["odd", "anything"]);
 
     // With settings, they are validated and relationships are checked as usual.
-    let text = text.replace("endpoint: http://far:2,", "endpoint: http://far:2, settings: {threshold: 0.5},");
-    let errors = errors(&text);
+    let text = text.replace(
+        "endpoint: http://far:2,",
+        "endpoint: http://far:2, settings: {threshold: 0.5},",
+    );
+    let errors = compile_errors(&text);
     let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.path.as_str())).collect();
     assert_eq!(
         found,
@@ -514,7 +545,7 @@ connections:
 
 #[test]
 fn endpoint_durations_and_sizes_are_checked() {
-    let errors = errors(
+    let errors = compile_errors(
         "\
 nodes:
   - id: camera
@@ -544,12 +575,16 @@ connections:
         "{errors:#?}"
     );
     assert!(errors[0].message.contains("not both"), "{}", errors[0]);
-    assert!(errors[4].message.contains("invalid size `12 XB`"), "{}", errors[4]);
+    assert!(
+        errors[4].message.contains("invalid size `12 XB`"),
+        "{}",
+        errors[4]
+    );
 }
 
 #[test]
 fn errors_are_sorted_by_line() {
-    let errors = errors(
+    let errors = compile_errors(
         "nodes:\n  - {id: b, type: nope}\n  - {id: a, type: src, extra: 1}\nconnections:\n  - {from: zz.x, to: b}\nbogus: 1\n",
     );
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();

@@ -385,6 +385,16 @@ pub async fn run(
             .collect(),
         provenance: shared.provenance.counts(),
         left_in_queues: shared.queued(),
+        queues: shared
+            .queues
+            .iter()
+            .map(|q| stats::QueueSummary {
+                id: q.id().to_string(),
+                peak_len: q.peak_len(),
+                objects_threshold: q.objects_threshold(),
+            })
+            .collect(),
+        peak_rss_bytes: stats::peak_rss_bytes(),
     };
     let mut shared = Arc::into_inner(shared).expect("every task has finished");
     shared.provenance.close();

@@ -124,6 +124,33 @@ pub struct RunSummary {
     pub provenance: BTreeMap<EventType, u64>,
     /// FlowFiles still queued when the run ended (0 after a clean drain).
     pub left_in_queues: usize,
+    /// Per connection: how full its queue ever got.
+    pub queues: Vec<QueueSummary>,
+    /// Peak resident memory of the process (Linux `VmHWM`), bytes; 0 where unknown.
+    pub peak_rss_bytes: u64,
+}
+
+/// What one connection's queue went through.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueSummary {
+    /// Connection id, `from.relationship->to`.
+    pub id: String,
+    /// Most FlowFiles it ever held.
+    pub peak_len: usize,
+    /// Its back-pressure object threshold.
+    pub objects_threshold: usize,
+}
+
+/// Peak resident set size of this process, from `/proc/self/status` (Linux only).
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl RunSummary {
@@ -170,6 +197,9 @@ impl fmt::Display for RunSummary {
             .collect::<Vec<_>>()
             .join(" ");
         writeln!(f, "provenance: {prov}")?;
+        if self.peak_rss_bytes > 0 {
+            writeln!(f, "peak memory: {:.1} MiB", self.peak_rss_bytes as f64 / 1048576.0)?;
+        }
         if self.left_in_queues > 0 {
             writeln!(f, "WARNING: {} FlowFiles left in queues", self.left_in_queues)?;
         }
