@@ -16,7 +16,9 @@ use std::sync::Arc;
 use loupe_sdk::{NodeFactory, Registry, SettingsError};
 
 use crate::model::{CompiledConnection, CompiledFlow, CompiledNode};
-use crate::spec::{self, ConnectionSpec, FlowSpec, NodeSpec, Problem, Settings, did_you_mean};
+use crate::spec::{
+    self, ConnectionSpec, FlowSpec, NodeSpec, Problem, Settings, did_you_mean, suggest,
+};
 use crate::yaml::{self, YamlError};
 
 /// Most offending cycles reported for one flow.
@@ -350,6 +352,12 @@ impl Compiler<'_> {
         if let Some(declared) = &node.declared
             && !declared.contains(relationship)
         {
+            // A likely typo: count the intended relationship as connected, so that fixing
+            // the typo is the only change needed (no follow-up "unconnected" error).
+            let intended = suggest(relationship, declared.iter().map(String::as_str));
+            if let Some(intended) = intended.filter(|s| !node.used.iter().any(|u| u == s)) {
+                node.used.push(intended.to_string());
+            }
             let message = format!(
                 "node `{}` (type `{}`) has no relationship `{relationship}`{}; it declares: {}",
                 node.id,

@@ -740,6 +740,8 @@ mod tests {
                 // Not an integer: `+` is outside `-?\d+`.
                 prio("text-plus", Some("+1")),
                 prio("text-dash", Some("-")),
+                // Text compares UNtrimmed: the leading space (0x20) sorts before "+1".
+                prio("text-space-z", Some(" z")),
             ],
         );
         assert_eq!(
@@ -751,7 +753,8 @@ mod tests {
                 // "0010" == 10: a tie, entry order.
                 "int10",
                 "int-zero-padded",
-                // Non-integers, String.compareTo: '+' (0x2B) < '-' (0x2D) < 'A' < 'b'.
+                // Non-integers, String.compareTo: ' ' < '+' (0x2B) < '-' (0x2D) < 'A' < 'b'.
+                "text-space-z",
                 "text-plus",
                 "text-dash",
                 "text-A-100",
@@ -883,6 +886,13 @@ mod tests {
         assert!(q.is_full());
         assert!(q.try_push(sized("small", 1)).is_err());
         assert_eq!(drain(&q), ["huge"]);
+
+        // Exactly at the byte threshold is full.
+        q.try_push(sized("five", 5)).unwrap();
+        q.try_push(sized("five-more", 5)).unwrap();
+        assert_eq!(q.bytes(), 10);
+        assert!(q.is_full());
+        assert!(q.try_push(sized("one", 1)).is_err());
     }
 
     #[test]

@@ -304,6 +304,7 @@ fn join(path: &str, key: &str) -> String {
 /// Walks the tree, collecting problems.
 #[derive(Debug, Default)]
 struct Reader {
+    /// Everything found so far, in reading order.
     problems: Vec<Problem>,
 }
 

@@ -405,8 +405,11 @@ impl Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => self.end_collection(),
             Event::Alias(id) => self.alias(id, at)?,
-            Event::Nothing | Event::StreamStart | Event::DocumentStart | Event::DocumentEnd => {}
-            Event::StreamEnd => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
         Ok(())
     }

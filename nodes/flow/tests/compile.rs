@@ -433,6 +433,13 @@ fn every_declared_relationship_is_connected_or_auto_terminated() {
         let needle = format!("relationship `{relationship}` of node `grade` is neither connected");
         assert!(e.message.contains(&needle), "{e}");
     }
+    // A typo in `from` is one mistake, not also an unconnected relationship.
+    one_error(
+        "nodes:\n  - {id: camera, type: src}\n  - {id: s, type: sink}\nconnections:\n  - {from: camera.sucess, to: s}\n",
+        5,
+        "connections[0].from",
+        "no relationship `sucess` (did you mean `success`?)",
+    );
     let errors = compile_errors(&HEAD.replace("[success, failure]", "[success, failur]"));
     let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.path.as_str())).collect();
     assert_eq!(

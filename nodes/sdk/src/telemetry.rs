@@ -68,6 +68,7 @@ pub fn init(service_name: &str, default_filter: &str) -> TelemetryGuard {
         .unwrap_or_else(|_| default_filter.to_string());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(EnvFilter::new(filter));
     let otel = tracing_opentelemetry::layer()

@@ -1,0 +1,57 @@
+//! `loupe validate` prints every error of a flow with its place, and exits non-zero.
+
+mod common;
+
+use common::{loupe, repo};
+
+#[test]
+fn five_mistakes_give_five_located_errors() {
+    let flow = repo().join("tests/fixtures/five-mistakes.yaml");
+    let out = loupe().arg("validate").arg(&flow).output().unwrap();
+    assert!(!out.status.success(), "an invalid flow must exit non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("five-mistakes.yaml:") && !l.ends_with("error(s)"))
+        .collect();
+    assert_eq!(errors.len(), 5, "expected five errors, got:\n{stderr}");
+    for (needle, line) in [
+        ("unknown field `speed`", 9),
+        ("unknown node type `clasify`", 12),
+        ("duplicate node id `camera`", 14),
+        ("no relationship `sucess`", 28),
+        ("unknown node `nowhere`", 32),
+    ] {
+        let hit = errors
+            .iter()
+            .find(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no error mentions {needle}:\n{stderr}"));
+        assert!(
+            hit.contains(&format!("five-mistakes.yaml:{line}:")),
+            "error `{hit}` should be located at line {line}"
+        );
+    }
+}
+
+#[test]
+fn shipped_flows_are_valid() {
+    for flow in ["flows/demo.yaml"] {
+        let out = loupe().arg("validate").arg(repo().join(flow)).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{flow}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn malformed_yaml_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("broken.yaml");
+    std::fs::write(&flow, "nodes:\n  - id: a\n    type: [capture\n").unwrap();
+    let out = loupe().arg("validate").arg(&flow).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.yaml:"), "{stderr}");
+}
