@@ -36,7 +36,11 @@ fn five_mistakes_give_five_located_errors() {
 #[test]
 fn shipped_flows_are_valid() {
     for flow in ["flows/demo.yaml"] {
-        let out = loupe().arg("validate").arg(repo().join(flow)).output().unwrap();
+        let out = loupe()
+            .arg("validate")
+            .arg(repo().join(flow))
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{flow}: {}",

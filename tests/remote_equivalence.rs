@@ -88,11 +88,22 @@ fn in_process_and_served_classify_give_identical_outputs() {
     }
     let dir = tempfile::tempdir().unwrap();
 
-    let (inbox_a, report_a) = (dir.path().join("a/inbox"), dir.path().join("a/report.jsonl"));
+    let (inbox_a, report_a) = (
+        dir.path().join("a/inbox"),
+        dir.path().join("a/report.jsonl"),
+    );
     write_images(&inbox_a, 30);
     let flow_a = flow(&dir.path().join("a"), &inbox_a, &report_a, "");
-    let out = loupe().args(["run", "--once", "--progress", "off"]).arg(&flow_a).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = loupe()
+        .args(["run", "--once", "--progress", "off"])
+        .arg(&flow_a)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let config = dir.path().join("classify.yaml");
     std::fs::write(
@@ -104,7 +115,10 @@ fn in_process_and_served_classify_give_identical_outputs() {
     )
     .unwrap();
     let node = Served::start("classify", &config, "127.0.0.1:0");
-    let (inbox_b, report_b) = (dir.path().join("b/inbox"), dir.path().join("b/report.jsonl"));
+    let (inbox_b, report_b) = (
+        dir.path().join("b/inbox"),
+        dir.path().join("b/report.jsonl"),
+    );
     write_images(&inbox_b, 30);
     let flow_b = flow(
         &dir.path().join("b"),
@@ -112,15 +126,28 @@ fn in_process_and_served_classify_give_identical_outputs() {
         &report_b,
         &format!("    endpoint: {}", node.endpoint()),
     );
-    let out = loupe().args(["run", "--once", "--progress", "off"]).arg(&flow_b).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = loupe()
+        .args(["run", "--once", "--progress", "off"])
+        .arg(&flow_b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (a, b) = (comparable(&report_a), comparable(&report_b));
     assert_eq!(a.len(), 31);
     assert_eq!(a, b, "in-process and served outputs differ");
     let corrupt = &a["cam-corrupt.png"];
     assert_eq!(corrupt["error.kind"], "invalid_input");
-    assert!(corrupt["error.message"].as_str().unwrap().contains("decode"));
+    assert!(
+        corrupt["error.message"]
+            .as_str()
+            .unwrap()
+            .contains("decode")
+    );
     assert_eq!(a["cam-001.png"]["classify.label"], "ok");
 
     // `loupe call` against the same node: same verdict, content passed through.
@@ -135,7 +162,13 @@ fn in_process_and_served_classify_give_identical_outputs() {
     };
     let attrs_file = dir.path().join("attrs.json");
     let mut call = loupe()
-        .args(["call", &node.endpoint(), "--attr", "camera.id=cam7", "--attributes-out"])
+        .args([
+            "call",
+            &node.endpoint(),
+            "--attr",
+            "camera.id=cam7",
+            "--attributes-out",
+        ])
         .arg(&attrs_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -203,5 +236,8 @@ connections:
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("`records`") && stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(
+        stderr.contains("`records`") && stderr.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
 }

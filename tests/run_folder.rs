@@ -59,7 +59,11 @@ fn thousand_files_each_processed_exactly_once() {
         .arg(dir.path().join("prov.jsonl"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let records = read_report(&report);
     assert_eq!(records.len(), 1000);
@@ -94,7 +98,10 @@ fn thousand_files_each_processed_exactly_once() {
     assert!(summary["queues"][0]["peak_len"].as_u64().unwrap() <= 100);
     let provenance = std::fs::read_to_string(dir.path().join("prov.jsonl")).unwrap();
     assert_eq!(
-        provenance.lines().filter(|l| l.contains("\"RECEIVE\"")).count(),
+        provenance
+            .lines()
+            .filter(|l| l.contains("\"RECEIVE\""))
+            .count(),
         1000
     );
 }
@@ -129,7 +136,9 @@ fn killing_a_remote_node_mid_run_loses_nothing() {
         .unwrap();
 
     // Crash the node once records are being written, then start it again on the same port.
-    assert!(wait_until(Duration::from_secs(60), || read_report(&report).len() >= 200));
+    assert!(wait_until(Duration::from_secs(60), || read_report(&report)
+        .len()
+        >= 200));
     node.kill();
     let written_before_restart = read_report(&report).len();
     std::thread::sleep(Duration::from_millis(500));
@@ -145,4 +154,67 @@ fn killing_a_remote_node_mid_run_loses_nothing() {
     assert_eq!(names.len(), 1000, "nothing lost");
     assert_eq!(records.len(), 1000, "no duplicates (idempotent by uuid)");
     assert!(written_before_restart < 1000, "the crash happened mid-run");
+}
+
+#[test]
+fn interrupt_drains_the_flow_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    fill_folder(&inbox, 400);
+    let report = dir.path().join("report.jsonl");
+    let flow = dir.path().join("flow.yaml");
+    // Not a batch source and no --once: the run only ends on the interrupt.
+    std::fs::write(
+        &flow,
+        format!(
+            r#"
+nodes:
+  - id: camera
+    type: capture
+    settings: {{ directory: "{}", min_age: 50ms, poll_interval: 20ms }}
+  - id: records
+    type: report
+    auto_terminate: [failure]
+    settings: {{ path: "{}" }}
+connections:
+  - {{ from: camera.success, to: records, back_pressure: {{ objects: 10 }} }}
+"#,
+            inbox.display(),
+            report.display()
+        ),
+    )
+    .unwrap();
+    let summary = dir.path().join("summary.json");
+    let run = loupe()
+        .args(["run", "--progress", "off", "--summary-json"])
+        .arg(&summary)
+        .arg(&flow)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(60), || !read_report(
+        &report
+    )
+    .is_empty()));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = read_report(&report).len();
+    let left = std::fs::read_dir(&inbox).unwrap().count();
+    assert_eq!(
+        recorded + left,
+        400,
+        "every file is either recorded or still in the folder"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(summary["left_in_queues"], 0, "the queues were drained");
 }

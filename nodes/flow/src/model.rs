@@ -30,8 +30,12 @@ impl Prioritizer {
     pub fn nifi_class(self) -> &'static str {
         match self {
             Prioritizer::Fifo => "org.apache.nifi.prioritizer.FirstInFirstOutPrioritizer",
-            Prioritizer::OldestFirst => "org.apache.nifi.prioritizer.OldestFlowFileFirstPrioritizer",
-            Prioritizer::NewestFirst => "org.apache.nifi.prioritizer.NewestFlowFileFirstPrioritizer",
+            Prioritizer::OldestFirst => {
+                "org.apache.nifi.prioritizer.OldestFlowFileFirstPrioritizer"
+            }
+            Prioritizer::NewestFirst => {
+                "org.apache.nifi.prioritizer.NewestFlowFileFirstPrioritizer"
+            }
             Prioritizer::PriorityAttribute => {
                 "org.apache.nifi.prioritizer.PriorityAttributePrioritizer"
             }

@@ -22,7 +22,12 @@ static COLLECTED: LazyLock<Mutex<HashMap<String, Vec<FlowFile>>>> = LazyLock::ne
 static OFFERED_ALL: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
 
 fn collected(name: &str) -> Vec<FlowFile> {
-    COLLECTED.lock().unwrap().get(name).cloned().unwrap_or_default()
+    COLLECTED
+        .lock()
+        .unwrap()
+        .get(name)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn describe(node_type: &str, rels: &[&str]) -> NodeDescription {
@@ -227,7 +232,10 @@ impl NodeKind for Tag {
 }
 
 fn registry() -> Registry {
-    Registry::new().with::<List>().with::<Collect>().with::<Tag>()
+    Registry::new()
+        .with::<List>()
+        .with::<Collect>()
+        .with::<Tag>()
 }
 
 async fn run_flow(yaml: &str) -> RunSummary {
@@ -235,7 +243,11 @@ async fn run_flow(yaml: &str) -> RunSummary {
         .unwrap_or_else(|errors| {
             panic!(
                 "flow does not compile: {}",
-                errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )
         });
     let options = RunOptions {
@@ -252,14 +264,18 @@ async fn run_flow(yaml: &str) -> RunSummary {
 }
 
 fn numbers(ffs: &[FlowFile]) -> Vec<usize> {
-    ffs.iter().map(|f| f.attr("n").unwrap().parse().unwrap()).collect()
+    ffs.iter()
+        .map(|f| f.attr("n").unwrap().parse().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_gets_priority_attribute_order() {
     // NiFi's PriorityAttributePrioritizer: present beats absent, integers beat text, lower
     // integers first, text in lexical order ("A-100" before "A-99").
-    let priorities = ["5", "", "A-99", "-3", "10", "A-100", " 7 ", "zeta", "0", "5"];
+    let priorities = [
+        "5", "", "A-99", "-3", "10", "A-100", " 7 ", "zeta", "0", "5",
+    ];
     let yaml = format!(
         r#"
 nodes:
@@ -292,7 +308,12 @@ connections:
     let rest = &got[1..];
     for w in rest.windows(2) {
         let (a, b) = (rank(w[0].attr("priority")), rank(w[1].attr("priority")));
-        assert!(a <= b, "out of order: {:?} before {:?}", w[0].attr("priority"), w[1].attr("priority"));
+        assert!(
+            a <= b,
+            "out of order: {:?} before {:?}",
+            w[0].attr("priority"),
+            w[1].attr("priority")
+        );
     }
     let order: Vec<Option<&str>> = rest.iter().map(|f| f.attr("priority")).collect();
     let first_of = |p: Option<&str>| order.iter().position(|x| *x == p).unwrap();
@@ -309,7 +330,10 @@ connections:
         .filter(|(_, p)| **p == Some("5"))
         .map(|(n, _)| n)
         .collect();
-    assert!(fives.windows(2).all(|w| w[0] < w[1]), "ties must stay FIFO: {fives:?}");
+    assert!(
+        fives.windows(2).all(|w| w[0] < w[1]),
+        "ties must stay FIFO: {fives:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,11 +353,23 @@ connections:
 "#;
     let summary = run_flow(yaml).await;
     let q = &summary.queues[0];
-    assert!(q.peak_len <= 25, "queue reached {} over its threshold 25", q.peak_len);
-    assert!(q.peak_len >= 20, "the producer did fill the queue ({})", q.peak_len);
+    assert!(
+        q.peak_len <= 25,
+        "queue reached {} over its threshold 25",
+        q.peak_len
+    );
+    assert!(
+        q.peak_len >= 20,
+        "the producer did fill the queue ({})",
+        q.peak_len
+    );
     let mut got = numbers(&collected("bp"));
     got.sort_unstable();
-    assert_eq!(got, (0..600).collect::<Vec<_>>(), "each FlowFile exactly once");
+    assert_eq!(
+        got,
+        (0..600).collect::<Vec<_>>(),
+        "each FlowFile exactly once"
+    );
     assert_eq!(summary.left_in_queues, 0);
 }
 
@@ -378,7 +414,10 @@ connections:
     assert_eq!(bad.len(), expected_bad);
     let tag = summary.node("tag").unwrap();
     assert_eq!(tag.failed as usize, expected_bad);
-    assert_eq!(tag.out.get("success").copied().unwrap_or(0) as usize, 200 - expected_bad);
+    assert_eq!(
+        tag.out.get("success").copied().unwrap_or(0) as usize,
+        200 - expected_bad
+    );
 }
 
 async fn serve_tag(listener: tokio::net::TcpListener, stop: tokio_util::sync::CancellationToken) {
@@ -467,9 +506,18 @@ connections:
     let a = collected("same-a");
     let b = collected("same-b");
     assert_eq!(b.len(), 300, "nothing lost, nothing duplicated");
-    assert_eq!(strip_volatile(&a), strip_volatile(&b), "same outputs in-process and remote");
+    assert_eq!(
+        strip_volatile(&a),
+        strip_volatile(&b),
+        "same outputs in-process and remote"
+    );
     assert!(b.iter().all(|f| f.attr("error.kind").is_none()));
-    assert!(summary.node("tag").unwrap().retries > 0, "the restart was noticed and retried");
-    let prov = summary.provenance.get(&loupe_flow::runner::provenance::EventType::RemoteInvocation);
+    assert!(
+        summary.node("tag").unwrap().retries > 0,
+        "the restart was noticed and retried"
+    );
+    let prov = summary
+        .provenance
+        .get(&loupe_flow::runner::provenance::EventType::RemoteInvocation);
     assert_eq!(prov.copied(), Some(300));
 }

@@ -104,7 +104,10 @@ pub struct RemoteNode {
 
 impl RemoteNode {
     /// Connects and fetches the node's description, retrying until the connect timeout.
-    pub async fn connect(endpoints: &[String], options: &ClientOptions) -> Result<Self, ClientError> {
+    pub async fn connect(
+        endpoints: &[String],
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
         let mut node = Self::connect_unchecked(endpoints, options)?;
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(50);

@@ -79,11 +79,11 @@ pub fn load(
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
-            // LOUPE_LOG and LOUPE_BIN are not configuration keys.
+            // Only variables naming a configuration key count: LOUPE_LOG, LOUPE_LINT and
+            // the like belong to other tools and must not be read as unknown keys.
             .source(Some(
                 std::env::vars()
-                    .filter(|(k, _)| !matches!(k.as_str(), "LOUPE_LOG" | "LOUPE_BIN"))
-                    .filter(|(k, _)| !k.starts_with("LOUPE_TEST_"))
+                    .filter(|(k, _)| is_config_variable(k))
                     .collect(),
             )),
     );
@@ -97,6 +97,19 @@ pub fn load(
         builder = builder.set_override("listen", listen)?;
     }
     Ok(builder.build()?.try_deserialize()?)
+}
+
+/// Top-level keys of [`ServeConfig`], as `LOUPE_*` variables spell them.
+const CONFIG_VARIABLES: [&str; 5] = [
+    "LOUPE_LISTEN",
+    "LOUPE_NODE_ID",
+    "LOUPE_MAX_MESSAGE_BYTES",
+    "LOUPE_MAX_IN_FLIGHT",
+    "LOUPE_DRAIN_TIMEOUT",
+];
+
+fn is_config_variable(name: &str) -> bool {
+    CONFIG_VARIABLES.contains(&name) || name.starts_with("LOUPE_SETTINGS__")
 }
 
 fn parse_scalar(v: &str) -> config::Value {
@@ -160,6 +173,14 @@ mod tests {
         assert_eq!(cfg.settings["depth"], 3);
         let cfg = load(Some(&file), Some("127.0.0.1:0"), &[]).unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:0");
+    }
+
+    #[test]
+    fn only_configuration_variables_are_read() {
+        assert!(is_config_variable("LOUPE_MAX_IN_FLIGHT"));
+        assert!(is_config_variable("LOUPE_SETTINGS__PATH"));
+        assert!(!is_config_variable("LOUPE_LINT"));
+        assert!(!is_config_variable("LOUPE_LOG"));
     }
 
     #[test]

@@ -130,8 +130,11 @@ pub trait NodeFactory: Send + Sync {
     /// Validates settings and returns the declared relationships, or every problem found.
     fn check(&self, settings: &serde_json::Value) -> Result<Vec<Relationship>, Vec<SettingsError>>;
     /// Validates settings and builds the node.
-    async fn build(&self, settings: &serde_json::Value, ctx: &BuildContext)
-    -> Result<Node, NodeError>;
+    async fn build(
+        &self,
+        settings: &serde_json::Value,
+        ctx: &BuildContext,
+    ) -> Result<Node, NodeError>;
 }
 
 struct Factory<K>(PhantomData<fn() -> K>);

@@ -49,7 +49,10 @@ impl ServeOptions {
     /// Options from a loaded [`ServeConfig`]; `node_type` names the node when no id is set.
     pub fn from_config(config: &ServeConfig, node_type: &str) -> Self {
         ServeOptions {
-            node_id: config.node_id.clone().unwrap_or_else(|| node_type.to_string()),
+            node_id: config
+                .node_id
+                .clone()
+                .unwrap_or_else(|| node_type.to_string()),
             max_message_bytes: config.max_message_bytes,
             max_in_flight: config.max_in_flight.max(1),
             drain_timeout: config.drain_timeout,
@@ -379,7 +382,9 @@ pub async fn serve(
                 }
             }
             state.set_readiness(Readiness::Draining);
-            health.set_service_status("", ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             health
                 .set_service_status(PROCESSOR_SERVICE, ServingStatus::NotServing)
                 .await;
@@ -397,10 +402,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
         .await?;
     node.processor.stop().await;
-    let start_error = start_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
+    let start_error = start_error.lock().unwrap_or_else(|p| p.into_inner()).take();
     match start_error {
         Some(e) => Err(ServeError::Start(e)),
         None => Ok(()),

@@ -33,9 +33,12 @@ impl Drop for TelemetryGuard {
 }
 
 fn otlp_configured() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
         && !std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
@@ -128,7 +131,9 @@ pub fn extract_attributes(attributes: &HashMap<String, String>) -> Option<Contex
 pub fn inject_current_into_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     let cx = tracing::Span::current().context();
     if cx.span().span_context().is_valid() {
-        global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataCarrierMut(metadata)));
+        global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut MetadataCarrierMut(metadata))
+        });
     }
 }
 

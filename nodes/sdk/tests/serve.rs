@@ -27,7 +27,10 @@ impl Processor for Slow {
     fn describe(&self) -> NodeDescription {
         NodeDescription {
             node_type: "slow".into(),
-            relationships: vec![loupe_sdk::Relationship::success(), loupe_sdk::Relationship::failure()],
+            relationships: vec![
+                loupe_sdk::Relationship::success(),
+                loupe_sdk::Relationship::failure(),
+            ],
             ..Default::default()
         }
     }
@@ -78,8 +81,20 @@ async fn start(max_in_flight: usize, fail_start: bool, ready: bool) -> Server {
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
     };
-    let task = tokio::spawn(serve(node, options, listener, stop.clone().cancelled_owned(), vec![]));
-    Server { addr, stop, task, started, may_start }
+    let task = tokio::spawn(serve(
+        node,
+        options,
+        listener,
+        stop.clone().cancelled_owned(),
+        vec![],
+    ));
+    Server {
+        addr,
+        stop,
+        task,
+        started,
+        may_start,
+    }
 }
 
 fn ff(mode: &str) -> FlowFile {
@@ -94,7 +109,9 @@ async fn health(addr: &str) -> ServingStatus {
         .unwrap();
     let mut client = HealthClient::new(channel);
     let r = client
-        .check(tonic_health::pb::HealthCheckRequest { service: "loupe.v1.Processor".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "loupe.v1.Processor".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -102,7 +119,9 @@ async fn health(addr: &str) -> ServingStatus {
 }
 
 async fn remote(addr: &str) -> RemoteNode {
-    RemoteNode::connect(&[addr.to_string()], &ClientOptions::default()).await.unwrap()
+    RemoteNode::connect(&[addr.to_string()], &ClientOptions::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -142,16 +161,32 @@ async fn overload_is_resource_exhausted_and_panics_keep_serving() {
 
     let out = node.process(ff("panic")).await.unwrap();
     assert_eq!(out[0].relationship, "failure");
-    assert_eq!(out[0].flow_file().unwrap().attr("error.kind"), Some("panic"));
-    assert!(node.process(ff("ok")).await.is_ok(), "still serving after a panic");
+    assert_eq!(
+        out[0].flow_file().unwrap().attr("error.kind"),
+        Some("panic")
+    );
+    assert!(
+        node.process(ff("ok")).await.is_ok(),
+        "still serving after a panic"
+    );
 
     // Over the message limit: refused, not a crash.
     let big = FlowFile::create(vec![0u8; 2 * 1024 * 1024], Default::default());
-    let mut client = ProcessorClient::connect(s.addr.clone()).await.unwrap()
+    let mut client = ProcessorClient::connect(s.addr.clone())
+        .await
+        .unwrap()
         .max_encoding_message_size(8 * 1024 * 1024);
-    let status = client.process(pb::ProcessRequest { flow_file: Some(big) }).await.unwrap_err();
+    let status = client
+        .process(pb::ProcessRequest {
+            flow_file: Some(big),
+        })
+        .await
+        .unwrap_err();
     assert!(
-        matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted),
+        matches!(
+            status.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
         "{status:?}"
     );
     assert!(node.process(ff("ok")).await.is_ok());
@@ -167,7 +202,12 @@ async fn process_stream_answers_every_request_by_seq() {
     let sender = tokio::spawn(async move {
         for seq in 0..100u64 {
             let mode = if seq % 10 == 0 { "panic" } else { "ok" };
-            tx.send(pb::ProcessStreamRequest { seq, flow_file: Some(ff(mode)) }).await.unwrap();
+            tx.send(pb::ProcessStreamRequest {
+                seq,
+                flow_file: Some(ff(mode)),
+            })
+            .await
+            .unwrap();
         }
     });
     let mut inbound = client
@@ -182,7 +222,10 @@ async fn process_stream_answers_every_request_by_seq() {
     }
     sender.await.unwrap();
     assert_eq!(seen.len(), 100);
-    assert!(seen.iter().all(|(seq, rel)| (seq % 10 == 0) == (rel == "failure")));
+    assert!(
+        seen.iter()
+            .all(|(seq, rel)| (seq % 10 == 0) == (rel == "failure"))
+    );
     s.stop.cancel();
     s.task.await.unwrap().unwrap();
 }
@@ -197,7 +240,10 @@ async fn shutdown_drains_in_flight_work() {
     };
     s.started.notified().await;
     s.stop.cancel();
-    let out = in_flight.await.unwrap().expect("in-flight work finishes during the drain");
+    let out = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight work finishes during the drain");
     assert_eq!(out[0].relationship, "success");
     s.task.await.unwrap().unwrap();
 }

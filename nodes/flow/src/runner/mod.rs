@@ -36,8 +36,8 @@ use crate::model::{CompiledFlow, RetryPolicy};
 use crate::queue::FlowQueue;
 pub use progress::ProgressMode;
 use provenance::Provenance;
-pub use stats::{NodeSummary, RunSummary};
 use stats::NodeStats;
+pub use stats::{NodeSummary, RunSummary};
 
 /// How to run a flow.
 #[derive(Debug, Clone)]
@@ -307,12 +307,13 @@ pub async fn run(
     let provenance_path = options.provenance_file.clone();
     let (provenance, writer) = match &provenance_path {
         Some(path) => {
-            let (p, w) = Provenance::to_file(path)
-                .await
-                .map_err(|source| RunError::Provenance {
-                    path: path.clone(),
-                    source,
-                })?;
+            let (p, w) =
+                Provenance::to_file(path)
+                    .await
+                    .map_err(|source| RunError::Provenance {
+                        path: path.clone(),
+                        source,
+                    })?;
             (p, Some(w))
         }
         None => (Provenance::counting(), None),
@@ -399,7 +400,9 @@ pub async fn run(
     let mut shared = Arc::into_inner(shared).expect("every task has finished");
     shared.provenance.close();
     if let (Some(writer), Some(path)) = (writer, provenance_path) {
-        let result = writer.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let result = writer
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         result.map_err(|source| RunError::Provenance { path, source })?;
     }
     Ok(summary)

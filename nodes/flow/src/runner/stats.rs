@@ -198,10 +198,18 @@ impl fmt::Display for RunSummary {
             .join(" ");
         writeln!(f, "provenance: {prov}")?;
         if self.peak_rss_bytes > 0 {
-            writeln!(f, "peak memory: {:.1} MiB", self.peak_rss_bytes as f64 / 1048576.0)?;
+            writeln!(
+                f,
+                "peak memory: {:.1} MiB",
+                self.peak_rss_bytes as f64 / 1048576.0
+            )?;
         }
         if self.left_in_queues > 0 {
-            writeln!(f, "WARNING: {} FlowFiles left in queues", self.left_in_queues)?;
+            writeln!(
+                f,
+                "WARNING: {} FlowFiles left in queues",
+                self.left_in_queues
+            )?;
         }
         Ok(())
     }

@@ -37,7 +37,10 @@ async fn wait_for_room(
 /// Pulls offers from a source node, enqueues them, then acknowledges them.
 pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
     let node = &shared.nodes[index];
-    let source = node.source.clone().expect("source loop runs only for sources");
+    let source = node
+        .source
+        .clone()
+        .expect("source loop runs only for sources");
     let cancel = shared.stop_sources.clone();
     loop {
         if cancel.is_cancelled() || !wait_for_room(&shared, node, &cancel).await {
@@ -83,7 +86,13 @@ pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
                 .record(event(EventType::Receive, &flow_file.uuid, &node.id))
                 .await;
             let input = flow_file.clone();
-            route(&shared, node, &input, vec![flow_file.to(loupe_sdk::SUCCESS)]).await;
+            route(
+                &shared,
+                node,
+                &input,
+                vec![flow_file.to(loupe_sdk::SUCCESS)],
+            )
+            .await;
             accepted.push(offer.delivery_id);
         }
         if !accepted.is_empty() {
@@ -102,7 +111,11 @@ pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
 }
 
 /// Takes the next ready FlowFile from the node's incoming queues, round-robin.
-async fn take(shared: &Shared, node: &NodeRuntime, next: &mut usize) -> Option<(usize, QueuedFlowFile)> {
+async fn take(
+    shared: &Shared,
+    node: &NodeRuntime,
+    next: &mut usize,
+) -> Option<(usize, QueuedFlowFile)> {
     let n = node.incoming.len();
     for k in 0..n {
         let q = node.incoming[(*next + k) % n];
@@ -232,8 +245,8 @@ async fn route(shared: &Shared, node: &NodeRuntime, input: &FlowFile, outputs: V
             e.parent = Some(input.uuid.clone());
             shared.provenance.record(e).await;
         }
-        let declared = node.routes.contains_key(&relationship)
-            || node.auto_terminate.contains(&relationship);
+        let declared =
+            node.routes.contains_key(&relationship) || node.auto_terminate.contains(&relationship);
         if !declared && relationship != loupe_sdk::FAILURE {
             // A node routed somewhere the flow does not know: keep the FlowFile, as a failure.
             let reason = ProcessError::internal(format!(
@@ -249,7 +262,11 @@ async fn route(shared: &Shared, node: &NodeRuntime, input: &FlowFile, outputs: V
         e.relationship = Some(relationship.clone());
         shared.provenance.record(e).await;
 
-        let targets = node.routes.get(&relationship).map(Vec::as_slice).unwrap_or(&[]);
+        let targets = node
+            .routes
+            .get(&relationship)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         if targets.is_empty() {
             let mut e = event(EventType::Drop, &flow_file.uuid, &node.id);
             e.relationship = Some(relationship.clone());
@@ -271,6 +288,8 @@ async fn route(shared: &Shared, node: &NodeRuntime, input: &FlowFile, outputs: V
             shared.queues[q].push(QueuedFlowFile::new(copy)).await;
         }
         let last = targets[targets.len() - 1];
-        shared.queues[last].push(QueuedFlowFile::new(flow_file)).await;
+        shared.queues[last]
+            .push(QueuedFlowFile::new(flow_file))
+            .await;
     }
 }

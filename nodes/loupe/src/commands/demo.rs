@@ -21,10 +21,14 @@ pub fn demo(images: usize, flow: &Path) -> anyhow::Result<ExitCode> {
     super::setup::setup()?;
     let dir = PathBuf::from(DEMO_DIR);
     let inbox = dir.join("inbox");
-    std::fs::create_dir_all(&inbox).with_context(|| format!("cannot create {}", inbox.display()))?;
+    std::fs::create_dir_all(&inbox)
+        .with_context(|| format!("cannot create {}", inbox.display()))?;
     let report = dir.join("report.jsonl");
     let _ = std::fs::remove_file(&report);
-    eprintln!("loupe: writing {images} camera images to {}", inbox.display());
+    eprintln!(
+        "loupe: writing {images} camera images to {}",
+        inbox.display()
+    );
     for i in 0..images {
         write_image(&inbox, i)?;
     }
@@ -66,7 +70,11 @@ fn print_outcome(report: &Path) -> anyhow::Result<()> {
             None => failures += 1,
         }
     }
-    println!("recorded {} inspections in {}", text.lines().count(), report.display());
+    println!(
+        "recorded {} inspections in {}",
+        text.lines().count(),
+        report.display()
+    );
     for (label, n) in labels {
         println!("  {label:<12} {n}");
     }

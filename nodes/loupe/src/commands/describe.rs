@@ -16,7 +16,11 @@ pub async fn describe(endpoint: &str) -> anyhow::Result<ExitCode> {
     let schema: serde_json::Value =
         serde_json::from_str(&d.settings_schema).unwrap_or(serde_json::Value::Null);
     let readiness = Readiness::try_from(d.readiness)
-        .map(|r| r.as_str_name().trim_start_matches("READINESS_").to_lowercase())
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("READINESS_")
+                .to_lowercase()
+        })
         .unwrap_or_else(|_| "unknown".into());
     let out = serde_json::json!({
         "node_type": d.node_type,

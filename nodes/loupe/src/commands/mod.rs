@@ -38,14 +38,24 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             listen,
             overrides,
-        } => runtime()?.block_on(serve::serve(&node_type, config.as_deref(), listen.as_deref(), &overrides)),
+        } => runtime()?.block_on(serve::serve(
+            &node_type,
+            config.as_deref(),
+            listen.as_deref(),
+            &overrides,
+        )),
         Command::Describe { endpoint } => small_runtime()?.block_on(describe::describe(&endpoint)),
         Command::Call {
             endpoint,
             attrs,
             attributes_out,
             timeout,
-        } => small_runtime()?.block_on(call::call(&endpoint, &attrs, attributes_out.as_deref(), timeout)),
+        } => small_runtime()?.block_on(call::call(
+            &endpoint,
+            &attrs,
+            attributes_out.as_deref(),
+            timeout,
+        )),
         Command::Demo { images, flow } => demo::demo(images, &flow),
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Command::Schema { node_type } => {
@@ -56,7 +66,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     registry.types().join(", ")
                 )
             })?;
-            println!("{}", serde_json::to_string_pretty(&factory.settings_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&factory.settings_schema())?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

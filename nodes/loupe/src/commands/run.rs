@@ -31,7 +31,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             for e in &errors {
                 eprintln!("{e}");
             }
-            anyhow::bail!("{}: {} error(s); nothing was run", args.flow.display(), errors.len());
+            anyhow::bail!(
+                "{}: {} error(s); nothing was run",
+                args.flow.display(),
+                errors.len()
+            );
         }
     };
     let options = RunOptions {

@@ -22,9 +22,16 @@ pub fn setup() -> anyhow::Result<PathBuf> {
         eprintln!("loupe: creating {} (python3 -m venv)", venv.display());
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
-    eprintln!("loupe: installing {ONNXRUNTIME_WHEEL} into {}", venv.display());
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", ONNXRUNTIME_WHEEL]))?;
+    eprintln!(
+        "loupe: installing {ONNXRUNTIME_WHEEL} into {}",
+        venv.display()
+    );
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        ONNXRUNTIME_WHEEL,
+    ]))?;
     let path = loupe_sdk::onnx::find_in_venv(&venv)
         .context("the onnxruntime wheel installed, but its library was not found in .venv")?;
     eprintln!("loupe: ONNX Runtime library: {}", path.display());
