@@ -148,14 +148,14 @@ impl Processor for Collector {
         describe("collect", &[])
     }
     async fn process(&self, ff: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        if let Some(source) = &self.s.hold_first_until {
-            if self.first.swap(false, Ordering::SeqCst) {
-                while !OFFERED_ALL.lock().unwrap().contains(source) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                // Let the runner move the last offers into the queue.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(source) = &self.s.hold_first_until
+            && self.first.swap(false, Ordering::SeqCst)
+        {
+            while !OFFERED_ALL.lock().unwrap().contains(source) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // Let the runner move the last offers into the queue.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if self.s.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.s.delay_ms)).await;
@@ -208,10 +208,10 @@ impl Processor for Tagger {
     }
     async fn process(&self, ff: FlowFile) -> Result<Vec<Output>, ProcessError> {
         let n: usize = ff.attr("n").and_then(|v| v.parse().ok()).unwrap_or(1);
-        if self.0.panic_every > 0 && n % self.0.panic_every == 0 {
+        if self.0.panic_every > 0 && n.is_multiple_of(self.0.panic_every) {
             panic!("tag panics on {n}");
         }
-        if self.0.fail_every > 0 && n % self.0.fail_every == 0 {
+        if self.0.fail_every > 0 && n.is_multiple_of(self.0.fail_every) {
             return Err(ProcessError::invalid_input(format!("{n} is unacceptable")));
         }
         Ok(vec![ff.with_attr("tagged", "yes").to("success")])
@@ -403,7 +403,7 @@ connections:
     for f in &bad {
         let n: usize = f.attr("n").unwrap().parse().unwrap();
         let kind = f.attr("error.kind").unwrap();
-        if n % 25 == 0 {
+        if n.is_multiple_of(25) {
             assert_eq!(kind, "panic");
         } else {
             assert_eq!(kind, "invalid_input");

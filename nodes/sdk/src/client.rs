@@ -180,7 +180,7 @@ impl RemoteNode {
         let this = std::sync::Arc::new(self);
         Node {
             processor: this.clone(),
-            source: is_source.then(|| this as std::sync::Arc<dyn Source>),
+            source: is_source.then_some(this as std::sync::Arc<dyn Source>),
         }
     }
 }
