@@ -290,7 +290,7 @@ impl FlowQueue {
 
     /// Takes the next ready item in priority order, and every expired item met before it.
     pub fn try_pop(&self) -> Popped {
-        self.pop_at(Instant::now(), now_ms())
+        self.pop_with(Instant::now, now_ms)
     }
 
     /// When the consumer should look again at the latest: `None` when nothing is queued
@@ -304,18 +304,25 @@ impl FlowQueue {
         st.penalized.peek().map(|p| p.until)
     }
 
-    /// `try_pop` with the clocks given, so tests control time.
-    fn pop_at(&self, now: Instant, wall_now_ms: i64) -> Popped {
+    /// `try_pop` with the clocks given, so tests control time. The clocks are read only when
+    /// needed (something penalized, an expiration set): pop is the hot path.
+    fn pop_with(&self, now: impl FnOnce() -> Instant, wall_now_ms: impl FnOnce() -> i64) -> Popped {
         let mut expired = Vec::new();
         let (item, wake_producers) = {
             let mut st = self.lock();
             let was_full = self.full(&st);
-            st.release_penalties(now);
+            if !st.penalized.is_empty() {
+                st.release_penalties(now());
+            }
+            // NiFi: expired once strictly past entry + expiration, i.e. entered before this.
+            let entered_before = self
+                .expiration_ms
+                .map(|exp| wall_now_ms().saturating_sub(exp));
             let item = loop {
                 let Some(entry) = st.take_ready() else {
                     break None;
                 };
-                if self.is_expired(&entry.item, wall_now_ms) {
+                if entered_before.is_some_and(|t| entry.item.flow_file.entry_time_ms < t) {
                     expired.push(entry.item);
                 } else {
                     break Some(entry.item);
@@ -331,11 +338,9 @@ impl FlowQueue {
         Popped { item, expired }
     }
 
-    fn is_expired(&self, item: &QueuedFlowFile, wall_now_ms: i64) -> bool {
-        self.expiration_ms.is_some_and(|exp| {
-            // NiFi: expired once strictly past entry + expiration.
-            wall_now_ms > item.flow_file.entry_time_ms.saturating_add(exp)
-        })
+    #[cfg(test)]
+    fn pop_at(&self, now: Instant, wall_now_ms: i64) -> Popped {
+        self.pop_with(|| now, || wall_now_ms)
     }
 
     fn full(&self, st: &State) -> bool {
