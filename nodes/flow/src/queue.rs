@@ -273,7 +273,13 @@ impl FlowQueue {
     /// entry position for FIFO ties, as a NiFi transfer back to a connection does) and, once
     /// its penalty ends, competes by its normal key.
     pub fn penalize(&self, item: QueuedFlowFile, penalty: Duration) {
-        self.penalize_until(item, Instant::now() + penalty);
+        let now = Instant::now();
+        // `Instant + Duration` panics on overflow; an absurd penalty means "for ages" (the
+        // same far future tokio uses for "never"), not a crash of the consumer.
+        let until = now
+            .checked_add(penalty)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+        self.penalize_until(item, until);
     }
 
     /// Like [`penalize`](Self::penalize), with the end of the penalty given.
@@ -1099,6 +1105,15 @@ mod tests {
         assert_eq!(q.bytes(), 2);
         assert!(q.is_full());
         assert_eq!(q.next_ready_at().map(|t| t <= Instant::now()), Some(true));
+    }
+
+    #[test]
+    fn absurd_penalty_does_not_panic() {
+        let q = queue(Prioritizer::Fifo);
+        q.penalize(prio("p", None).into(), Duration::MAX);
+        assert!(q.next_ready_at().unwrap() > Instant::now());
+        assert!(q.try_pop().item.is_none());
+        assert_eq!(q.len(), 1);
     }
 
     #[tokio::test]
