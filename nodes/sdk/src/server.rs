@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status, Streaming};
@@ -397,9 +397,12 @@ pub async fn serve(
         }
     };
 
+    // Small request/response pairs otherwise wait on Nagle + delayed ACK (~40 ms each); the
+    // builder's own `tcp_nodelay` does not reach connections from a listener we pass in.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .serve_with_incoming_shutdown(incoming, drain)
         .await?;
     node.processor.stop().await;
     let start_error = start_error.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -142,6 +142,13 @@ pub fn inject_span_into_attributes(span: &tracing::Span, attributes: &mut HashMa
     let cx = span.context();
     if cx.span().span_context().is_valid() {
         global::get_text_map_propagator(|p| p.inject_context(&cx, attributes));
+        // An empty `tracestate` carries nothing; keep attribute maps clean.
+        if attributes
+            .get(crate::attr::TRACESTATE)
+            .is_some_and(String::is_empty)
+        {
+            attributes.remove(crate::attr::TRACESTATE);
+        }
     }
 }
 

@@ -44,13 +44,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             listen.as_deref(),
             &overrides,
         )),
-        Command::Describe { endpoint } => small_runtime()?.block_on(describe::describe(&endpoint)),
+        Command::Describe { endpoint } => run_small(describe::describe(&endpoint)),
         Command::Call {
             endpoint,
             attrs,
             attributes_out,
             timeout,
-        } => small_runtime()?.block_on(call::call(
+        } => run_small(call::call(
             &endpoint,
             &attrs,
             attributes_out.as_deref(),
@@ -81,10 +81,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// A single-threaded runtime: `describe` and `call` must start fast (NiFi's
-/// ExecuteStreamCommand starts `loupe call` once per FlowFile).
-fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
+/// Runs a short command on a single-threaded runtime: `describe` and `call` must start and
+/// end fast (NiFi's ExecuteStreamCommand starts `loupe call` once per FlowFile).
+fn run_small(
+    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?)
+        .build()?;
+    let result = rt.block_on(fut);
+    // Do not wait for the blocking pool (the resolver thread lingers): the answer is out.
+    rt.shutdown_background();
+    result
 }
