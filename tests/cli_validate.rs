@@ -16,11 +16,11 @@ fn five_mistakes_give_five_located_errors() {
         .collect();
     assert_eq!(errors.len(), 5, "expected five errors, got:\n{stderr}");
     for (needle, line) in [
-        ("unknown field `speed`", 9),
-        ("unknown node type `clasify`", 12),
-        ("duplicate node id `camera`", 14),
-        ("no relationship `sucess`", 28),
-        ("unknown node `nowhere`", 32),
+        ("unknown field `speed`", 8),
+        ("unknown node type `clasify`", 11),
+        ("duplicate node id `camera`", 13),
+        ("no relationship `sucess`", 27),
+        ("unknown node `nowhere`", 31),
     ] {
         let hit = errors
             .iter()

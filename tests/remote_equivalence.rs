@@ -36,7 +36,7 @@ fn flow(dir: &Path, inbox: &Path, report: &Path, classify_extra: &str) -> std::p
 nodes:
   - id: camera
     type: capture
-    settings: {{ directory: "{inbox}", batch: true, min_age: 50ms }}
+    settings: {{ directory: "{inbox}", min_age: 50ms }}
   - id: classify
     type: classify
     concurrency: 2
@@ -220,7 +220,7 @@ fn run_with_an_unreachable_endpoint_names_it() {
         format!(
             r#"
 nodes:
-  - {{ id: camera, type: capture, settings: {{ directory: "{}", batch: true }} }}
+  - {{ id: camera, type: capture, settings: {{ directory: "{}" }} }}
   - {{ id: records, type: report, endpoint: "http://127.0.0.1:1" }}
 connections:
   - {{ from: camera.success, to: records }}

@@ -18,7 +18,7 @@ name: folder
 nodes:
   - id: camera
     type: capture
-    settings: {{ directory: "{}", batch: true, min_age: 50ms, poll_interval: 20ms }}
+    settings: {{ directory: "{}", min_age: 50ms, poll_interval: 20ms }}
   - id: records
     type: report
     concurrency: 4
@@ -163,7 +163,7 @@ fn interrupt_drains_the_flow_and_loses_nothing() {
     fill_folder(&inbox, 400);
     let report = dir.path().join("report.jsonl");
     let flow = dir.path().join("flow.yaml");
-    // Not a batch source and no --once: the run only ends on the interrupt.
+    // No --once: the run only ends on the interrupt.
     std::fs::write(
         &flow,
         format!(

@@ -240,7 +240,6 @@ nodes:
     settings:
       directory: {q(str(inbox))}
       pattern: "*.png"
-      batch: true
       min_age: 50ms
   - id: classify
     type: classify

@@ -18,8 +18,9 @@
 //!   skipped quietly; unreadable ones are skipped with one warning and retried later.
 //! - **Bounded.** A pull reads at most `max` files into memory; at most `max_in_flight`
 //!   offers are outstanding.
-//! - **Batch mode** (`batch: true`): `pull` answers `exhausted` once nothing is left to
-//!   offer and every offer has been acknowledged.
+//! - **Exhaustion.** `pull` answers `exhausted` whenever nothing is left to offer (files
+//!   still being written count as left) and every offer has been acknowledged. A runner
+//!   started with `--once` ends the flow then; otherwise it keeps watching the folder.
 //!
 //! ## FlowFile attributes
 //! `filename`, `path` (`./` at the top level, else `sub/dir/`, as NiFi's GetFile),

@@ -52,12 +52,6 @@ pub struct CaptureSettings {
     #[serde(default = "default_min_age")]
     pub min_age: HumanDuration,
 
-    /// Batch (`--once`) mode: when every matching file has been offered and acknowledged
-    /// and the directory has no more, the node reports itself exhausted and the flow can
-    /// finish. Off (the default): watch the directory forever.
-    #[serde(default)]
-    pub batch: bool,
-
     /// How often the directory is scanned while a pull waits for files (humantime).
     #[serde(default = "default_poll_interval")]
     pub poll_interval: HumanDuration,
@@ -262,7 +256,6 @@ mod tests {
         assert_eq!(s.redeliver_after.get(), Duration::from_secs(600));
         assert_eq!(s.max_file_bytes, 64 * 1024 * 1024);
         assert_eq!(s.order, Order::Name);
-        assert!(!s.batch);
         assert!(s.problems().is_empty());
     }
 

@@ -13,7 +13,7 @@
 //!   unacknowledged for `redeliver_after`: then the offer is taken as lost).
 //! - `warned`: files a warning was logged for (unreadable, could not be rejected) with the
 //!   signature warned about, so a poll loop does not repeat it; they are retried, but after
-//!   the healthy files, and do not keep a batch from finishing.
+//!   the healthy files, and do not keep a `--once` run from finishing.
 //! - `stuck`: accepted files that could not be deleted or moved: never offered again by
 //!   this process (the flow already has them); an error was logged.
 
@@ -48,7 +48,6 @@ struct Config {
     spec: ScanSpec,
     move_to: Option<PathBuf>,
     min_age: Duration,
-    batch: bool,
     poll_interval: Duration,
     redeliver_after: Duration,
     /// Effective size limit: `max_file_bytes`, capped by the node's largest message.
@@ -88,7 +87,7 @@ struct State {
 struct Plan {
     to_read: Vec<Entry>,
     oversize: Vec<Entry>,
-    /// Nothing left to offer and nothing in flight (meaningful in batch mode).
+    /// Nothing left to offer and nothing in flight.
     exhausted: bool,
 }
 
@@ -176,7 +175,6 @@ impl CaptureSource {
             },
             move_to,
             min_age: settings.min_age.get(),
-            batch: settings.batch,
             poll_interval: settings.poll_interval.get(),
             redeliver_after: settings.redeliver_after.get(),
             limit,
@@ -228,7 +226,7 @@ impl CaptureSource {
         // returned; never in between, where offers would be lost but marked in flight.
         let offers = self.settle(done);
         Ok(Pulled {
-            exhausted: self.cfg.batch && exhausted && offers.is_empty(),
+            exhausted: exhausted && offers.is_empty(),
             offers,
         })
     }

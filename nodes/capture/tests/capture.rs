@@ -271,7 +271,7 @@ async fn move_to_inside_a_recursive_directory_is_not_captured_again() {
     let archive = dir.join("archive");
     let src = source(
         &dir,
-        json!({"recursive": true, "after": "move", "move_to": archive, "batch": true}),
+        json!({"recursive": true, "after": "move", "move_to": archive}),
     )
     .await;
     let offers = pull_some(&src, 10).await.offers;
@@ -283,11 +283,11 @@ async fn move_to_inside_a_recursive_directory_is_not_captured_again() {
 }
 
 #[tokio::test]
-async fn batch_mode_is_exhausted_only_after_every_ack() {
+async fn exhausted_only_after_every_ack() {
     let (_tmp, dir) = tmp();
     write(&dir.join("1.jpg"), b"1");
     write(&dir.join("2.jpg"), b"2");
-    let src = source(&dir, json!({"batch": true})).await;
+    let src = source(&dir, json!({})).await;
 
     let first = pull_some(&src, 1).await;
     assert!(!first.exhausted);
@@ -310,15 +310,17 @@ async fn batch_mode_is_exhausted_only_after_every_ack() {
     assert!(end.exhausted);
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
 
-    // Without batch, an empty directory is never exhausted.
-    let watch = source(&dir, json!({})).await;
-    assert!(!pull_now(&watch, 10).await.exhausted);
+    // New files make the folder live again.
+    write(&dir.join("3.jpg"), b"3");
+    let again = pull_some(&src, 10).await;
+    assert_eq!(again.offers.len(), 1);
+    assert!(!again.exhausted);
 }
 
 #[tokio::test]
-async fn batch_mode_waits_for_files_still_being_written() {
+async fn not_exhausted_while_files_are_still_being_written() {
     let (_tmp, dir) = tmp();
-    let src = source(&dir, json!({"batch": true, "min_age": "1h"})).await;
+    let src = source(&dir, json!({"min_age": "1h"})).await;
     write(&dir.join("slow.jpg"), b"x");
     let pulled = pull_now(&src, 10).await;
     assert!(pulled.offers.is_empty());
@@ -350,7 +352,7 @@ async fn unacknowledged_files_are_offered_again_after_a_crash() {
 async fn an_offer_never_acknowledged_is_offered_again_after_redeliver_after() {
     let (_tmp, dir) = tmp();
     write(&dir.join("a.jpg"), b"a");
-    let src = source(&dir, json!({"redeliver_after": "50ms", "batch": true})).await;
+    let src = source(&dir, json!({"redeliver_after": "50ms"})).await;
     let lost = pull_some(&src, 10).await.offers;
     // The reply "never arrived": no ack. Eventually the file comes back, under a new id.
     let again = pull_some(&src, 10).await.offers;

@@ -108,7 +108,12 @@ impl ProcessError {
             Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
                 ErrorKind::Unavailable
             }
-            Code::Unknown if is_transport_message(status.message()) => ErrorKind::Unavailable,
+            // The connection broke mid-call (the node crashed, restarted, a proxy reset it):
+            // hyper/h2 report that as UNKNOWN or INTERNAL; the request may not have been
+            // processed, so it is worth another try.
+            Code::Unknown | Code::Internal if is_transport_message(status.message()) => {
+                ErrorKind::Unavailable
+            }
             Code::OutOfRange => ErrorKind::TooLarge,
             Code::InvalidArgument | Code::FailedPrecondition => ErrorKind::InvalidInput,
             _ => ErrorKind::Internal,
@@ -124,7 +129,17 @@ impl ProcessError {
 
 fn is_transport_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("transport") || m.contains("connection") || m.contains("broken pipe")
+    [
+        "transport",
+        "connection",
+        "broken pipe",
+        "h2 protocol error",
+        "http2 error",
+        "stream closed",
+        "reset",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 /// A node could not be built, started or served.
@@ -181,6 +196,14 @@ mod tests {
             assert_eq!(back.kind, kind);
             assert!(back.is_retryable());
         }
+        let e = ProcessError::from_status(&Status::internal("h2 protocol error: http2 error"));
+        assert_eq!(
+            e.kind,
+            ErrorKind::Unavailable,
+            "a broken connection is retried"
+        );
+        let e = ProcessError::from_status(&Status::internal("model exploded"));
+        assert_eq!(e.kind, ErrorKind::Internal);
         let e = ProcessError::from_status(&Status::out_of_range("too big"));
         assert_eq!(e.kind, ErrorKind::TooLarge);
         assert!(!e.is_retryable());
