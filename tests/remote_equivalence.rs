@@ -115,6 +115,24 @@ fn in_process_and_served_classify_give_identical_outputs() {
     )
     .unwrap();
     let node = Served::start("classify", &config, "127.0.0.1:0");
+    let out = loupe().args(["describe", &node.addr]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let described: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(described["node_type"], "classify");
+    assert_eq!(described["readiness"], "ready");
+    assert_eq!(described["max_message_bytes"], 64 * 1024 * 1024);
+    let rels: Vec<&str> = described["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rels, ["success", "failure"]);
+    assert!(described["settings_schema"]["properties"]["model"].is_object());
     let (inbox_b, report_b) = (
         dir.path().join("b/inbox"),
         dir.path().join("b/report.jsonl"),

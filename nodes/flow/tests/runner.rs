@@ -197,6 +197,9 @@ struct TagSettings {
     /// FlowFiles whose `n` is a multiple of this panic (0: never).
     #[serde(default)]
     panic_every: usize,
+    /// Written to `tagged.by` when set (tells which server did the work).
+    #[serde(default)]
+    label: Option<String>,
 }
 
 struct Tagger(TagSettings);
@@ -214,6 +217,10 @@ impl Processor for Tagger {
         if self.0.fail_every > 0 && n.is_multiple_of(self.0.fail_every) {
             return Err(ProcessError::invalid_input(format!("{n} is unacceptable")));
         }
+        let ff = match &self.0.label {
+            Some(label) => ff.with_attr("tagged.by", label.clone()),
+            None => ff,
+        };
         Ok(vec![ff.with_attr("tagged", "yes").to("success")])
     }
 }
@@ -420,10 +427,15 @@ connections:
     );
 }
 
-async fn serve_tag(listener: tokio::net::TcpListener, stop: tokio_util::sync::CancellationToken) {
+async fn serve_tag(
+    listener: tokio::net::TcpListener,
+    stop: tokio_util::sync::CancellationToken,
+    label: Option<String>,
+) {
     let node = Node::processor(Tagger(TagSettings {
         fail_every: 0,
         panic_every: 0,
+        label,
     }));
     let options = loupe_sdk::server::ServeOptions {
         node_id: "tag".into(),
@@ -471,7 +483,7 @@ connections:
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(serve_tag(listener, stop.clone()));
+    let server = tokio::spawn(serve_tag(listener, stop.clone(), None));
     // Kill the remote node (abort: connections drop, in-flight calls fail) once the run is
     // under way, then start it again on the same port.
     let restarter = tokio::spawn(async move {
@@ -483,7 +495,7 @@ connections:
         tokio::time::sleep(Duration::from_millis(300)).await;
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let stop2 = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(serve_tag(listener, stop2.clone()));
+        tokio::spawn(serve_tag(listener, stop2.clone(), None));
         stop2
     });
     let remote = format!(
@@ -520,4 +532,52 @@ connections:
         .provenance
         .get(&loupe_flow::runner::provenance::EventType::RemoteInvocation);
     assert_eq!(prov.copied(), Some(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_endpoints_share_the_load() {
+    let mut addrs = Vec::new();
+    let mut stops = Vec::new();
+    for i in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(format!("http://{}", listener.local_addr().unwrap()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(serve_tag(
+            listener,
+            stop.clone(),
+            Some(format!("server-{i}")),
+        ));
+        stops.push(stop);
+    }
+    let yaml = format!(
+        r#"
+nodes:
+  - {{ id: src, type: list, settings: {{ name: lb-src, count: 200 }} }}
+  - {{ id: tag, type: tag, concurrency: 4, endpoints: ["{}", "{}"] }}
+  - {{ id: sink, type: collect, settings: {{ name: lb }} }}
+connections:
+  - {{ from: src.success, to: tag }}
+  - {{ from: tag.success, to: sink }}
+  - {{ from: tag.failure, to: sink }}
+"#,
+        addrs[0], addrs[1]
+    );
+    let summary = run_flow(&yaml).await;
+    for stop in stops {
+        stop.cancel();
+    }
+    let got = collected("lb");
+    assert_eq!(got.len(), 200);
+    assert!(got.iter().all(|f| f.attr("tagged") == Some("yes")));
+    assert_eq!(summary.node("tag").unwrap().received, 200);
+    for label in ["server-0", "server-1"] {
+        let n = got
+            .iter()
+            .filter(|f| f.attr("tagged.by") == Some(label))
+            .count();
+        assert!(
+            n > 0,
+            "{label} did no work: the endpoints were not balanced"
+        );
+    }
 }

@@ -74,6 +74,16 @@ impl FlowFile {
         self
     }
 
+    /// Marks this FlowFile with a failure's `error.kind` and `error.message` (content
+    /// untouched), as every `failure` output carries them.
+    pub fn with_error(mut self, err: &crate::ProcessError) -> Self {
+        self.attributes
+            .insert(attr::ERROR_KIND.into(), err.kind.as_str().into());
+        self.attributes
+            .insert(attr::ERROR_MESSAGE.into(), err.message.clone());
+        self
+    }
+
     /// Routes this FlowFile to `relationship`.
     pub fn to(self, relationship: impl Into<String>) -> Output {
         Output {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use crate::error::{ErrorKind, ProcessError};
-use crate::flowfile::attr;
 use crate::pb::{FlowFile, Output};
 use crate::processor::Processor;
 use crate::telemetry;
@@ -121,13 +120,8 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Routes `flow_file` to `failure` with the error's kind and message; content untouched.
-pub fn failure_output(mut flow_file: FlowFile, err: &ProcessError, span: &tracing::Span) -> Output {
-    flow_file
-        .attributes
-        .insert(attr::ERROR_KIND.into(), err.kind.as_str().into());
-    flow_file
-        .attributes
-        .insert(attr::ERROR_MESSAGE.into(), err.message.clone());
+pub fn failure_output(flow_file: FlowFile, err: &ProcessError, span: &tracing::Span) -> Output {
+    let mut flow_file = flow_file.with_error(err);
     telemetry::inject_span_into_attributes(span, &mut flow_file.attributes);
     flow_file.to(crate::FAILURE)
 }
@@ -135,6 +129,7 @@ pub fn failure_output(mut flow_file: FlowFile, err: &ProcessError, span: &tracin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flowfile::attr;
     use crate::pb::NodeDescription;
     use async_trait::async_trait;
 

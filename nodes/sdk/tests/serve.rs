@@ -190,6 +190,21 @@ async fn overload_is_resource_exhausted_and_panics_keep_serving() {
         "{status:?}"
     );
     assert!(node.process(ff("ok")).await.is_ok());
+
+    // gzip-compressed requests are accepted (and answers compressed when asked).
+    let mut gz = ProcessorClient::connect(s.addr.clone())
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let r = gz
+        .process(pb::ProcessRequest {
+            flow_file: Some(ff("ok")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.outputs[0].relationship, "success");
     s.stop.cancel();
     s.task.await.unwrap().unwrap();
 }

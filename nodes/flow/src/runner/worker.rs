@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use loupe_sdk::pb::Output;
-use loupe_sdk::{ErrorKind, FlowFile, ProcessError, attr};
+use loupe_sdk::{ErrorKind, FlowFile, ProcessError};
 
 use super::provenance::{EventType, event};
 use super::{NodeRuntime, Shared};
@@ -198,7 +198,7 @@ async fn handle(shared: &Shared, node: &NodeRuntime, queue: usize, mut item: Que
                     ErrorKind::RetriesExhausted,
                     format!("gave up after {} attempts: {}", item.attempts, err.message),
                 );
-                let failed = with_error(input.clone(), &reason);
+                let failed = input.clone().with_error(&reason);
                 route(shared, node, &input, vec![failed.to(loupe_sdk::FAILURE)]).await;
             } else {
                 let penalty = node.retry.backoff(item.attempts);
@@ -210,16 +210,6 @@ async fn handle(shared: &Shared, node: &NodeRuntime, queue: usize, mut item: Que
             }
         }
     }
-}
-
-fn with_error(mut flow_file: FlowFile, err: &ProcessError) -> FlowFile {
-    flow_file
-        .attributes
-        .insert(attr::ERROR_KIND.into(), err.kind.as_str().into());
-    flow_file
-        .attributes
-        .insert(attr::ERROR_MESSAGE.into(), err.message.clone());
-    flow_file
 }
 
 /// Records provenance for the outputs of `node` and pushes them into the connections of their
@@ -254,7 +244,7 @@ async fn route(shared: &Shared, node: &NodeRuntime, input: &FlowFile, outputs: V
                 node.id
             ));
             tracing::error!("{}", reason.message);
-            flow_file = with_error(flow_file, &reason);
+            flow_file = flow_file.with_error(&reason);
             relationship = loupe_sdk::FAILURE.to_string();
         }
         node.stats.count_out(&relationship);
