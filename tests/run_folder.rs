@@ -218,3 +218,59 @@ connections:
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(summary["left_in_queues"], 0, "the queues were drained");
 }
+
+#[test]
+fn a_served_capture_node_hands_files_over_grpc_with_acknowledgements() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    fill_folder(&inbox, 300);
+    let config = dir.path().join("capture.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "settings:\n  directory: \"{}\"\n  min_age: 50ms\n",
+            inbox.display()
+        ),
+    )
+    .unwrap();
+    let node = Served::start("capture", &config, "127.0.0.1:0");
+    let report = dir.path().join("report.jsonl");
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            r#"
+nodes:
+  - {{ id: camera, type: capture, endpoint: "{}" }}
+  - {{ id: records, type: report, auto_terminate: [failure], settings: {{ path: "{}" }} }}
+connections:
+  - {{ from: camera.success, to: records, back_pressure: {{ objects: 20 }} }}
+"#,
+            node.endpoint(),
+            report.display()
+        ),
+    )
+    .unwrap();
+    let out = loupe()
+        .args(["run", "--once", "--progress", "off"])
+        .arg(&flow)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = read_report(&report);
+    let names: HashSet<&str> = records
+        .iter()
+        .map(|r| r["attributes"]["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 300);
+    assert_eq!(records.len(), 300);
+    assert_eq!(
+        std::fs::read_dir(&inbox).unwrap().count(),
+        0,
+        "the served source deleted each file after the runner acknowledged it"
+    );
+}
