@@ -98,6 +98,68 @@ pub enum Command {
         /// Node type.
         node_type: String,
     },
+    /// Generate deterministic synthetic inspection data (coil photos, steel surfaces).
+    Synth {
+        /// What to generate.
+        #[command(subcommand)]
+        what: SynthCommand,
+    },
+}
+
+/// `loupe synth` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SynthCommand {
+    /// Wire coils photographed from 8 angles: `ok`, `burr`, `loose_wire`, with the
+    /// simulated factory camera's verdict per image.
+    ///
+    /// Writes DIR/images/<product>_a<angle>.<ext>, DIR/manifest.jsonl (one line per
+    /// image) and DIR/dataset.json; prints the label counts and the camera's confusion.
+    Coils {
+        /// Number of products (8 images each).
+        #[arg(long)]
+        products: u32,
+        /// Seed: the same arguments give byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory (created; must be empty or an earlier synth output).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image width and height in pixels (64..=2048).
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Image format: png or jpg.
+        #[arg(long, default_value = "png")]
+        format: String,
+        /// Fraction of products with a loose wire.
+        #[arg(long, default_value_t = 0.05)]
+        loose_wire: f64,
+        /// Fraction of products with burrs.
+        #[arg(long, default_value_t = 0.25)]
+        burr: f64,
+        /// Fraction of products with both (counted in the two above).
+        #[arg(long, default_value_t = 0.01)]
+        both: f64,
+    },
+    /// Steel-sheet surfaces with scratches, pits, patches and inclusions, and a class
+    /// mask per image.
+    ///
+    /// Writes DIR/images/<id>.png (8-bit gray), DIR/masks/<id>.png (pixel = class index:
+    /// 0 background, 1 scratch, 2 pit, 3 patch, 4 inclusion), DIR/manifest.jsonl and
+    /// DIR/dataset.json.
+    Surfaces {
+        /// Number of images.
+        #[arg(long)]
+        images: u32,
+        /// Seed: the same arguments give byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory (created; must be empty or an earlier synth output).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image width and height in pixels (64..=2048).
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+    },
 }
 
 /// Progress display.

@@ -7,5 +7,6 @@ pub fn registry() -> Registry {
     Registry::new()
         .with::<loupe_capture::Capture>()
         .with::<loupe_classify::Classify>()
+        .with::<loupe_preprocess::Preprocess>()
         .with::<loupe_report::Report>()
 }

@@ -13,6 +13,8 @@
 //! - [`server`]: the `serve` scaffold (Processor + Source services, health, reflection, limits,
 //!   overload answers, graceful drain).
 //! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits.
+//! - `imaging` (feature `imaging`): image decoding with limits (formats, EXIF orientation,
+//!   decompression bombs), errors mapped to [`ProcessError`] kinds.
 //! - [`config`]: layered configuration for `loupe serve` (defaults < YAML < `LOUPE_*` env < flags).
 //! - [`telemetry`]: tracing + OpenTelemetry set-up and W3C trace-context propagation.
 
@@ -21,6 +23,8 @@ pub mod config;
 pub mod error;
 pub mod factory;
 pub mod flowfile;
+#[cfg(feature = "imaging")]
+pub mod imaging;
 pub mod invoke;
 #[cfg(feature = "onnx")]
 pub mod onnx;

@@ -6,6 +6,7 @@ mod describe;
 mod run;
 mod serve;
 mod setup;
+mod synth;
 mod validate;
 
 use std::process::ExitCode;
@@ -58,6 +59,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         )),
         Command::Demo { images, flow } => demo::demo(images, &flow),
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
+        Command::Synth { what } => synth::synth(what),
         Command::Schema { node_type } => {
             let registry = crate::nodes::registry();
             let factory = registry.get(&node_type).ok_or_else(|| {

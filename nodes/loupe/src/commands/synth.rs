@@ -1,0 +1,136 @@
+//! `loupe synth coils|surfaces`: deterministic synthetic inspection data (`loupe-synth`).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use loupe_synth::manifest::Confusion;
+use loupe_synth::{CoilLabel, CoilOptions, SurfaceClass, SurfaceOptions};
+
+use crate::cli::SynthCommand;
+
+/// Generates the data set and prints its summary.
+pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
+    match what {
+        SynthCommand::Coils {
+            products,
+            seed,
+            out,
+            size,
+            format,
+            loose_wire,
+            burr,
+            both,
+        } => {
+            let opts = CoilOptions {
+                products,
+                seed,
+                size,
+                format: format.parse()?,
+                loose_wire,
+                burr,
+                both,
+            };
+            opts.validate()?;
+            let started = Instant::now();
+            let ds = loupe_synth::generate_coils(&opts, &out)
+                .with_context(|| format!("generating coils into {}", out.display()))?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "loupe synth coils: {} products x {} angles = {} images, {size}x{size} {}, \
+                 seed {seed} -> {} ({secs:.1} s)",
+                ds.products,
+                ds.angles,
+                ds.images,
+                ds.format,
+                out.display()
+            );
+            println!("{:<12}{:>8}{:>8}{:>12}", "", "ok", "burr", "loose_wire");
+            for (name, c) in [
+                ("images", ds.counts.images),
+                ("products", ds.counts.products),
+            ] {
+                println!(
+                    "  {name:<10}{:>8}{:>8}{:>12}",
+                    c.ok, c.burr, c.loose_wire
+                );
+            }
+            print_confusion("per image", &ds.camera.images);
+            print_confusion(
+                "per product (flagged when any of its images is)",
+                &ds.camera.products,
+            );
+            print_written(&out);
+        }
+        SynthCommand::Surfaces {
+            images,
+            seed,
+            out,
+            size,
+        } => {
+            let opts = SurfaceOptions { images, seed, size };
+            opts.validate()?;
+            let started = Instant::now();
+            let ds = loupe_synth::generate_surfaces(&opts, &out)
+                .with_context(|| format!("generating surfaces into {}", out.display()))?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "loupe synth surfaces: {} images, {size}x{size} gray png, seed {seed} -> {} \
+                 ({secs:.1} s)",
+                ds.images,
+                out.display()
+            );
+            println!(
+                "  defect-free {}, with defects {}",
+                ds.counts.defect_free, ds.counts.with_defect
+            );
+            println!("  {:<4}{:<12}{:>8}{:>12}", "idx", "class", "images", "pixels");
+            for c in SurfaceClass::ALL {
+                println!(
+                    "  {:<4}{:<12}{:>8}{:>12}",
+                    c.index(),
+                    c.name(),
+                    ds.counts.images_with.get(c.name()).copied().unwrap_or(0),
+                    ds.counts.area_px.get(c.name()).copied().unwrap_or(0)
+                );
+            }
+            print_written(&out);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_confusion(what: &str, c: &Confusion) {
+    println!("camera verdicts {what}:");
+    println!(
+        "  {:<12}{:>9}{:>17}{:>9}",
+        "true label", "said ok", "said loose_wire", "flagged"
+    );
+    for label in CoilLabel::ALL {
+        let row = c.row(label);
+        println!(
+            "  {:<12}{:>9}{:>17}{:>8.1}%",
+            label.as_str(),
+            row.ok,
+            row.loose_wire,
+            100.0 * row.flagged_fraction()
+        );
+    }
+    let flagged: u64 = CoilLabel::ALL.iter().map(|&l| c.row(l).loose_wire).sum();
+    let real = c.loose_wire.loose_wire;
+    if flagged > 0 {
+        println!(
+            "  {real} of {flagged} flagged show a loose wire ({:.1}%); the rest are false alarms",
+            100.0 * real as f64 / flagged as f64
+        );
+    }
+}
+
+fn print_written(out: &Path) {
+    println!(
+        "wrote {}, {}",
+        out.join("manifest.jsonl").display(),
+        out.join("dataset.json").display()
+    );
+}

@@ -1,0 +1,429 @@
+//! A wound wire coil: the product model shared by its 8 photographs, how one photograph
+//! is posed and lit ([`View`]), and the shading of the coil body.
+//!
+//! The coil lies flat (axis vertical): a top face of concentric turns around a hub hole,
+//! and an outer wall of stacked turns. Each of the 8 cameras stands at azimuth
+//! `angle * 45°` around it and looks down at an elevation of 58-78°, so the coil shows
+//! as an elliptical ring with the near part of its wall below. Coordinates relative to a
+//! camera: `X` right, `Y` towards the camera, `Z` up, origin at the centre of the top
+//! face; a point projects to the image at `(X, Y sin e - Z cos e)`, rolled and shifted.
+
+use std::f32::consts::PI;
+
+use crate::defects::{self, Defect};
+use crate::geom::{V2, v2, wrap_angle};
+use crate::options::CoilOptions;
+use crate::raster::Canvas;
+use crate::rng::Rng;
+
+/// Camera angles per product.
+pub const ANGLES: u32 = 8;
+
+/// The wire's surface.
+#[derive(Debug, Clone)]
+pub(crate) struct Material {
+    /// Diffuse colour.
+    pub base: [f32; 3],
+    /// Specular colour.
+    pub spec: [f32; 3],
+    /// Specular strength.
+    pub gloss: f32,
+    /// Specular exponent is `2^shininess_log2`.
+    pub shininess_log2: u32,
+}
+
+impl Material {
+    fn random(rng: &mut Rng) -> Material {
+        // copper, enamelled red, enamelled green, enamelled amber, tinned (silver)
+        let kind = rng.weighted(&[0.32, 0.2, 0.14, 0.12, 0.22]);
+        let (base, spec, gloss, sh) = match kind {
+            0 => ([0.78, 0.45, 0.25], [1.0, 0.86, 0.72], 0.65, 5),
+            1 => ([0.56, 0.11, 0.07], [1.0, 0.95, 0.95], 0.75, 6),
+            2 => ([0.13, 0.42, 0.17], [0.95, 1.0, 0.95], 0.75, 6),
+            3 => ([0.76, 0.53, 0.13], [1.0, 0.97, 0.9], 0.7, 6),
+            _ => ([0.72, 0.73, 0.76], [1.0, 1.0, 1.0], 0.55, 4),
+        };
+        let j = rng.range(0.9, 1.08);
+        let base = base.map(|c: f32| (c * j * rng.range(0.96, 1.04)).min(1.0));
+        Material {
+            base,
+            spec,
+            gloss,
+            shininess_log2: sh,
+        }
+    }
+
+    /// Relative luminance of the diffuse colour.
+    pub fn luminance(&self) -> f32 {
+        0.3 * self.base[0] + 0.59 * self.base[1] + 0.11 * self.base[2]
+    }
+}
+
+/// One product: a coil and its defects.
+#[derive(Debug, Clone)]
+pub(crate) struct Coil {
+    /// Surface of the wire.
+    pub material: Material,
+    /// Outer radius in pixels (before the per-photo scale jitter).
+    pub radius: f32,
+    /// Hub (inner) radius / outer radius.
+    pub hub: f32,
+    /// Height / outer radius.
+    pub height: f32,
+    /// Turns across the top face.
+    pub rings: u32,
+    /// Irregularity of the turns (fractions of a turn), by harmonic.
+    pub wobble: [f32; 4],
+    /// Slope of the wall turns.
+    pub helix: f32,
+    /// Brightness of each turn of the top face.
+    pub ring_tone: Vec<f32>,
+    /// Brightness of each turn of the wall.
+    pub wall_tone: Vec<f32>,
+    /// Elevation of this station's cameras (radians).
+    pub elevation: f32,
+    /// The defects, placed around the coil.
+    pub defects: Vec<Defect>,
+}
+
+impl Coil {
+    /// Draws product `product` of a data set.
+    pub fn plan(opts: &CoilOptions, product: u32) -> Coil {
+        let mut rng = Rng::new(
+            opts.seed,
+            &[crate::rng::stream::COIL_PRODUCT, product as u64],
+        );
+        let unit = opts.size as f32 / 256.0;
+        // Which defects: a joint distribution with the asked marginals.
+        let x = rng.f64();
+        let (lw_only, burr_only) = (opts.loose_wire - opts.both, opts.burr - opts.both);
+        let (has_lw, has_burr) = if x < opts.both {
+            (true, true)
+        } else if x < opts.both + lw_only {
+            (true, false)
+        } else if x < opts.both + lw_only + burr_only {
+            (false, true)
+        } else {
+            (false, false)
+        };
+        let material = Material::random(&mut rng);
+        let radius = opts.size as f32 * rng.range(0.25, 0.32);
+        let hub = rng.range(0.36, 0.56);
+        let height = rng.range(0.25, 0.5);
+        let rings = rng.int(7, 14);
+        let wobble = [0; 4].map(|_| rng.normal() * 0.12);
+        let helix = rng.range(-0.5, 0.5);
+        let ring_tone = (0..rings + 2)
+            .map(|_| 1.0 + 0.06 * rng.normal().clamp(-2.0, 2.0))
+            .collect();
+        let wall_tone = (0..64)
+            .map(|_| 1.0 + 0.06 * rng.normal().clamp(-2.0, 2.0))
+            .collect();
+        let elevation = rng.range(60.0, 76.0).to_radians();
+        let geometry = defects::CoilGeometry { radius, hub, unit };
+        let defects = defects::plan(&mut rng, &geometry, has_lw, has_burr);
+        Coil {
+            material,
+            radius,
+            hub,
+            height,
+            rings,
+            wobble,
+            helix,
+            ring_tone,
+            wall_tone,
+            elevation,
+            defects,
+        }
+    }
+}
+
+/// How one photograph is taken: camera pose, coil placement, light.
+#[derive(Debug, Clone)]
+pub(crate) struct View {
+    /// Camera azimuth (radians).
+    pub alpha: f32,
+    /// `sin(elevation)`: the squash of the top face.
+    pub k: f32,
+    /// `cos(elevation)`: how heights project.
+    pub cos_e: f32,
+    /// Outer radius in pixels in this photo.
+    pub radius: f32,
+    /// Photo scale relative to the product's nominal size.
+    pub scale: f32,
+    /// Coil height in pixels in this photo (3-D, not projected).
+    pub height: f32,
+    /// Image position of the centre of the top face.
+    pub origin: V2,
+    /// Camera roll (radians) as cosine and sine.
+    pub roll: (f32, f32),
+    /// Unit vector towards the light (camera coordinates).
+    pub light: [f32; 3],
+    /// Unit half vector between light and camera.
+    pub half: [f32; 3],
+    /// Ambient light.
+    pub ambient: f32,
+    /// Diffuse light strength.
+    pub diffuse: f32,
+    /// Unit image-plane direction towards the light.
+    pub light_image: V2,
+}
+
+impl View {
+    /// The pose and light of photo `angle` of `coil`.
+    pub fn new(coil: &Coil, angle: u32, rng: &mut Rng, size: f32) -> View {
+        let alpha = angle as f32 * (2.0 * PI / ANGLES as f32)
+            + rng.normal().clamp(-2.5, 2.5) * 1.2f32.to_radians();
+        let e = coil.elevation + rng.range(-2.5, 2.5).to_radians();
+        let (k, cos_e) = (e.sin(), e.cos());
+        let scale = rng.range(0.94, 1.06);
+        let radius = coil.radius * scale;
+        let height = coil.height * radius;
+        let band = height * cos_e;
+        let roll_angle = rng.normal().clamp(-2.0, 2.0) * 5f32.to_radians();
+        let roll = (roll_angle.cos(), roll_angle.sin());
+        // Centre the silhouette (top ellipse + wall band), then jitter.
+        let jitter = v2(rng.range(-0.045, 0.045), rng.range(-0.045, 0.045)) * size;
+        let centre = v2(size / 2.0, size / 2.0) + jitter;
+        let mid = v2(0.0, band / 2.0);
+        let origin = centre
+            - v2(
+                roll.0 * mid.x - roll.1 * mid.y,
+                roll.1 * mid.x + roll.0 * mid.y,
+            );
+        let (la, le) = (rng.range(-PI, PI), rng.range(25.0, 70.0).to_radians());
+        let light = [le.cos() * la.sin(), le.cos() * la.cos(), le.sin()];
+        let view_dir = [0.0, cos_e, k];
+        let half = normalize3([
+            light[0] + view_dir[0],
+            light[1] + view_dir[1],
+            light[2] + view_dir[2],
+        ]);
+        let ambient = rng.range(0.45, 0.6);
+        let diffuse = rng.range(0.5, 0.7);
+        let mut view = View {
+            alpha,
+            k,
+            cos_e,
+            radius,
+            scale,
+            height,
+            origin,
+            roll,
+            light,
+            half,
+            ambient,
+            diffuse,
+            light_image: v2(0.0, -1.0),
+        };
+        let li = view.project_dir([light[0], light[1], light[2]]);
+        view.light_image = if li.len() > 1e-3 {
+            li.norm()
+        } else {
+            v2(0.0, -1.0)
+        };
+        view
+    }
+
+    /// Height of the visible wall band in pixels.
+    pub fn band(&self) -> f32 {
+        self.height * self.cos_e
+    }
+
+    /// Camera-relative azimuth of world azimuth `azimuth`, in (-pi, pi].
+    pub fn relative(&self, azimuth: f32) -> f32 {
+        wrap_angle(azimuth - self.alpha)
+    }
+
+    /// Image position of a camera-relative 3-D point.
+    pub fn project(&self, p: [f32; 3]) -> V2 {
+        self.origin + self.project_dir(p)
+    }
+
+    /// Image displacement of a camera-relative 3-D vector.
+    pub fn project_dir(&self, p: [f32; 3]) -> V2 {
+        let l = v2(p[0], p[1] * self.k - p[2] * self.cos_e);
+        v2(
+            self.roll.0 * l.x - self.roll.1 * l.y,
+            self.roll.1 * l.x + self.roll.0 * l.y,
+        )
+    }
+
+    /// Unrolled image offset of an image point from the origin (the inverse of the roll).
+    pub fn local(&self, p: V2) -> V2 {
+        let d = p - self.origin;
+        v2(
+            self.roll.0 * d.x + self.roll.1 * d.y,
+            -self.roll.1 * d.x + self.roll.0 * d.y,
+        )
+    }
+
+    /// Image centre of the silhouette and a radius containing it.
+    pub fn silhouette_circle(&self) -> (V2, f32) {
+        let band = self.band();
+        let centre = self.origin + self.project_dir([0.0, 0.0, 0.0]) + {
+            let m = v2(0.0, band / 2.0);
+            v2(
+                self.roll.0 * m.x - self.roll.1 * m.y,
+                self.roll.1 * m.x + self.roll.0 * m.y,
+            )
+        };
+        (
+            centre,
+            self.radius.max(self.radius * self.k + band / 2.0) + 1.0,
+        )
+    }
+
+    /// Shaded colour for a surface normal (camera coordinates).
+    fn shade(&self, m: &Material, n: [f32; 3], tone: f32, spec_scale: f32) -> [f32; 3] {
+        let d = dot3(n, self.light).max(0.0);
+        let mut s = dot3(n, self.half).max(0.0);
+        for _ in 0..m.shininess_log2 {
+            s *= s;
+        }
+        let diffuse = tone * (self.ambient + self.diffuse * d);
+        let sp = m.gloss * s * spec_scale;
+        [
+            m.base[0] * diffuse + m.spec[0] * sp,
+            m.base[1] * diffuse + m.spec[1] * sp,
+            m.base[2] * diffuse + m.spec[2] * sp,
+        ]
+    }
+}
+
+fn dot3(a: [f32; 3], b: [f32; 3]) -> f32 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn normalize3(a: [f32; 3]) -> [f32; 3] {
+    let l = dot3(a, a).sqrt().max(1e-9);
+    [a[0] / l, a[1] / l, a[2] / l]
+}
+
+/// Paints the coil body (top face, wall, hub hole) over the background.
+pub(crate) fn draw(canvas: &mut Canvas, coil: &Coil, view: &View) {
+    let (w, h) = (canvas.width, canvas.height);
+    let m = &coil.material;
+    let r = view.radius;
+    let r2 = r * r;
+    let rin = r * coil.hub;
+    let rin2 = rin * rin;
+    let band = view.band();
+    let wire = (r - rin) / coil.rings as f32;
+    let ring_scale = coil.rings as f32 / (1.0 - coil.hub);
+    let (sa, ca) = view.alpha.sin_cos();
+    let wob = coil.wobble;
+    let (centre, reach) = view.silhouette_circle();
+    let reach = reach + 2.0;
+    let y0 = (centre.y - reach - 2.0).floor().max(0.0) as usize;
+    let y1 = ((centre.y + reach + 2.0).ceil().max(0.0) as usize).min(h);
+    let wall_turn = |z: f32, across: f32| -> (f32, f32, usize) {
+        let s = z / wire + coil.helix * across;
+        let fi = fast_floor(s);
+        let q = 2.0 * (s - fi) - 1.0;
+        let idx = (fi as i64).rem_euclid(coil.wall_tone.len() as i64) as usize;
+        (q, (1.0 - q * q).max(0.0).sqrt(), idx)
+    };
+    // What one sample point shows.
+    enum Sample {
+        Wire([f32; 3]),
+        Floor,
+        Background,
+    }
+    let sample = |p: V2| -> Sample {
+        let l = view.local(p);
+        let (xx, yy) = (l.x, l.y);
+        let ty = yy / view.k;
+        let rho2 = xx * xx + ty * ty;
+        if rho2 <= r2 && rho2 >= rin2 {
+            // Top face: concentric turns, each a round wire in cross-section.
+            let rho = rho2.sqrt();
+            let inv = 1.0 / rho;
+            let (su, cu) = (xx * inv, ty * inv);
+            let (sphi, cphi) = (su * ca + cu * sa, cu * ca - su * sa);
+            let wobble = wob[0] * cphi
+                + wob[1] * sphi
+                + wob[2] * (cphi * cphi - sphi * sphi)
+                + wob[3] * 2.0 * sphi * cphi;
+            let s = (rho / r - coil.hub) * ring_scale + wobble;
+            let fi = fast_floor(s);
+            let q = 2.0 * (s - fi) - 1.0;
+            let nq = (1.0 - q * q).max(0.0).sqrt();
+            let idx = (fi as i64).rem_euclid(coil.ring_tone.len() as i64) as usize;
+            let groove = 0.5 + 0.5 * nq;
+            Sample::Wire(view.shade(m, [su * q, cu * q, nq], coil.ring_tone[idx] * groove, nq))
+        } else if rho2 < rin2 {
+            // Hub hole: the far inner wall, then the floor in shadow.
+            let yr = (rin2 - xx * xx).max(0.0).sqrt();
+            let top = -yr * view.k;
+            if yy < top + band {
+                let (q, nq, idx) = wall_turn((yy - top) / view.cos_e, xx / rin);
+                let n = [-xx / rin * nq, yr / rin * nq, -q];
+                let tone = 0.65 * coil.wall_tone[idx] * (0.5 + 0.5 * nq);
+                Sample::Wire(view.shade(m, n, tone, nq))
+            } else {
+                Sample::Floor
+            }
+        } else if xx.abs() < r {
+            // Outer wall below the near rim.
+            let yr = (r2 - xx * xx).sqrt();
+            let top = yr * view.k;
+            if yy > top && yy < top + band {
+                let (q, nq, idx) = wall_turn((yy - top) / view.cos_e, xx / r);
+                let n = [xx / r * nq, yr / r * nq, -q];
+                Sample::Wire(view.shade(m, n, coil.wall_tone[idx] * (0.5 + 0.5 * nq), nq))
+            } else {
+                Sample::Background
+            }
+        } else {
+            Sample::Background
+        }
+    };
+    // 2x2 samples per pixel: smooth edges, no moire in the fine turns.
+    const OFFSETS: [(f32, f32); 4] = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)];
+    for y in y0..y1 {
+        // Only the pixels within the silhouette's circle.
+        let dy = y as f32 + 0.5 - centre.y;
+        let half = (reach * reach - dy * dy).max(0.0).sqrt();
+        let x0 = (centre.x - half).floor().max(0.0) as usize;
+        let x1 = ((centre.x + half).ceil().max(0.0) as usize).min(w);
+        for x in x0..x1 {
+            let i = y * w + x;
+            let mut acc = [0.0f32; 3];
+            let mut bg = 0.0f32;
+            let mut any = false;
+            for (ox, oy) in OFFSETS {
+                match sample(v2(x as f32 + ox, y as f32 + oy)) {
+                    Sample::Wire(c) => {
+                        any = true;
+                        for k in 0..3 {
+                            acc[k] += c[k];
+                        }
+                    }
+                    Sample::Floor => {
+                        any = true;
+                        bg += 0.45;
+                    }
+                    Sample::Background => bg += 1.0,
+                }
+            }
+            if any {
+                for (k, p) in canvas.planes.iter_mut().enumerate() {
+                    p[i] = (acc[k] + p[i] * bg) * 0.25;
+                }
+            }
+        }
+    }
+}
+
+/// `floor` without a libm call (the values here are small).
+fn fast_floor(v: f32) -> f32 {
+    let t = v as i32 as f32;
+    if t > v { t - 1.0 } else { t }
+}
+
+/// Whether world azimuth `facing` is within `halfwidth` of the camera-relative azimuth
+/// `centre` in this view.
+pub(crate) fn faces(view: &View, azimuth: f32, centre: f32, halfwidth: f32) -> bool {
+    wrap_angle(view.relative(azimuth) - centre).abs() < halfwidth
+}
