@@ -85,6 +85,27 @@ pub struct ModelCard {
     pub labels: Vec<String>,
     /// Winning probability at or above which a decision counts as confident, in `[0, 1]`.
     pub threshold: f32,
+    /// Labels decided by their own probability before the arg-max, checked in order: the
+    /// first whose probability reaches its threshold wins (e.g. call `loose_wire` from
+    /// p >= 0.12 so that no real defect is missed). Without rules the arg-max wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decision: Vec<LabelThreshold>,
+    /// Measured figures (held-out metrics, timings); documentation, not read by the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<serde_json::Value>,
+    /// How the model was trained (data seeds and sizes, command, epochs); documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+}
+
+/// A label called whenever its probability reaches `threshold`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelThreshold {
+    /// One of the card's labels.
+    pub label: String,
+    /// Probability in `[0, 1]` at or above which the label is called.
+    pub threshold: f32,
 }
 
 /// The image input tensor and how to produce it from an image.
@@ -383,7 +404,42 @@ impl ModelCard {
                 self.threshold
             ));
         }
+        for rule in &self.decision {
+            if !self.labels.contains(&rule.label) {
+                problems.push(format!(
+                    "decision names label {:?}, which is not in labels",
+                    rule.label
+                ));
+            }
+            if !(0.0..=1.0).contains(&rule.threshold) {
+                problems.push(format!(
+                    "decision threshold of {:?} must be within [0, 1], got {}",
+                    rule.label, rule.threshold
+                ));
+            }
+        }
         problems
+    }
+
+    /// The index of the decided label for one probability vector (in label order): the first
+    /// [`ModelCard::decision`] rule that holds, else the arg-max (ties to the first label, as
+    /// numpy's argmax).
+    pub fn decide(&self, probabilities: &[f32]) -> usize {
+        for rule in &self.decision {
+            if let Some(i) = self.labels.iter().position(|l| *l == rule.label)
+                && probabilities.get(i).is_some_and(|p| *p >= rule.threshold)
+            {
+                return i;
+            }
+        }
+        probabilities
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, p)| {
+                if p > best.1 { (i, p) } else { best }
+            })
+            .0
     }
 }
 
@@ -434,6 +490,26 @@ output: { name: y, semantics: logits }
 labels: [a, b]
 threshold: 0.5
 "#;
+
+    #[test]
+    fn decision_rules_come_before_the_arg_max() {
+        let yaml = format!(
+            "{CARD}decision:\n  - {{label: b, threshold: 0.2}}\nmetrics: {{recall: 0.999}}\ntraining: {{seed: 1}}\n"
+        );
+        let card = ModelCard::from_yaml(&yaml).unwrap();
+        assert_eq!(card.decide(&[0.75, 0.25]), 1, "b reaches its threshold");
+        assert_eq!(card.decide(&[0.85, 0.15]), 0, "below it: arg-max");
+        assert_eq!(card.metrics.as_ref().unwrap()["recall"], 0.999);
+        let plain = ModelCard::from_yaml(CARD).unwrap();
+        assert_eq!(plain.decide(&[0.5, 0.5]), 0, "ties go to the first label");
+        assert_eq!(plain.decide(&[0.25, 0.75]), 1);
+        let bad = format!("{CARD}decision:\n  - {{label: zzz, threshold: 2}}\n");
+        let problems = ModelCard::from_yaml(&bad).unwrap_err().to_string();
+        assert!(
+            problems.contains("zzz") && problems.contains("within [0, 1]"),
+            "{problems}"
+        );
+    }
 
     #[test]
     fn parses_a_card() {

@@ -114,14 +114,8 @@ impl Classifier {
     pub fn classify(&self, image: &DynamicImage) -> Result<Prediction, ClassifierError> {
         let tensor = preprocess::to_tensor(image, &self.card.input);
         let probabilities = self.probabilities(&tensor)?;
-        let (index, score) = probabilities
-            .iter()
-            .copied()
-            .enumerate()
-            // Ties go to the first label, as numpy's argmax does.
-            .fold((0, f32::NEG_INFINITY), |best, (i, p)| {
-                if p > best.1 { (i, p) } else { best }
-            });
+        let index = self.card.decide(&probabilities);
+        let score = probabilities[index];
         Ok(Prediction {
             index,
             label: self.card.labels[index].clone(),
