@@ -1,15 +1,19 @@
 //! The simulated factory camera: a rule-based protrusion detector that looks at the
 //! rendered pixels, as the plant's camera does, and says `loose_wire` or `ok`.
 //!
-//! 1. **Background model**: a smooth surface (`a + bx + cy + d(x² + y²)` per channel,
-//!    which follows gradients and vignetting) fitted to the image border, refitted once
-//!    without outliers (fixture bars).
-//! 2. **Foreground**: pixels differing from the model by more than [`FOREGROUND_LEVEL`]
-//!    in some channel; the largest 4-connected region is taken as the coil.
+//! 1. **Background model**: the floor colour is the colour most of the image border
+//!    shares (bars and tags at the border are outvoted); a smooth surface
+//!    (`a + bx + cy + d(x² + y²)` per channel, for gradients and vignetting) is fitted
+//!    to those border samples and refined with the ones it explains.
+//! 2. **Foreground**: pixels differing from the surface by more than
+//!    [`FOREGROUND_LEVEL`] in some channel; of its 4-connected regions, the one with the
+//!    most pixels near the image centre is taken as the coil.
 //! 3. **Outline profile**: from the region's centroid, the farthest region pixel in each
 //!    angular bin (about 3 px of outline per bin).
-//! 4. **Protrusions**: each bin's radius minus the median over ±20° around it. The score
-//!    is the largest such excess; above [`threshold`] the verdict is `loose_wire`.
+//! 4. **Protrusions**: the profile minus a smooth outline (a Fourier series of 6
+//!    harmonics, fitted so that bins far above it hardly count, so a long strand hugging
+//!    the coil cannot lift it). The score is the largest excess; above [`threshold`] the
+//!    verdict is `loose_wire`.
 //!
 //! Anything that sticks out of a smooth outline trips it: loose wires, and also most
 //! burrs (they stick out too) and clutter touching the coil. That is the camera's known
@@ -20,13 +24,11 @@ use crate::manifest::CoilLabel;
 /// Minimum difference from the background (0-255, any channel) of a coil pixel.
 pub const FOREGROUND_LEVEL: f32 = 28.0;
 
-/// Half window of the outline median, in degrees.
-const WINDOW_DEG: f32 = 20.0;
-
 /// Short description of the rule (written into `dataset.json`).
-pub const RULE: &str = "largest region differing from a border-fitted background; \
-outline radius per angle minus its median over +-20 deg; loose_wire when the largest \
-protrusion exceeds max(2.5 px, 4% of the region's equivalent radius)";
+pub const RULE: &str = "coil = central region differing from a background surface fitted \
+to the image border; protrusion = outline radius per angle minus a robust 6-harmonic \
+Fourier fit of the outline; loose_wire when the largest protrusion exceeds \
+max(2.5 px, 4% of the region's equivalent radius)";
 
 /// Protrusion (pixels) above which the camera says `loose_wire`, for a coil region of
 /// equivalent radius `radius` pixels.
@@ -47,25 +49,31 @@ pub struct Reading {
 
 /// Inspects an 8-bit RGB image (`width * height * 3` bytes).
 pub fn inspect(rgb: &[u8], width: usize, height: usize) -> Reading {
-    inspect_debug(rgb, width, height).0
-}
-
-#[doc(hidden)]
-pub fn inspect_debug(rgb: &[u8], width: usize, height: usize) -> (Reading, Vec<bool>, Vec<f32>) {
     let (w, h) = (width, height);
     let bg = fit_background(rgb, w, h);
     let (hw, hh) = (w as f32 / 2.0, h as f32 / 2.0);
     let mut mask = vec![false; w * h];
+    // The background surface split into a per-column and a per-row part.
+    let columns: Vec<[f32; 3]> = (0..w)
+        .map(|x| {
+            let f = features(x, 0, hw, hh);
+            std::array::from_fn(|c| bg[c][1] * f[1] + bg[c][3] * f[1] * f[1])
+        })
+        .collect();
     for y in 0..h {
-        for x in 0..w {
-            let f = features(x, y, hw, hh);
-            let i = y * w + x;
-            let mut d = 0.0f32;
-            for (c, coef) in bg.iter().enumerate() {
-                let model = coef[0] * f[0] + coef[1] * f[1] + coef[2] * f[2] + coef[3] * f[3];
-                d = d.max((rgb[i * 3 + c] as f32 - model).abs());
-            }
-            mask[i] = d > FOREGROUND_LEVEL;
+        let f = features(0, y, hw, hh);
+        let row: [f32; 3] =
+            std::array::from_fn(|c| bg[c][0] + bg[c][2] * f[2] + bg[c][3] * f[2] * f[2]);
+        let pixels = &rgb[y * w * 3..(y + 1) * w * 3];
+        for ((m, px), col) in mask[y * w..(y + 1) * w]
+            .iter_mut()
+            .zip(pixels.chunks_exact(3))
+            .zip(&columns)
+        {
+            let d = (0..3)
+                .map(|c| (px[c] as f32 - row[c] - col[c]).abs())
+                .fold(0.0f32, f32::max);
+            *m = d > FOREGROUND_LEVEL;
         }
     }
     let region = largest_region(&mask, w, h);
@@ -76,7 +84,7 @@ pub fn inspect_debug(rgb: &[u8], width: usize, height: usize) -> (Reading, Vec<b
         threshold: threshold(0.0),
     };
     if area < (w * h) / 100 {
-        return (nothing, region, vec![]);
+        return nothing;
     }
     let (mut sx, mut sy) = (0.0f64, 0.0f64);
     for y in 0..h {
@@ -116,26 +124,13 @@ pub fn inspect_debug(rgb: &[u8], width: usize, height: usize) -> (Reading, Vec<b
     }
     fill_gaps(&mut rmax);
     let base = outline_fit(&rmax);
-    let mode = std::env::var("CAMMODE").unwrap_or_default();
-    let half = ((WINDOW_DEG / 360.0) * bins as f32).round() as isize;
-    let mut window = Vec::with_capacity(2 * half as usize + 1);
-    let mut score = 0.0f32;
-    for b in 0..bins as isize {
-        window.clear();
-        for o in -half..=half {
-            window.push(rmax[(b + o).rem_euclid(bins as isize) as usize]);
-        }
-        window.sort_by(f32::total_cmp);
-        let median = window[window.len() / 2];
-        let baseline = match mode.as_str() {
-            "fit" => base[b as usize],
-            "min" => base[b as usize].min(median),
-            _ => median,
-        };
-        score = score.max(rmax[b as usize] - baseline);
-    }
+    let score = rmax
+        .iter()
+        .zip(&base)
+        .map(|(r, b)| r - b)
+        .fold(0.0f32, f32::max);
     let t = threshold(radius);
-    let r = Reading {
+    Reading {
         verdict: if score > t {
             CoilLabel::LooseWire
         } else {
@@ -143,8 +138,7 @@ pub fn inspect_debug(rgb: &[u8], width: usize, height: usize) -> (Reading, Vec<b
         },
         score,
         threshold: t,
-    };
-    (r, region, rmax)
+    }
 }
 
 fn features(x: usize, y: usize, hw: f32, hh: f32) -> [f32; 4] {
@@ -155,11 +149,12 @@ fn features(x: usize, y: usize, hw: f32, hh: f32) -> [f32; 4] {
 /// Per channel, the coefficients of the background surface fitted to the border.
 fn fit_background(rgb: &[u8], w: usize, h: usize) -> [[f32; 4]; 3] {
     let (hw, hh) = (w as f32 / 2.0, h as f32 / 2.0);
-    let margin = 3;
+    let margin = 4;
     let mut samples: Vec<([f32; 4], [f32; 3])> = Vec::new();
     for y in (0..h).step_by(2) {
         for x in (0..w).step_by(2) {
-            if x < margin || y < margin || x >= w - margin || y >= h - margin {
+            // The same number of samples from each side.
+            if x < margin || y < margin || x + margin >= w || y + margin >= h {
                 let i = (y * w + x) * 3;
                 samples.push((
                     features(x, y, hw, hh),
@@ -168,17 +163,20 @@ fn fit_background(rgb: &[u8], w: usize, h: usize) -> [[f32; 4]; 3] {
             }
         }
     }
-    // Candidate floors: the brightest peaks of the border's brightness histogram. Each
-    // is grown into every border sample a smooth surface explains (gradients,
-    // vignetting); the surface explaining the most samples is the floor, the rest are
-    // bars and tags.
+    // Candidate floors: the main peaks of the border's brightness histogram. The
+    // candidate whose colour the most border samples share (within a tolerance broad
+    // enough for gradients and vignetting) is the floor; the others are bars and tags.
     let lum = |s: &([f32; 4], [f32; 3])| (s.1[0] + s.1[1] + s.1[2]) / 3.0;
     let mut hist = [0u32; 64];
     for s in &samples {
         hist[(lum(s) / 4.0) as usize % 64] += 1;
     }
     let smooth: Vec<u32> = (0..64)
-        .map(|i: usize| (i.saturating_sub(3)..(i + 4).min(64)).map(|j| hist[j]).sum())
+        .map(|i: usize| {
+            (i.saturating_sub(3)..(i + 4).min(64))
+                .map(|j| hist[j])
+                .sum()
+        })
         .collect();
     let mut peaks: Vec<usize> = (0..64)
         .filter(|&i| {
@@ -188,32 +186,65 @@ fn fit_background(rgb: &[u8], w: usize, h: usize) -> [[f32; 4]; 3] {
         })
         .collect();
     peaks.sort_by_key(|&i| (std::cmp::Reverse(smooth[i]), i));
-    let mut best: Option<(usize, [[f32; 4]; 3])> = None;
+    let mut floor: Vec<([f32; 4], [f32; 3])> = Vec::new();
     for &peak in peaks.iter().take(3) {
         let mode = peak as f32 * 4.0 + 2.0;
-        let mut kept: Vec<_> = samples
+        let near: Vec<[f32; 3]> = samples
             .iter()
-            .filter(|s| (lum(s) - mode).abs() <= 20.0)
+            .filter(|s| (lum(s) - mode).abs() <= 16.0)
+            .map(|s| s.1)
+            .collect();
+        if near.is_empty() {
+            continue;
+        }
+        let colour: [f32; 3] = std::array::from_fn(|c| {
+            let mut v: Vec<f32> = near.iter().map(|p| p[c]).collect();
+            v.sort_by(f32::total_cmp);
+            v[v.len() / 2]
+        });
+        let members: Vec<_> = samples
+            .iter()
+            .filter(|s| (0..3).all(|c| (s.1[c] - colour[c]).abs() <= 26.0))
             .copied()
             .collect();
-        let mut coef = solve_all(&kept);
-        for _ in 0..3 {
-            let next: Vec<_> = samples
-                .iter()
-                .filter(|s| residual(s, &coef) <= 12.0)
-                .copied()
-                .collect();
-            if next.len() < 16 {
-                break;
-            }
-            kept = next;
-            coef = solve_all(&kept);
-        }
-        if best.as_ref().is_none_or(|(n, _)| kept.len() > *n) {
-            best = Some((kept.len(), coef));
+        if members.len() > floor.len() {
+            floor = members;
         }
     }
-    best.map_or([[0.0; 4]; 3], |(_, coef)| coef)
+    // A smooth surface through the floor samples, refined with the samples it explains.
+    let tolerance = (3.5 * noise_level(rgb, w, h)).max(10.0);
+    let mut coef = solve_all(&floor);
+
+    for _ in 0..2 {
+        let next: Vec<_> = samples
+            .iter()
+            .filter(|s| residual(s, &coef) <= tolerance)
+            .copied()
+            .collect();
+        if next.len() < 16 {
+            break;
+        }
+        coef = solve_all(&next);
+    }
+    coef
+}
+
+/// Sensor noise (sigma, 0-255) estimated from neighbouring pixels of the top and
+/// bottom rows.
+fn noise_level(rgb: &[u8], w: usize, h: usize) -> f32 {
+    let mut d: Vec<f32> = Vec::new();
+    for y in [1, h - 2] {
+        for x in 0..w - 1 {
+            for c in 0..3 {
+                let a = rgb[(y * w + x) * 3 + c] as f32;
+                let b = rgb[(y * w + x + 1) * 3 + c] as f32;
+                d.push((a - b).abs());
+            }
+        }
+    }
+    d.sort_by(f32::total_cmp);
+    // Median absolute difference of two samples -> sigma of one.
+    d[d.len() / 2] * 1.4826 / std::f32::consts::SQRT_2
 }
 
 /// Largest per-channel difference between a sample and the surface `coef`.
@@ -241,48 +272,24 @@ fn solve_all(samples: &[([f32; 4], [f32; 3])]) -> [[f32; 4]; 3] {
         row[i] += 1e-3 * samples.len() as f64;
     }
     let mut out = [[0.0f32; 4]; 3];
-    for c in 0..3 {
-        out[c] = solve4(ata, atb[c]).map(|v| v as f32);
+    for (o, rhs) in out.iter_mut().zip(atb) {
+        let x = solve(ata.iter().map(|r| r.to_vec()).collect(), rhs.to_vec());
+        *o = std::array::from_fn(|k| x[k] as f32);
     }
     out
 }
 
-/// Solves a 4x4 linear system by Gaussian elimination with partial pivoting.
-fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> [f64; 4] {
-    for col in 0..4 {
-        let p = (col..4)
-            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
-            .unwrap_or(col);
-        a.swap(col, p);
-        b.swap(col, p);
-        let d = a[col][col];
-        if d.abs() < 1e-12 {
-            continue;
-        }
-        for r in col + 1..4 {
-            let f = a[r][col] / d;
-            for k in col..4 {
-                a[r][k] -= f * a[col][k];
-            }
-            b[r] -= f * b[col];
-        }
-    }
-    let mut x = [0.0f64; 4];
-    for r in (0..4).rev() {
-        let s: f64 = (r + 1..4).map(|k| a[r][k] * x[k]).sum();
-        x[r] = if a[r][r].abs() < 1e-12 {
-            0.0
-        } else {
-            (b[r] - s) / a[r][r]
-        };
-    }
-    x
-}
-
-/// The largest 4-connected region of `mask`.
+/// The 4-connected region of `mask` with the most pixels in the central disc (the
+/// coil is placed near the centre; bars and tags lie at the sides).
 fn largest_region(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let r2 = (0.35 * w.min(h) as f32).powi(2);
+    let central = |i: usize| {
+        let (dx, dy) = ((i % w) as f32 + 0.5 - cx, (i / w) as f32 + 0.5 - cy);
+        dx * dx + dy * dy <= r2
+    };
     let mut label = vec![0u32; w * h];
-    let mut best = (0u32, 0usize);
+    let mut best = (0u32, (0usize, 0usize));
     let mut next = 0u32;
     let mut stack = Vec::new();
     for start in 0..w * h {
@@ -292,9 +299,9 @@ fn largest_region(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
         next += 1;
         label[start] = next;
         stack.push(start);
-        let mut count = 0usize;
+        let mut count = (0usize, 0usize);
         while let Some(i) = stack.pop() {
-            count += 1;
+            count = (count.0 + central(i) as usize, count.1 + 1);
             let (x, y) = (i % w, i / w);
             let mut visit = |j: usize| {
                 if mask[j] && label[j] == 0 {
@@ -388,12 +395,13 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         if d.abs() < 1e-12 {
             continue;
         }
+        let (pivot, pivot_b) = (a[col].clone(), b[col]);
         for r in col + 1..n {
             let f = a[r][col] / d;
-            for k in col..n {
-                a[r][k] -= f * a[col][k];
+            for (x, p) in a[r][col..].iter_mut().zip(&pivot[col..]) {
+                *x -= f * p;
             }
-            b[r] -= f * b[col];
+            b[r] -= f * pivot_b;
         }
     }
     let mut x = vec![0.0f64; n];

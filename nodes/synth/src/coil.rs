@@ -19,6 +19,9 @@ use crate::rng::Rng;
 /// Camera angles per product.
 pub const ANGLES: u32 = 8;
 
+/// Number of distinct turn brightnesses (a power of two).
+pub(crate) const TONES: usize = 64;
+
 /// The wire's surface.
 #[derive(Debug, Clone)]
 pub(crate) struct Material {
@@ -76,10 +79,10 @@ pub(crate) struct Coil {
     pub wobble: [f32; 4],
     /// Slope of the wall turns.
     pub helix: f32,
-    /// Brightness of each turn of the top face.
-    pub ring_tone: Vec<f32>,
-    /// Brightness of each turn of the wall.
-    pub wall_tone: Vec<f32>,
+    /// Brightness of each turn of the top face (index modulo [`TONES`]).
+    pub ring_tone: [f32; TONES],
+    /// Brightness of each turn of the wall (index modulo [`TONES`]).
+    pub wall_tone: [f32; TONES],
     /// Elevation of this station's cameras (radians).
     pub elevation: f32,
     /// The defects, placed around the coil.
@@ -110,15 +113,13 @@ impl Coil {
         let radius = opts.size as f32 * rng.range(0.25, 0.32);
         let hub = rng.range(0.36, 0.56);
         let height = rng.range(0.25, 0.5);
-        let rings = rng.int(7, 14);
+        // Turns 3.5-6.5 px wide at 256 px: fine, but coarser than the pixel grid.
+        let turn = rng.range(3.5, 6.5) * unit;
+        let rings = (((1.0 - hub) * radius / turn).round() as u32).max(4);
         let wobble = [0; 4].map(|_| rng.normal() * 0.12);
         let helix = rng.range(-0.5, 0.5);
-        let ring_tone = (0..rings + 2)
-            .map(|_| 1.0 + 0.06 * rng.normal().clamp(-2.0, 2.0))
-            .collect();
-        let wall_tone = (0..64)
-            .map(|_| 1.0 + 0.06 * rng.normal().clamp(-2.0, 2.0))
-            .collect();
+        let ring_tone = [0; TONES].map(|_| 1.0 + 0.06 * rng.normal().clamp(-2.0, 2.0));
+        let wall_tone = [0; TONES].map(|_| 1.0 + 0.06 * rng.normal().clamp(-2.0, 2.0));
         let elevation = rng.range(60.0, 76.0).to_radians();
         let geometry = defects::CoilGeometry { radius, hub, unit };
         let defects = defects::plan(&mut rng, &geometry, has_lw, has_burr);
@@ -277,9 +278,14 @@ impl View {
     /// Shaded colour for a surface normal (camera coordinates).
     fn shade(&self, m: &Material, n: [f32; 3], tone: f32, spec_scale: f32) -> [f32; 3] {
         let d = dot3(n, self.light).max(0.0);
-        let mut s = dot3(n, self.half).max(0.0);
-        for _ in 0..m.shininess_log2 {
-            s *= s;
+        let mut s = dot3(n, self.half);
+        // Below 0.6 the highlight (s^16 and up) is nil: skip the squarings.
+        if s > 0.6 {
+            for _ in 0..m.shininess_log2 {
+                s *= s;
+            }
+        } else {
+            s = 0.0;
         }
         let diffuse = tone * (self.ambient + self.diffuse * d);
         let sp = m.gloss * s * spec_scale;
@@ -321,7 +327,7 @@ pub(crate) fn draw(canvas: &mut Canvas, coil: &Coil, view: &View) {
         let s = z / wire + coil.helix * across;
         let fi = fast_floor(s);
         let q = 2.0 * (s - fi) - 1.0;
-        let idx = (fi as i64).rem_euclid(coil.wall_tone.len() as i64) as usize;
+        let idx = (fi as i32 as usize) & (TONES - 1);
         (q, (1.0 - q * q).max(0.0).sqrt(), idx)
     };
     // What one sample point shows.
@@ -349,7 +355,7 @@ pub(crate) fn draw(canvas: &mut Canvas, coil: &Coil, view: &View) {
             let fi = fast_floor(s);
             let q = 2.0 * (s - fi) - 1.0;
             let nq = (1.0 - q * q).max(0.0).sqrt();
-            let idx = (fi as i64).rem_euclid(coil.ring_tone.len() as i64) as usize;
+            let idx = (fi as i32 as usize) & (TONES - 1);
             let groove = 0.5 + 0.5 * nq;
             Sample::Wire(view.shade(m, [su * q, cu * q, nq], coil.ring_tone[idx] * groove, nq))
         } else if rho2 < rin2 {
@@ -379,8 +385,8 @@ pub(crate) fn draw(canvas: &mut Canvas, coil: &Coil, view: &View) {
             Sample::Background
         }
     };
-    // 2x2 samples per pixel: smooth edges, no moire in the fine turns.
-    const OFFSETS: [(f32, f32); 4] = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)];
+    // Two samples per pixel, on the diagonal: smooth edges, little moire in the turns.
+    const OFFSETS: [(f32, f32); 2] = [(0.25, 0.25), (0.75, 0.75)];
     for y in y0..y1 {
         // Only the pixels within the silhouette's circle.
         let dy = y as f32 + 0.5 - centre.y;
@@ -409,7 +415,7 @@ pub(crate) fn draw(canvas: &mut Canvas, coil: &Coil, view: &View) {
             }
             if any {
                 for (k, p) in canvas.planes.iter_mut().enumerate() {
-                    p[i] = (acc[k] + p[i] * bg) * 0.25;
+                    p[i] = (acc[k] + p[i] * bg) * 0.5;
                 }
             }
         }

@@ -12,7 +12,7 @@
 //!   direction, bright and bright-edged, with bright flecks around their base.
 //!   Usually 3-10 px at 256 px; 12% are long (11-19 px), as long as a short loose wire.
 //! - **Loose wire**: a thin strand of the wire's own colour, with a specular line and a
-//!   faint shadow; either a curved tail (18-80 px; 20% short and thin, 9-17 px) that may
+//!   faint shadow; either a curved tail (18-80 px; 20% short and thin, 10-17 px) that may
 //!   curl back into the winding, or an arch that leaves the winding and re-enters it.
 
 use std::f32::consts::PI;
@@ -160,7 +160,7 @@ fn plan_loose_wire(rng: &mut Rng, geo: &CoilGeometry) -> Defect {
     } else {
         // Tail: starts outwards, curls; stops where it dives back into the winding.
         let length = if hard {
-            rng.range(9.0, 17.0)
+            rng.range(10.0, 17.0)
         } else {
             rng.range(18.0, 80.0)
         } * u;
@@ -180,7 +180,7 @@ fn plan_loose_wire(rng: &mut Rng, geo: &CoilGeometry) -> Defect {
             ];
             points.push(p);
             let back_in = (r + p[0]) * (r + p[0]) + p[1] * p[1] < r * r;
-            if i > n * 2 / 5 && back_in {
+            if i >= n * 7 / 10 && back_in {
                 break;
             }
         }

@@ -11,9 +11,9 @@ use crate::camera::{self, Reading};
 use crate::coil::{ANGLES, Coil, View};
 use crate::error::SynthError;
 use crate::manifest::{
-    CameraReport, CoilCounts, CoilDataset, CoilLabel, CoilRecord, Confusion, DefectRecord,
-    GENERATOR, LabelCounts, Prevalence, SurfaceClass, SurfaceCounts, SurfaceDataset, SurfaceRecord,
-    class_table,
+    CameraReport, ClassCounts, CoilCounts, CoilDataset, CoilLabel, CoilRecord, Confusion,
+    DefectRecord, GENERATOR, LabelCounts, Prevalence, SurfaceClass, SurfaceCounts, SurfaceDataset,
+    SurfaceRecord, class_table,
 };
 use crate::options::{CoilOptions, ImageFormat, SurfaceOptions};
 use crate::raster::Canvas;
@@ -201,8 +201,8 @@ pub fn generate_surfaces(opts: &SurfaceOptions, out: &Path) -> Result<SurfaceDat
     let mut counts = SurfaceCounts {
         defect_free: 0,
         with_defect: 0,
-        images_with: SurfaceClass::ALL.iter().map(|c| (c.name(), 0)).collect(),
-        area_px: SurfaceClass::ALL.iter().map(|c| (c.name(), 0)).collect(),
+        images_with: ClassCounts::default(),
+        area_px: ClassCounts::default(),
     };
     for r in &records {
         if r.defect {
@@ -210,11 +210,11 @@ pub fn generate_surfaces(opts: &SurfaceOptions, out: &Path) -> Result<SurfaceDat
         } else {
             counts.defect_free += 1;
         }
-        for c in &r.classes {
-            *counts.images_with.entry(c.name()).or_default() += 1;
+        for &c in &r.classes {
+            counts.images_with.add(c, 1);
         }
-        for (name, a) in &r.area_px {
-            *counts.area_px.entry(name).or_default() += a;
+        for c in SurfaceClass::ALL {
+            counts.area_px.add(c, r.area_px.get(c));
         }
         write_line(&mut writer, r, &manifest)?;
     }
@@ -254,14 +254,15 @@ fn surface_image(
         )?;
         fs::write(&path, bytes).map_err(|e| SynthError::io(&path, e))?;
     }
-    let mut area = [0u64; 5];
+    let mut area = ClassCounts::default();
     for &v in &s.mask {
-        area[v as usize] += 1;
+        if let Some(c) = SurfaceClass::from_index(v) {
+            area.add(c, 1);
+        }
     }
     let classes: Vec<SurfaceClass> = SurfaceClass::ALL
-        .iter()
-        .copied()
-        .filter(|c| area[c.index() as usize] > 0)
+        .into_iter()
+        .filter(|&c| area.get(c) > 0)
         .collect();
     Ok(SurfaceRecord {
         file,
@@ -269,10 +270,7 @@ fn surface_image(
         id,
         defect: !classes.is_empty(),
         classes,
-        area_px: SurfaceClass::ALL
-            .iter()
-            .map(|c| (c.name(), area[c.index() as usize]))
-            .collect(),
+        area_px: area,
         instances: s.instances,
         width: opts.size,
         height: opts.size,

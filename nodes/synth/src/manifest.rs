@@ -1,8 +1,6 @@
 //! What is written next to the images: one `manifest.jsonl` line per image and one
 //! `dataset.json` per data set.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::options::ImageFormat;
@@ -290,14 +288,49 @@ pub struct SurfaceRecord {
     pub classes: Vec<SurfaceClass>,
     /// Whether any defect is present.
     pub defect: bool,
-    /// Mask pixels per class name (every class, 0 when absent).
-    pub area_px: BTreeMap<&'static str, u64>,
+    /// Mask pixels per class (every class, 0 when absent).
+    pub area_px: ClassCounts,
     /// Number of defect instances drawn.
     pub instances: u32,
     /// Image width in pixels.
     pub width: u32,
     /// Image height in pixels.
     pub height: u32,
+}
+
+/// A count per surface defect class, in class-index order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClassCounts {
+    /// `scratch` (1).
+    pub scratch: u64,
+    /// `pit` (2).
+    pub pit: u64,
+    /// `patch` (3).
+    pub patch: u64,
+    /// `inclusion` (4).
+    pub inclusion: u64,
+}
+
+impl ClassCounts {
+    /// The count of `class`.
+    pub fn get(&self, class: SurfaceClass) -> u64 {
+        match class {
+            SurfaceClass::Scratch => self.scratch,
+            SurfaceClass::Pit => self.pit,
+            SurfaceClass::Patch => self.patch,
+            SurfaceClass::Inclusion => self.inclusion,
+        }
+    }
+
+    /// Adds `n` to the count of `class`.
+    pub fn add(&mut self, class: SurfaceClass, n: u64) {
+        match class {
+            SurfaceClass::Scratch => self.scratch += n,
+            SurfaceClass::Pit => self.pit += n,
+            SurfaceClass::Patch => self.patch += n,
+            SurfaceClass::Inclusion => self.inclusion += n,
+        }
+    }
 }
 
 /// One row of the class index table.
@@ -317,9 +350,9 @@ pub struct SurfaceCounts {
     /// Images with at least one defect.
     pub with_defect: u64,
     /// Images where each class is present.
-    pub images_with: BTreeMap<&'static str, u64>,
+    pub images_with: ClassCounts,
     /// Mask pixels per class over the data set.
-    pub area_px: BTreeMap<&'static str, u64>,
+    pub area_px: ClassCounts,
 }
 
 /// `dataset.json` of `loupe synth surfaces`.

@@ -276,6 +276,7 @@ mod tests {
     fn stroke_covers_its_line_and_nothing_far() {
         let mut cov = Coverage::new(v2(0.0, 0.0), v2(20.0, 20.0), 20, 20);
         cov.stroke(&[v2(2.0, 10.5), v2(18.0, 10.5)], &[2.0, 2.0]);
-        assert_eq!(cov.bbox(0.5), Some([2, 9, 18, 12]));
+        // Round caps: half a width beyond each end.
+        assert_eq!(cov.bbox(0.5), Some([1, 9, 19, 12]));
     }
 }

@@ -13,7 +13,7 @@ pub(crate) fn paint(canvas: &mut Canvas, rng: &mut Rng, coil: &Coil, view: &View
     let dark = coil.material.luminance() >= 0.4;
     // Floor: dark for bright wire, light for dark enamel, slightly tinted.
     let level = if dark {
-        rng.range(0.05, 0.22)
+        rng.range(0.04, 0.17)
     } else {
         rng.range(0.5, 0.72)
     };
@@ -31,32 +31,38 @@ pub(crate) fn paint(canvas: &mut Canvas, rng: &mut Rng, coil: &Coil, view: &View
     let ribs = if rng.chance(0.35) {
         Some((
             rng.range(6.0, 18.0) * unit,
-            rng.range(0.01, 0.03),
+            rng.range(0.008, 0.025),
             rng.chance(0.5),
         ))
     } else {
         None
     };
     let (w, h) = (canvas.width, canvas.height);
+    let mut noise_row = vec![0.0f32; grid_n];
     for y in 0..h {
+        let py = y as f32 + 0.5;
+        // The grid interpolated to this row, then along it.
+        let gy = py / size * (grid_n - 1) as f32;
+        let iy = (gy as usize).min(grid_n - 2);
+        let fy = gy - iy as f32;
+        for (i, v) in noise_row.iter_mut().enumerate() {
+            *v = grid[iy * grid_n + i] * (1.0 - fy) + grid[(iy + 1) * grid_n + i] * fy;
+        }
+        let rib = match ribs {
+            Some((period, amp, true)) if (py / period).fract() < 0.15 => -amp,
+            _ => 0.0,
+        };
+        let g_row = 1.0 + gamp * (py - size / 2.0) * gdir.y / size;
         for x in 0..w {
-            let p = v2(x as f32 + 0.5, y as f32 + 0.5);
-            let g = 1.0 + gamp * (p - v2(size / 2.0, size / 2.0)).dot(gdir) / size;
-            let gx = p.x / size * (grid_n - 1) as f32;
-            let gy = p.y / size * (grid_n - 1) as f32;
-            let (ix, iy) = ((gx as usize).min(grid_n - 2), (gy as usize).min(grid_n - 2));
-            let (fx, fy) = (gx - ix as f32, gy - iy as f32);
-            let at = |i: usize, j: usize| grid[j * grid_n + i];
-            let n = at(ix, iy) * (1.0 - fx) * (1.0 - fy)
-                + at(ix + 1, iy) * fx * (1.0 - fy)
-                + at(ix, iy + 1) * (1.0 - fx) * fy
-                + at(ix + 1, iy + 1) * fx * fy;
+            let px = x as f32 + 0.5;
+            let g = g_row + gamp * (px - size / 2.0) * gdir.x / size;
+            let gx = px / size * (grid_n - 1) as f32;
+            let ix = (gx as usize).min(grid_n - 2);
+            let fx = gx - ix as f32;
+            let n = noise_row[ix] * (1.0 - fx) + noise_row[ix + 1] * fx;
             let rib = match ribs {
-                Some((period, amp, horizontal)) => {
-                    let t = if horizontal { p.y } else { p.x } / period;
-                    if t.fract() < 0.15 { -amp } else { 0.0 }
-                }
-                None => 0.0,
+                Some((period, amp, false)) if (px / period).fract() < 0.15 => -amp,
+                _ => rib,
             };
             let i = y * w + x;
             for (plane, &b) in canvas.planes.iter_mut().zip(&base) {
@@ -180,7 +186,11 @@ fn fixture_bar(
         [0; 3].map(|_| rng.range(0.2, 0.4))
     };
     let mut cov = Coverage::new(v2(0.0, 0.0), v2(size, h as f32), w, h);
-    cov.fill_sdf(|p| (p - line).dot(inward).max((p - line).dot(along).abs() - half));
+    cov.fill_sdf(|p| {
+        (p - line)
+            .dot(inward)
+            .max((p - line).dot(along).abs() - half)
+    });
     canvas.paint(&cov, &colour, 1.0);
     // A bright bevel along its edge.
     let reach = half.min(size * 2.0);

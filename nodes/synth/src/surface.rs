@@ -179,19 +179,28 @@ fn sheet(canvas: &mut Canvas, rng: &mut Rng, unit: f32) {
 /// A long thin line, possibly curved.
 fn scratch(canvas: &mut Canvas, rng: &mut Rng, unit: f32) -> Vec<Coverage> {
     let sz = canvas.width as f32;
-    let p0 = v2(rng.range(0.0, sz), rng.range(0.0, sz));
-    let dir = v2(1.0, 0.0).rotate(rng.range(0.0, 2.0 * PI));
-    let len = rng.range(0.25, 0.9) * sz;
-    let p2 = p0 + dir * len;
+    // Both ends on the sheet, at least a quarter of the image apart.
+    let mut ends = (v2(0.0, 0.0), v2(sz, sz));
+    for _ in 0..16 {
+        let a = v2(rng.range(0.0, sz), rng.range(0.0, sz));
+        let b = v2(rng.range(0.0, sz), rng.range(0.0, sz));
+        ends = (a, b);
+        if (b - a).len() >= 0.25 * sz {
+            break;
+        }
+    }
+    let (p0, p2) = ends;
+    let len = (p2 - p0).len().max(1.0);
+    let dir = (p2 - p0).norm();
     let p1 = p0.lerp(p2, 0.5) + dir.perp() * (len * rng.range(-0.25, 0.25));
     let pts = bezier2(p0, p1, p2, 48);
-    let width = rng.range(0.9, 2.6) * unit;
+    let width = rng.range(1.0, 2.8) * unit;
     let mut cov = Coverage::around(&pts, width + 2.0, canvas.width, canvas.height);
     cov.stroke(&pts, &vec![width; pts.len()]);
     let delta = if rng.chance(0.6) {
-        rng.range(0.12, 0.3)
+        rng.range(0.15, 0.35)
     } else {
-        -rng.range(0.12, 0.28)
+        -rng.range(0.15, 0.3)
     };
     // Uneven along its length.
     let (f, ph) = (rng.range(1.0, 4.0) / len, rng.range(0.0, 6.3));

@@ -51,10 +51,7 @@ pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
                 ("images", ds.counts.images),
                 ("products", ds.counts.products),
             ] {
-                println!(
-                    "  {name:<10}{:>8}{:>8}{:>12}",
-                    c.ok, c.burr, c.loose_wire
-                );
+                println!("  {name:<10}{:>8}{:>8}{:>12}", c.ok, c.burr, c.loose_wire);
             }
             print_confusion("per image", &ds.camera.images);
             print_confusion(
@@ -85,14 +82,17 @@ pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
                 "  defect-free {}, with defects {}",
                 ds.counts.defect_free, ds.counts.with_defect
             );
-            println!("  {:<4}{:<12}{:>8}{:>12}", "idx", "class", "images", "pixels");
+            println!(
+                "  {:<4}{:<12}{:>8}{:>12}",
+                "idx", "class", "images", "pixels"
+            );
             for c in SurfaceClass::ALL {
                 println!(
                     "  {:<4}{:<12}{:>8}{:>12}",
                     c.index(),
                     c.name(),
-                    ds.counts.images_with.get(c.name()).copied().unwrap_or(0),
-                    ds.counts.area_px.get(c.name()).copied().unwrap_or(0)
+                    ds.counts.images_with.get(c),
+                    ds.counts.area_px.get(c)
                 );
             }
             print_written(&out);
