@@ -4,7 +4,7 @@
 //! - [`cli`]: the command line (clap).
 //! - [`nodes`]: the registry of node types this binary hosts.
 //! - `commands/`: one module per subcommand (`serve`, `run`, `validate`, `describe`,
-//!   `call`, `demo`, `setup`).
+//!   `call`, `demo`, `setup`, `synth`, `schema`).
 
 mod cli;
 mod commands;
