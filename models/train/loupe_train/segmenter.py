@@ -1,0 +1,383 @@
+"""Surface-defect segmenter: a small U-Net over {background, scratch, pit, patch, inclusion}.
+
+    python -m loupe_train.segmenter --train D1 --val D2 --test D3 --out models/surface-segmenter
+
+Output: per-pixel class probabilities [N, 5, H, W] (softmax inside the graph).
+Pixel rule: the class of a pixel is the argmax over the 5 probabilities.
+Image rule: score = max over pixels of 1 - p(background); an image is defective when
+score >= image_threshold, chosen on the validation set (the highest threshold with defect-image
+recall >= `image_recall_target` there). The held-out set is only used for the card's figures.
+
+Dice per defect class is pooled over the whole held-out set at the model's resolution:
+2 TP / (2 TP + FP + FN) counting pixels, argmax prediction vs the mask (resized with NEAREST to
+the input size when it differs); mean Dice is the mean over the 4 defect classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import common, data, metrics
+from .common import log
+
+CLASSES = data.SURFACE_CLASSES
+
+
+@dataclass
+class Config:
+    # Model input = the full 256 px image (thin scratches and small pits do not survive
+    # downscaling); training uses random `crop` px crops of it, which the fully
+    # convolutional U-Net allows, at a quarter of the cost.
+    size: int = 256
+    crop: int = 128
+    color_order: str = "GRAY"
+    mean: tuple = (0.5,)
+    std: tuple = (0.25,)
+    base: int = 12
+    epochs: int = 20
+    batch: int = 16
+    lr: float = 4e-3
+    weight_decay: float = 1e-4
+    dice_weight: float = 1.0
+    image_recall_target: float = 0.99
+    seed: int = 11
+    shift: int = 0
+    brightness: float = 0.06
+    contrast: float = 0.1
+    # The sheet is rolled horizontally (grain, inclusions along it): mirror flips keep that,
+    # quarter turns would not.
+    hflip: bool = True
+    vflip: bool = True
+    max_train_seconds: float = 0.0
+    threads: int = common.THREADS
+    extra: dict = field(default_factory=dict)
+
+
+def build_model(cfg: Config):
+    import torch
+    from torch import nn
+
+    def double(cin, cout):
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        )
+
+    b = cfg.base
+    cin = len(cfg.mean)
+
+    class UNet(nn.Module):
+        """Three down-steps, three up-steps (transposed convs), skip connections."""
+
+        def __init__(self):
+            super().__init__()
+            self.e1, self.e2, self.e3 = double(cin, b), double(b, 2 * b), double(2 * b, 4 * b)
+            self.mid = double(4 * b, 8 * b)
+            self.u3, self.d3 = nn.ConvTranspose2d(8 * b, 4 * b, 2, 2), double(8 * b, 4 * b)
+            self.u2, self.d2 = nn.ConvTranspose2d(4 * b, 2 * b, 2, 2), double(4 * b, 2 * b)
+            self.u1, self.d1 = nn.ConvTranspose2d(2 * b, b, 2, 2), double(2 * b, b)
+            self.head = nn.Conv2d(b, len(CLASSES), 1)
+            self.pool = nn.MaxPool2d(2)
+            self.export_probabilities = False
+
+        def forward(self, x):
+            e1 = self.e1(x)
+            e2 = self.e2(self.pool(e1))
+            e3 = self.e3(self.pool(e2))
+            m = self.mid(self.pool(e3))
+            d3 = self.d3(torch.cat([self.u3(m), e3], 1))
+            d2 = self.d2(torch.cat([self.u2(d3), e2], 1))
+            d1 = self.d1(torch.cat([self.u1(d2), e1], 1))
+            z = self.head(d1)
+            return torch.softmax(z, dim=1) if self.export_probabilities else z
+
+    return UNet()
+
+
+def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | None = None):
+    import torch
+    import torch.nn.functional as F
+
+    from .augment import augment
+
+    common.set_threads(cfg.threads)
+    common.seed_everything(cfg.seed)
+    model = build_model(cfg)
+    g = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    steps = math.ceil(len(train_set) / cfg.batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = common.warmup_cosine(opt, cfg.epochs * steps)
+    # Class weights: inverse square root of the pixel share, normalised to mean 1.
+    counts = np.array(list(train_set.class_pixels().values()), dtype=np.float64)
+    w = (counts.sum() / counts) ** 0.5
+    weights = torch.tensor(w / w.mean(), dtype=torch.float32)
+    pixels = torch.from_numpy(train_set.pixels)
+    masks = torch.from_numpy(train_set.masks)
+    log(f"segmenter: {len(train_set)} training images, pixel counts {train_set.class_pixels()}, "
+        f"class weights {np.round(weights.numpy(), 3).tolist()}, "
+        f"{sum(p.numel() for p in model.parameters())} parameters")
+    history = []
+    start = time.time()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train_set))
+        loss_sum, n = 0.0, 0
+        for s in range(steps):
+            idx = torch.from_numpy(order[s * cfg.batch : (s + 1) * cfg.batch])
+            x, y = augment(pixels[idx], g, masks[idx], hflip=cfg.hflip, vflip=cfg.vflip,
+                           shift=cfg.shift, crop=min(cfg.crop, cfg.size),
+                           brightness=cfg.brightness, contrast=cfg.contrast)
+            x = data.normalise(x, 1 / 255, cfg.mean, cfg.std)
+            y = y.long()
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, weight=weights)
+            if cfg.dice_weight:
+                p = torch.softmax(logits, 1)[:, 1:]
+                onehot = F.one_hot(y, len(CLASSES)).permute(0, 3, 1, 2)[:, 1:].float()
+                inter = (p * onehot).sum(dim=(0, 2, 3))
+                denom = p.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+                dice = (2 * inter + 1) / (denom + 1)
+                loss = loss + cfg.dice_weight * (1 - dice.mean())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(idx)
+            n += len(idx)
+        entry = {"epoch": epoch + 1, "loss": round(loss_sum / n, 4),
+                 "seconds": round(time.time() - start, 1)}
+        if val_set is not None and (epoch + 1) % 2 == 0 or epoch + 1 == cfg.epochs:
+            if val_set is not None:
+                probs = predict_torch(model, val_set, cfg)
+                d = metrics.dice_from_counts(
+                    metrics.dice_counts(probs.argmax(1), val_set.masks, len(CLASSES)))
+                entry["val_dice"] = [round(float(v), 3) for v in d[1:]]
+        history.append(entry)
+        log(f"segmenter epoch {entry}")
+        if cfg.max_train_seconds and time.time() - start > cfg.max_train_seconds:
+            log("segmenter: time budget reached, stopping early")
+            break
+    model.eval()
+    return model, history
+
+
+def predict_torch(model, ds: data.SurfaceSet, cfg: Config, batch: int = 32) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(ds), batch):
+            x = data.normalise(torch.from_numpy(ds.pixels[i : i + batch]), 1 / 255, cfg.mean, cfg.std)
+            y = model(x)
+            out.append((y if model.export_probabilities else torch.softmax(y, 1)).numpy())
+    return np.concatenate(out)
+
+
+def predict_onnx(path: Path, ds: data.SurfaceSet, cfg: Config):
+    """(argmax classes [N, H, W] uint8, max defect probability [N], defect pixels [N])."""
+    sess = common.ort_session(path, threads=cfg.threads)
+    name = sess.get_inputs()[0].name
+    classes, score, area = [], [], []
+    for i in range(0, len(ds), 32):
+        x = data.normalise(ds.pixels[i : i + 32], 1 / 255, cfg.mean, cfg.std)
+        p = sess.run(None, {name: x})[0]
+        c = p.argmax(1).astype(np.uint8)
+        classes.append(c)
+        score.append((1.0 - p[:, 0]).reshape(len(p), -1).max(1))
+        area.append((c > 0).reshape(len(p), -1).sum(1))
+    return np.concatenate(classes), np.concatenate(score), np.concatenate(area)
+
+
+def evaluate(classes, score, area, ds: data.SurfaceSet, image_threshold: float) -> dict:
+    counts = metrics.dice_counts(classes, ds.masks, len(CLASSES))
+    dice = metrics.dice_from_counts(counts)
+    defective = ds.has_defect()
+    flagged = score >= image_threshold
+    pixel_acc = float((classes == ds.masks).mean())
+    return {
+        "images": int(len(ds)),
+        "defective_images": int(defective.sum()),
+        "dice": {CLASSES[i]: round(float(dice[i]), 4) for i in range(1, len(CLASSES))},
+        "mean_dice_defects": round(float(np.nanmean(dice[1:])), 4),
+        "dice_background": round(float(dice[0]), 4),
+        "pixel_accuracy": round(pixel_acc, 5),
+        "image_auroc_max_defect_probability": round(metrics.auroc(score, defective), 5),
+        "image_auroc_defect_area": round(metrics.auroc(area, defective), 5),
+        "image_threshold": image_threshold,
+        "image_recall": _ratio(int((flagged & defective).sum()), int(defective.sum())),
+        "image_false_positive_rate": _ratio(int((flagged & ~defective).sum()),
+                                            int((~defective).sum())),
+        "pixel_counts": {CLASSES[i]: {"tp": int(counts[i, 0]), "fp": int(counts[i, 1]),
+                                      "fn": int(counts[i, 2])} for i in range(len(CLASSES))},
+    }
+
+
+def _ratio(a, b):
+    return round(a / b, 5) if b else None
+
+
+def card_text(cfg: Config, image_threshold: dict, report: dict, sizes: dict) -> str:
+    test = report["test"]
+    c = len(cfg.mean)
+    head = f"""# Model card: what the segmentation model expects and what its output means.
+# Generated by models/train (python -m loupe_train.segmenter); retrain, do not edit by hand.
+# Same style as the classifier card (nodes/classify/src/card.rs); the `segment` node's loader
+# does not exist yet, so every field here is a proposal for it.
+name: surface-segmenter
+version: "1.0.0"
+description: Small U-Net that segments steel-surface defects (scratch, pit, patch, inclusion).
+note: >-
+  Trained on synthetic sheets from `loupe synth surfaces` (seeds and sizes under `data`).
+  Pixel class = argmax of the 5 probabilities. Image score = max over pixels of
+  1 - p(background); defective when score >= image_threshold ({image_threshold['threshold']}).
+  Held-out: mean Dice over the 4 defect classes {test['mean_dice_defects']}, image AUROC
+  {test['image_auroc_max_defect_probability']}.
+input:
+  name: image
+  # [batch, channels, height, width]; -1 = dynamic batch.
+  shape: [-1, {c}, {cfg.size}, {cfg.size}]
+  layout: NCHW
+  dtype: float32
+  # GRAY: one luma channel (a colour file is converted like the image crate's to_luma8).
+  color_order: {cfg.color_order}
+  # Stretch to the input size with the image crate's Triangle filter (no crop or padding).
+  resize: bilinear
+  # value = (pixel * scale - mean[c]) / std[c], pixel in 0..=255.
+  scale: 1/255
+  mean: [{', '.join(str(m) for m in cfg.mean)}]
+  std: [{', '.join(str(s) for s in cfg.std)}]
+output:
+  name: probabilities
+  # [batch, classes, height, width] at the input size; softmax over the class axis is in the
+  # graph. To map a mask onto the original image, stretch the argmax mask with nearest.
+  shape: [-1, {len(CLASSES)}, {cfg.size}, {cfg.size}]
+  layout: NCHW
+  semantics: probabilities
+# Index i of the class axis is labels[i]; 0 is background.
+labels: [{', '.join(CLASSES)}]
+# Pixel class: argmax over labels (no per-pixel threshold).
+pixel_rule: argmax
+# Image-level decision: defective when image_score >= image_threshold.
+image_score: max_defect_probability   # max over pixels of 1 - p(background)
+image_threshold: {image_threshold['threshold']}
+"""
+    extra = {
+        "image_threshold_choice": image_threshold,
+        "data": sizes,
+        "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
+                     if k not in ("extra", "threads", "max_train_seconds")}
+        | {"epochs_run": report["epochs_run"], "seconds": report["train_seconds"],
+           "torch": report["torch"]},
+        "metrics": {
+            "test": {k: v for k, v in test.items() if k != "pixel_counts"},
+            "validation": {k: v for k, v in report["validation"].items() if k != "pixel_counts"},
+            "dice_definition": "per class, pooled over all held-out pixels at the input size: "
+                               "2TP/(2TP+FP+FN), argmax prediction vs mask (NEAREST-resized)",
+            "inference": report["timing"],
+            "onnx_vs_torch_max_abs_diff": report["onnx_vs_torch_max_abs_diff"],
+            "model_bytes": report["model_bytes"],
+            "parameters": report["parameters"],
+        },
+    }
+    sep = """
+# ---------------------------------------------------------------------------------------------
+# Records: how the threshold was chosen, the data (seeds, sizes), training, measured figures.
+# ---------------------------------------------------------------------------------------------
+"""
+    return head + sep + common.yaml_block(extra) + "\n"
+
+
+def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
+        report_path: Path | None = None) -> dict:
+    import torch
+
+    size = (cfg.size, cfg.size)
+    t0 = time.time()
+    train_set = data.load_surfaces(train_dir, size, cfg.color_order)
+    val_set = data.load_surfaces(val_dir, size, cfg.color_order)
+    test_set = data.load_surfaces(test_dir, size, cfg.color_order)
+    log(f"segmenter: data loaded in {time.time() - t0:.0f}s: train {len(train_set)}, "
+        f"val {len(val_set)}, test {len(test_set)}")
+    t1 = time.time()
+    model, history = train(cfg, train_set, val_set)
+    train_seconds = round(time.time() - t1, 1)
+    model.export_probabilities = True
+    out = Path(out)
+    onnx_path = out / "model.onnx"
+    example = data.normalise(torch.from_numpy(val_set.pixels[:2]), 1 / 255, cfg.mean, cfg.std)
+    common.export_onnx(model, example, onnx_path, "image", "probabilities")
+    with torch.no_grad():
+        p_torch = model(example).numpy()
+    sess = common.ort_session(onnx_path, threads=cfg.threads)
+    p_onnx = sess.run(None, {"image": example.numpy()})[0]
+    diff = float(np.abs(p_onnx - p_torch).max())
+    vc, vs, va = predict_onnx(onnx_path, val_set, cfg)
+    defective = val_set.has_defect()
+    t_star = metrics.recall_threshold(vs[defective], cfg.image_recall_target)
+    t = math.floor(t_star * 1e4) / 1e4
+    image_threshold = {"threshold": t, "chosen_on": "validation",
+                       "rule": f"highest threshold with defect-image recall >= "
+                               f"{cfg.image_recall_target} on validation"}
+    tc, ts, ta = predict_onnx(onnx_path, test_set, cfg)
+    report = {
+        "validation": evaluate(vc, vs, va, val_set, t),
+        "test": evaluate(tc, ts, ta, test_set, t),
+        "image_threshold": image_threshold,
+        "history": history,
+        "epochs_run": len(history),
+        "train_seconds": train_seconds,
+        "timing": common.time_batch1(onnx_path, example.numpy(), runs=200, warmup=20),
+        "onnx_vs_torch_max_abs_diff": float(f"{diff:.2e}"),
+        "model_bytes": onnx_path.stat().st_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "torch": torch.__version__,
+    }
+    sizes = {
+        name: {"folder": str(ds.folder), "seed": ds.info.get("seed"), "images": len(ds),
+               "defective_images": int(ds.has_defect().sum()),
+               "generator": ds.info.get("generator", ds.info.get("command"))}
+        for name, ds in (("train", train_set), ("validation", val_set), ("test", test_set))
+    }
+    (out / "model.yaml").write_text(card_text(cfg, image_threshold, report, sizes), encoding="utf-8")
+    if report_path:
+        common.write_json(report_path, report)
+    log(f"segmenter: test dice {report['test']['dice']} mean {report['test']['mean_dice_defects']} "
+        f"auroc {report['test']['image_auroc_max_defect_probability']} timing {report['timing']}")
+    return report
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--val", type=Path, required=True)
+    ap.add_argument("--test", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--report", type=Path)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--size", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--max-train-seconds", type=float)
+    a = ap.parse_args(argv)
+    cfg = Config()
+    for k in ("epochs", "size", "seed", "max_train_seconds"):
+        if getattr(a, k) is not None:
+            setattr(cfg, k, getattr(a, k))
+    try:
+        run(cfg, a.train, a.val, a.test, a.out, a.report)
+    except data.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
