@@ -85,11 +85,13 @@ pub struct ModelCard {
     pub labels: Vec<String>,
     /// Winning probability at or above which a decision counts as confident, in `[0, 1]`.
     pub threshold: f32,
-    /// Labels decided by their own probability before the arg-max, checked in order: the
-    /// first whose probability reaches its threshold wins (e.g. call `loose_wire` from
-    /// p >= 0.12 so that no real defect is missed). Without rules the arg-max wins.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub decision: Vec<LabelThreshold>,
+    /// A label decided by its own probability before the arg-max (e.g. call `loose_wire`
+    /// from p >= 0.015 so that no real defect is missed); without it the arg-max wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<LabelThreshold>,
+    /// The data the model was trained, validated and tested on; documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
     /// Measured figures (held-out metrics, timings); documentation, not read by the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Value>,
@@ -98,14 +100,17 @@ pub struct ModelCard {
     pub training: Option<serde_json::Value>,
 }
 
-/// A label called whenever its probability reaches `threshold`.
+/// A label called whenever its probability reaches `threshold`; otherwise the arg-max over
+/// the other labels wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LabelThreshold {
     /// One of the card's labels.
     pub label: String,
     /// Probability in `[0, 1]` at or above which the label is called.
     pub threshold: f32,
+    /// How the threshold was chosen (rule, data set, target); documentation only.
+    #[serde(flatten)]
+    pub notes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The image input tensor and how to produce it from an image.
@@ -404,7 +409,7 @@ impl ModelCard {
                 self.threshold
             ));
         }
-        for rule in &self.decision {
+        if let Some(rule) = &self.decision {
             if !self.labels.contains(&rule.label) {
                 problems.push(format!(
                     "decision names label {:?}, which is not in labels",
@@ -421,21 +426,26 @@ impl ModelCard {
         problems
     }
 
-    /// The index of the decided label for one probability vector (in label order): the first
-    /// [`ModelCard::decision`] rule that holds, else the arg-max (ties to the first label, as
-    /// numpy's argmax).
+    /// The index of the decided label for one probability vector (in label order): the
+    /// [`ModelCard::decision`] label when its probability reaches the threshold, else the
+    /// arg-max over the other labels (ties to the first, as numpy's argmax).
     pub fn decide(&self, probabilities: &[f32]) -> usize {
-        for rule in &self.decision {
-            if let Some(i) = self.labels.iter().position(|l| *l == rule.label)
-                && probabilities.get(i).is_some_and(|p| *p >= rule.threshold)
-            {
-                return i;
-            }
+        let ruled = self.decision.as_ref().and_then(|rule| {
+            self.labels
+                .iter()
+                .position(|l| *l == rule.label)
+                .zip(Some(rule))
+        });
+        if let Some((i, rule)) = ruled
+            && probabilities.get(i).is_some_and(|p| *p >= rule.threshold)
+        {
+            return i;
         }
         probabilities
             .iter()
             .copied()
             .enumerate()
+            .filter(|(i, _)| ruled.is_none_or(|(r, _)| r != *i))
             .fold((0, f32::NEG_INFINITY), |best, (i, p)| {
                 if p > best.1 { (i, p) } else { best }
             })
@@ -494,16 +504,24 @@ threshold: 0.5
     #[test]
     fn decision_rules_come_before_the_arg_max() {
         let yaml = format!(
-            "{CARD}decision:\n  - {{label: b, threshold: 0.2}}\nmetrics: {{recall: 0.999}}\ntraining: {{seed: 1}}\n"
+            "{CARD}decision:\n  {{label: b, threshold: 0.2, chosen_on: validation}}\nmetrics: {{recall: 0.999}}\ntraining: {{seed: 1}}\ndata: {{train: {{seed: 2}}}}\n"
         );
         let card = ModelCard::from_yaml(&yaml).unwrap();
         assert_eq!(card.decide(&[0.75, 0.25]), 1, "b reaches its threshold");
-        assert_eq!(card.decide(&[0.85, 0.15]), 0, "below it: arg-max");
+        assert_eq!(
+            card.decide(&[0.85, 0.15]),
+            0,
+            "below it: arg-max of the others"
+        );
+        assert_eq!(
+            card.decision.as_ref().unwrap().notes["chosen_on"],
+            "validation"
+        );
         assert_eq!(card.metrics.as_ref().unwrap()["recall"], 0.999);
         let plain = ModelCard::from_yaml(CARD).unwrap();
         assert_eq!(plain.decide(&[0.5, 0.5]), 0, "ties go to the first label");
         assert_eq!(plain.decide(&[0.25, 0.75]), 1);
-        let bad = format!("{CARD}decision:\n  - {{label: zzz, threshold: 2}}\n");
+        let bad = format!("{CARD}decision:\n  {{label: zzz, threshold: 2}}\n");
         let problems = ModelCard::from_yaml(&bad).unwrap_err().to_string();
         assert!(
             problems.contains("zzz") && problems.contains("within [0, 1]"),
