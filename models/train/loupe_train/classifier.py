@@ -41,20 +41,23 @@ class Config:
                      (96, 1))
     # Phase 1: random crops (crop x crop px at the input scale) centred on defects or anywhere.
     crop: int = 96
-    crop_steps: int = 3000
+    crop_steps: int = 5000
     crop_batch: int = 64
-    crop_loose_share: float = 0.3
+    crop_loose_share: float = 0.35
     crop_burr_share: float = 0.25
     lr: float = 2e-3
     # Phase 2: whole images, sampled with class shares proportional to count ** balance
     # (0 = as in the data, 1 = equal shares).
-    full_epochs: int = 2
+    full_epochs: int = 1
     full_batch: int = 32
     full_lr: float = 5e-4
+    full_with_crops: bool = True
     balance: float = 0.6
     weight_decay: float = 1e-4
-    # Per-cell loss weight of defect cells (cells are ~1% defect).
-    cell_defect_weight: float = 5.0
+    # Loss weights [ok/background, burr, loose_wire] of the image and of the cells (cells are
+    # ~1% defect); missing a loose wire costs more than a false alarm.
+    image_weights: tuple = (1.0, 1.0, 3.0)
+    cell_weights: tuple = (1.0, 4.0, 8.0)
     recall_target: float = 0.995
     threshold_margin: float = 1.0
     seed: int = 7
@@ -117,15 +120,22 @@ def _sample_epoch(labels: np.ndarray, balance: float, rng: np.random.Generator) 
     return rng.choice(len(labels), size=len(labels), replace=True, p=p / p.sum())
 
 
-def _defect_centres(masks: np.ndarray) -> dict[int, list]:
-    """Per defect class: (image, centre y, centre x) of its box pixels in each image."""
+def _defect_centres(ds: data.CoilSet, masks: np.ndarray) -> dict[int, tuple[list, np.ndarray]]:
+    """Per defect class: (image, centre y, centre x) of its box pixels in each image, and a
+    sampling weight per entry. Short loose wires (9-20 px) are the hardest to see, so a loose
+    wire's weight is 30 / its shortest length in that image, clipped to [1, 3]."""
     out = {1: [], 2: []}
+    weights = {1: [], 2: []}
     for i in np.flatnonzero(masks.reshape(len(masks), -1).max(1) > 0):
         for k in out:
             ys, xs = np.nonzero(masks[i] == k)
             if len(ys):
                 out[k].append((int(i), int(ys.mean()), int(xs.mean())))
-    return out
+                lengths = [d.get("length_px") or 30.0 for d in ds.records[i].get("defects", [])
+                           if d.get("kind") == LABELS[k]]
+                w = 30.0 / max(min(lengths, default=30.0), 1.0) if k == LOOSE else 1.0
+                weights[k].append(float(np.clip(w, 1.0, 3.0)))
+    return {k: (out[k], np.array(weights[k]) / max(sum(weights[k]), 1e-9)) for k in out}
 
 
 def _crop_batch(pixels, masks, centres, cfg: Config, rng: np.random.Generator):
@@ -138,10 +148,12 @@ def _crop_batch(pixels, masks, centres, cfg: Config, rng: np.random.Generator):
     xs, ms, ys = [], [], []
     for _ in range(n):
         r = rng.random()
-        if r < cfg.crop_loose_share and centres[2]:
-            i, cy, cx = centres[2][rng.integers(len(centres[2]))]
-        elif r < cfg.crop_loose_share + cfg.crop_burr_share and centres[1]:
-            i, cy, cx = centres[1][rng.integers(len(centres[1]))]
+        if r < cfg.crop_loose_share and centres[2][0]:
+            entries, p = centres[2]
+            i, cy, cx = entries[rng.choice(len(entries), p=p)]
+        elif r < cfg.crop_loose_share + cfg.crop_burr_share and centres[1][0]:
+            entries, p = centres[1]
+            i, cy, cx = entries[rng.choice(len(entries), p=p)]
         else:
             i, cy, cx = int(rng.integers(len(pixels))), *(int(v) for v in rng.integers(0, size, 2))
         j = c // 3
@@ -171,12 +183,13 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
     model = build_model(cfg)
     g = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    cell_weights = torch.tensor([1.0, cfg.cell_defect_weight, cfg.cell_defect_weight])
+    image_weights = torch.tensor(cfg.image_weights, dtype=torch.float32)
+    cell_weights = torch.tensor(cfg.cell_weights, dtype=torch.float32)
     masks = train_set.defect_masks()
-    centres = _defect_centres(masks)
+    centres = _defect_centres(train_set, masks)
     monitor = _monitor_subset(val_set, cfg.seed) if val_set is not None else None
     log(f"classifier: {len(train_set)} training images {train_set.counts()}, defect boxes "
-        f"{ {LABELS[k]: len(v) for k, v in centres.items()} }, "
+        f"{ {LABELS[k]: len(v[0]) for k, v in centres.items()} }, "
         f"{sum(p.numel() for p in model.parameters())} parameters")
 
     def step(x, m, y, opt, sched):
@@ -185,11 +198,13 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
         x = data.normalise(x, 1 / 255, cfg.mean, cfg.std)
         logits, cells = model(x, with_cells=True)
         target = F.max_pool2d(m[:, None].float(), model.stride)[:, 0].long()
-        loss = F.cross_entropy(logits, y) + F.cross_entropy(cells, target, weight=cell_weights)
+        loss = (F.cross_entropy(logits, y, weight=image_weights)
+                + F.cross_entropy(cells, target, weight=cell_weights))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
         return loss.item(), int((logits.argmax(1) == y).sum())
 
     history, start = [], time.time()
@@ -214,7 +229,7 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
     sched = common.warmup_cosine(opt, cfg.crop_steps, warmup=0.05)
     model.train()
     loss_sum = correct = total = 0
-    every = max(1, cfg.crop_steps // 6)
+    every = max(1, math.ceil(cfg.crop_steps / 6))
     for n in range(1, cfg.crop_steps + 1):
         x, m, y = _crop_batch(pixels, masks, centres, cfg, rng)
         loss, ok = step(x, m, y, opt, sched)
@@ -226,7 +241,8 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
             log("classifier: time budget reached, stopping early")
             break
 
-    # Phase 2: whole images, so that the max over all cells of a full photo is calibrated.
+    # Phase 2: whole images, so that the max over all cells of a full photo is calibrated,
+    # alternating with crop batches so that the small loose wires are not forgotten.
     if cfg.full_epochs:
         all_pixels = torch.from_numpy(pixels)
         all_masks = torch.from_numpy(masks)
@@ -241,6 +257,8 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
                 idx = torch.from_numpy(order[s * cfg.full_batch : (s + 1) * cfg.full_batch])
                 loss, ok = step(all_pixels[idx], all_masks[idx], labels[idx], opt, sched)
                 loss_sum, correct, total = loss_sum + loss * len(idx), correct + ok, total + len(idx)
+                if cfg.full_with_crops:
+                    step(*_crop_batch(pixels, masks, centres, cfg, rng), opt, None)
             report(f"full-{epoch + 1}", steps, loss_sum, correct, total)
     model.eval()
     return model, history

@@ -32,8 +32,8 @@ REPO = TRAIN_DIR.parent.parent
 # loose_wire images. The held-out set keeps the default prevalence, with more products so
 # that it holds enough loose_wire images for the recall to mean something.
 COIL_SPLITS = {
-    "train": {"seed": 1101, "products": 900, "extra": ["--loose-wire", "0.3", "--burr", "0.35",
-                                                       "--both", "0.06"]},
+    "train": {"seed": 1101, "products": 1600, "extra": ["--loose-wire", "0.35", "--burr", "0.35",
+                                                        "--both", "0.07"]},
     "val": {"seed": 2202, "products": 500, "extra": ["--loose-wire", "0.2", "--burr", "0.35",
                                                      "--both", "0.04"]},
     "test": {"seed": 3303, "products": 1500, "extra": []},

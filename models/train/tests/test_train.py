@@ -188,7 +188,7 @@ class EndToEnd(unittest.TestCase):
     def test_segmenter(self):
         from loupe_train import segmenter
 
-        cfg = segmenter.Config(size=32, epochs=1, base=4, batch=8)
+        cfg = segmenter.Config(size=32, epochs=1, base=4, multipliers=(1, 2, 4), batch=8)
         out = self.dir / "seg-model"
         report = segmenter.run(cfg, self.dir / "surf-train", self.dir / "surf-val",
                                self.dir / "surf-test", out, self.dir / "s.json")
