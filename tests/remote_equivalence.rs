@@ -115,13 +115,25 @@ fn in_process_and_served_classify_give_identical_outputs() {
     )
     .unwrap();
     let node = Served::start("classify", &config, "127.0.0.1:0");
-    let out = loupe().args(["describe", &node.addr]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let described: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The node answers Describe while it is still warming up (readiness `starting`).
+    let describe = || {
+        let out = loupe().args(["describe", &node.addr]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let mut described = describe();
+    for _ in 0..300 {
+        if described["readiness"] == "ready" {
+            break;
+        }
+        assert_eq!(described["readiness"], "starting");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        described = describe();
+    }
     assert_eq!(described["node_type"], "classify");
     assert_eq!(described["readiness"], "ready");
     assert_eq!(described["max_message_bytes"], 64 * 1024 * 1024);
