@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{Served, loupe, onnxruntime_available, read_report, repo};
+use common::{Served, loupe, onnxruntime_available, read_report, repo, run_once};
 
 fn write_images(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
@@ -94,16 +94,7 @@ fn in_process_and_served_classify_give_identical_outputs() {
     );
     write_images(&inbox_a, 30);
     let flow_a = flow(&dir.path().join("a"), &inbox_a, &report_a, "");
-    let out = loupe()
-        .args(["run", "--once", "--progress", "off"])
-        .arg(&flow_a)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once(&flow_a);
 
     let config = dir.path().join("classify.yaml");
     std::fs::write(
@@ -156,16 +147,7 @@ fn in_process_and_served_classify_give_identical_outputs() {
         &report_b,
         &format!("    endpoint: {}", node.endpoint()),
     );
-    let out = loupe()
-        .args(["run", "--once", "--progress", "off"])
-        .arg(&flow_b)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once(&flow_b);
 
     let (a, b) = (comparable(&report_a), comparable(&report_b));
     assert_eq!(a.len(), 31);

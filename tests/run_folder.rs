@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Served, fill_folder, loupe, read_report, wait_until};
+use common::{Served, fill_folder, loupe, read_report, run_once, wait_until};
 
 fn write_flow(path: &Path, inbox: &Path, report_node: &str) {
     std::fs::write(
@@ -251,16 +251,7 @@ connections:
         ),
     )
     .unwrap();
-    let out = loupe()
-        .args(["run", "--once", "--progress", "off"])
-        .arg(&flow)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once(&flow);
     let records = read_report(&report);
     let names: HashSet<&str> = records
         .iter()

@@ -14,6 +14,20 @@ pub fn loupe() -> Command {
     cmd
 }
 
+/// Runs `loupe run --once --progress off FLOW` and asserts it succeeded.
+pub fn run_once(flow: &Path) {
+    let out = loupe()
+        .args(["run", "--once", "--progress", "off"])
+        .arg(flow)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// True when the ONNX Runtime library can be found (tests that need it skip otherwise).
 pub fn onnxruntime_available() -> bool {
     match loupe_sdk::onnx::find_library() {
