@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use image::DynamicImage;
-use ndarray::Array4;
+use ndarray::{Array4, Axis};
 use ort::session::Session;
 use ort::value::TensorRef;
 
+use loupe_sdk::model::batch::BatchModel;
+use loupe_sdk::model::input::InputSpec;
+use loupe_sdk::model::tensor::{self, Prepared};
 use loupe_sdk::onnx::{self, OnnxError};
 
 use crate::card::{CardError, MODEL_FILE, ModelCard, OutputSemantics};
-use crate::preprocess;
 
 /// Loading or running a model failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +62,8 @@ pub struct Prediction {
 /// A model ready to classify images.
 pub struct Classifier {
     card: ModelCard,
-    /// `Session::run` takes `&mut self` in ort rc.15 (some ONNX Runtime internals are not
-    /// thread-safe), so concurrent requests take turns. Correct first; batching comes later.
+    /// `Session::run` takes `&mut self` in ort rc.15, so inferences take turns; concurrent
+    /// requests share one inference through [`loupe_sdk::model::batch::Batcher`] instead.
     session: Mutex<Session>,
 }
 
@@ -106,20 +108,39 @@ impl Classifier {
     /// Runs one inference on an all-zero input so the first real request does not pay for
     /// ONNX Runtime's lazy allocations, and checks the output against the card's labels.
     pub fn warm_up(&self) -> Result<(), ClassifierError> {
-        let input = Array4::<f32>::zeros(shape4(&self.card.input.batch_shape(1)));
+        let input = Array4::<f32>::zeros(tensor::batch_dims(&self.card.input, 1));
         self.probabilities(&input).map(|_| ())
     }
 
-    /// Classifies an already decoded image (see [`preprocess::decode`]).
+    /// Classifies an already decoded image (see [`tensor::decode`]) on its own, without
+    /// batching.
     pub fn classify(&self, image: &DynamicImage) -> Result<Prediction, ClassifierError> {
-        let tensor = preprocess::to_tensor(image, &self.card.input);
-        let probabilities = self.probabilities(&tensor)?;
+        let prepared = tensor::prepare(image, &self.card.input);
+        Ok(self.classify_batch(&[prepared])?.remove(0))
+    }
+
+    /// Classifies images prepared for this model ([`tensor::prepare`]) in one inference: the
+    /// path the node's batcher takes, and `loupe eval`'s.
+    pub fn classify_batch(&self, images: &[Prepared]) -> Result<Vec<Prediction>, ClassifierError> {
+        let input = &self.card.input;
+        let mut batch = Array4::<f32>::zeros(tensor::batch_dims(input, images.len()));
+        for (image, slot) in images.iter().zip(batch.axis_iter_mut(Axis(0))) {
+            tensor::fill(image, input, slot);
+        }
+        Ok(self
+            .probabilities(&batch)?
+            .into_iter()
+            .map(|p| self.predict(p))
+            .collect())
+    }
+
+    /// The decision for one image's probabilities (label order), by the card's rule.
+    pub fn predict(&self, probabilities: Vec<f32>) -> Prediction {
         let index = self.card.decide(&probabilities);
-        let score = probabilities[index];
-        Ok(Prediction {
+        Prediction {
             index,
             label: self.card.labels[index].clone(),
-            score,
+            score: probabilities[index],
             probabilities: self
                 .card
                 .labels
@@ -127,13 +148,14 @@ impl Classifier {
                 .cloned()
                 .zip(probabilities)
                 .collect(),
-        })
+        }
     }
 
-    /// Runs the model on a preprocessed `[1, ...]` tensor; returns one probability per label
-    /// (softmax applied when the card says the output is logits).
-    pub fn probabilities(&self, input: &Array4<f32>) -> Result<Vec<f32>, ClassifierError> {
+    /// Runs the model on a preprocessed `[n, ...]` tensor; returns, per image, one
+    /// probability per label (softmax applied when the card says the output is logits).
+    pub fn probabilities(&self, input: &Array4<f32>) -> Result<Vec<Vec<f32>>, ClassifierError> {
         let inference = |e: ort::Error| ClassifierError::Inference(e.to_string());
+        let images = input.shape()[0];
         let tensor = TensorRef::from_array_view(input.view()).map_err(inference)?;
         let mut session = self
             .session
@@ -149,24 +171,40 @@ impl Classifier {
             .get(name)
             .ok_or_else(|| ClassifierError::Inference(format!("no output named {name:?}")))?;
         let (shape, values) = output.try_extract_tensor::<f32>().map_err(inference)?;
-        if values.len() != self.card.labels.len() {
+        let labels = self.card.labels.len();
+        if values.len() != labels * images {
             return Err(ClassifierError::Mismatch {
                 model: self.card.id(),
                 message: format!(
-                    "output {name:?} has shape {shape} for one image but the card has {} labels",
-                    self.card.labels.len()
+                    "output {name:?} has shape {shape} for {images} image(s) but the card has {labels} labels"
                 ),
             });
         }
-        Ok(match self.card.output.semantics {
-            OutputSemantics::Probabilities => values.to_vec(),
-            OutputSemantics::Logits => softmax(values),
-        })
+        Ok(values
+            .chunks_exact(labels)
+            .map(|row| match self.card.output.semantics {
+                OutputSemantics::Probabilities => row.to_vec(),
+                OutputSemantics::Logits => softmax(row),
+            })
+            .collect())
     }
 }
 
-fn shape4(dims: &[usize]) -> (usize, usize, usize, usize) {
-    (dims[0], dims[1], dims[2], dims[3])
+impl BatchModel for Classifier {
+    type Output = Prediction;
+
+    fn input(&self) -> &InputSpec {
+        &self.card.input
+    }
+
+    fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<Prediction>, String> {
+        Ok(self
+            .probabilities(batch)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|p| self.predict(p))
+            .collect())
+    }
 }
 
 /// Numerically stable softmax (subtracting the maximum keeps `exp` from overflowing).
@@ -184,59 +222,8 @@ fn check_contract(card: &ModelCard, session: &Session) -> Result<(), ClassifierE
         model: card.id(),
         message,
     };
-    let names = |outlets: &[ort::value::Outlet]| {
-        outlets
-            .iter()
-            .map(|o| o.name().to_string())
-            .collect::<Vec<_>>()
-    };
-
-    let input = session
-        .inputs()
-        .iter()
-        .find(|i| i.name() == card.input.name)
-        .ok_or_else(|| {
-            mismatch(format!(
-                "card input {:?} is not a graph input (graph inputs: {:?})",
-                card.input.name,
-                names(session.inputs())
-            ))
-        })?;
-    if session.inputs().len() != 1 {
-        return Err(mismatch(format!(
-            "the graph has {} inputs {:?}; a classifier takes exactly one image",
-            session.inputs().len(),
-            names(session.inputs())
-        )));
-    }
-    if let Some(graph_shape) = input.dtype().tensor_shape()
-        && !compatible(graph_shape, &card.input.shape)
-    {
-        return Err(mismatch(format!(
-            "input {:?} has shape {graph_shape} in the graph but {:?} in the card",
-            card.input.name, card.input.shape
-        )));
-    }
-    if input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
-        return Err(mismatch(format!(
-            "input {:?} is {:?} in the graph; only float32 inputs are supported",
-            card.input.name,
-            input.dtype()
-        )));
-    }
-
-    let output = session
-        .outputs()
-        .iter()
-        .find(|o| o.name() == card.output.name)
-        .ok_or_else(|| {
-            mismatch(format!(
-                "card output {:?} is not a graph output (graph outputs: {:?})",
-                card.output.name,
-                names(session.outputs())
-            ))
-        })?;
-    if let Some(&classes) = output.dtype().tensor_shape().and_then(|s| s.last())
+    let output = onnx::check_contract(session, &card.input, &card.output.name).map_err(mismatch)?;
+    if let Some(&classes) = output.as_ref().and_then(|s| s.last())
         && classes >= 0
         && classes as usize != card.labels.len()
     {
@@ -247,15 +234,6 @@ fn check_contract(card: &ModelCard, session: &Session) -> Result<(), ClassifierE
         )));
     }
     Ok(())
-}
-
-/// Same rank, and every dimension fixed on both sides is equal (`-1` matches anything).
-fn compatible(graph: &[i64], card: &[i64]) -> bool {
-    graph.len() == card.len()
-        && graph
-            .iter()
-            .zip(card)
-            .all(|(g, c)| *g < 0 || *c < 0 || g == c)
 }
 
 #[cfg(test)]
@@ -270,13 +248,5 @@ mod tests {
         let p = softmax(&[0.0, 4.0, 0.0]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!((p[1] - 4f32.exp() / (4f32.exp() + 2.0)).abs() < 1e-6);
-    }
-
-    #[test]
-    fn shapes_are_compared_on_fixed_dimensions() {
-        assert!(compatible(&[-1, 3, 32, 32], &[-1, 3, 32, 32]));
-        assert!(compatible(&[-1, 3, 32, 32], &[1, 3, 32, 32]));
-        assert!(!compatible(&[-1, 3, 32, 32], &[-1, 3, 48, 48]));
-        assert!(!compatible(&[-1, 3, 32], &[-1, 3, 32, 32]));
     }
 }

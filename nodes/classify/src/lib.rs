@@ -12,24 +12,40 @@
 //!   `threshold_override`), else `false`;
 //! - `classify.model`: `name@version` from the model card.
 //!
+//! ## Serving
+//! - Dynamic batching: concurrent requests share one inference (`max_batch`,
+//!   `max_batch_delay`, `batch_queue`; see [`loupe_sdk::model::batch`]).
+//! - Warm-up at start: health stays NOT_SERVING until one inference has run.
+//! - Hot reload: when `model.onnx` or `model.yaml` change (and then stay unchanged for one
+//!   more look), the new model is loaded and warmed up beside the old one, then swapped in;
+//!   requests in flight finish on the model they started with, none is dropped. A model that
+//!   fails to load is logged and the old one keeps serving (`reload_interval`).
+//!
 //! ## Layout
 //! - [`card`]: the model card (`model.yaml`), the single source of truth for preprocessing.
-//! - [`preprocess`]: decode, and image -> tensor exactly as the card says (pure; reused by
-//!   `loupe eval`).
-//! - [`classifier`]: card + ONNX Runtime session: image in, probabilities out.
+//! - [`classifier`]: card + ONNX Runtime session: images in, class probabilities and the
+//!   card's decision out (shared with `loupe eval`); image -> tensor is the SDK's
+//!   [`loupe_sdk::model::tensor`].
+//! - [`eval`]: the Models issue's figures over a labelled folder, for `loupe eval`.
 //! - this file: the node type ([`Classify`]), its settings and its processor.
 
 pub mod card;
 pub mod classifier;
-pub mod preprocess;
+pub mod eval;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use loupe_sdk::model::batch::{BatchConfig, Batcher};
+use loupe_sdk::model::card::{CARD_FILE, MODEL_FILE};
+use loupe_sdk::model::reload::{self, DirSignature, ModelSlot, WatchSpec};
+use loupe_sdk::model::tensor;
+use loupe_sdk::model::{interrupted, resume_panic};
 use loupe_sdk::{
-    BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
-    ProcessError, Processor, Relationship, SettingsError,
+    BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
+    Processor, Relationship, SettingsError,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -70,10 +86,48 @@ pub struct ClassifySettings {
     /// `true` when the winning probability is at or above it.
     #[serde(default)]
     pub threshold_override: Option<f32>,
+    /// Most images classified in one inference (dynamic batching); `1` turns batching off.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Longest the first image of a batch waits for more (humantime, e.g. `2ms`). Only spent
+    /// while other requests are on their way: a lone request never waits.
+    #[serde(
+        default = "default_max_batch_delay",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub max_batch_delay: Duration,
+    /// Most decoded images waiting for a batch; more requests wait for room (back pressure).
+    #[serde(default = "default_batch_queue")]
+    pub batch_queue: usize,
+    /// How often the model directory is looked at for a changed model to load (hot reload;
+    /// humantime, e.g. `2s`); `0s` turns hot reload off.
+    #[serde(
+        default = "default_reload_interval",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub reload_interval: Duration,
 }
 
 fn default_intra_threads() -> usize {
     1
+}
+
+fn default_max_batch() -> usize {
+    8
+}
+
+fn default_max_batch_delay() -> Duration {
+    Duration::from_millis(2)
+}
+
+fn default_batch_queue() -> usize {
+    64
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(2)
 }
 
 #[async_trait]
@@ -107,6 +161,20 @@ impl NodeKind for Classify {
                 format!("must be within [0, 1], got {t}"),
             ));
         }
+        for (name, value) in [
+            ("max_batch", settings.max_batch),
+            ("batch_queue", settings.batch_queue),
+        ] {
+            if value == 0 {
+                problems.push(SettingsError::new(name, "must be at least 1"));
+            }
+        }
+        if settings.max_batch_delay > Duration::from_secs(1) {
+            problems.push(SettingsError::new(
+                "max_batch_delay",
+                "must be at most 1s (it is added to a request's latency)",
+            ));
+        }
         problems
     }
 
@@ -134,6 +202,7 @@ impl NodeKind for Classify {
         }
 
         let threads = settings.intra_threads;
+        let signature = DirSignature::read(&dir, &[MODEL_FILE, CARD_FILE]);
         let load_dir = dir.clone();
         // Loading the runtime and the model is blocking file and CPU work.
         let classifier = tokio::task::spawn_blocking(move || Classifier::load(load_dir, threads))
@@ -141,9 +210,6 @@ impl NodeKind for Classify {
             .map_err(|e| NodeError::Other(format!("classify: loading the model: {e}")))?
             .map_err(|e| NodeError::Other(format!("classify: {e}")))?;
 
-        let threshold = settings
-            .threshold_override
-            .unwrap_or(classifier.card().threshold);
         let description = NodeDescription {
             node_type: Self::TYPE.to_string(),
             version: loupe_sdk::VERSION.to_string(),
@@ -157,24 +223,44 @@ impl NodeKind for Classify {
         tracing::info!(
             model = %classifier.card().id(),
             dir = %dir.display(),
-            threshold,
             intra_threads = threads,
+            max_batch = settings.max_batch,
             "classify model loaded"
         );
+        let slot = Arc::new(ModelSlot::new(classifier));
+        if !settings.reload_interval.is_zero() {
+            let spec = WatchSpec {
+                dir,
+                files: vec![MODEL_FILE, CARD_FILE],
+                interval: settings.reload_interval,
+                node: ctx.node_id.clone(),
+            };
+            reload::watch(&slot, spec, signature, move |dir| {
+                let classifier = Classifier::load(dir, threads)?;
+                classifier.warm_up()?;
+                tracing::info!(model = %classifier.card().id(), "classify: new model warmed up");
+                Ok::<_, ClassifierError>(classifier)
+            });
+        }
+        let batcher = Batcher::spawn(BatchConfig {
+            max_batch: settings.max_batch,
+            max_delay: settings.max_batch_delay,
+            queue: settings.batch_queue,
+        });
         Ok(Node::processor(ClassifyProcessor {
-            model_id: classifier.card().id(),
-            classifier: Arc::new(classifier),
-            threshold,
+            slot,
+            batcher,
+            threshold_override: settings.threshold_override,
             description,
         }))
     }
 }
 
-/// The built node: one loaded model.
+/// The built node: the current model, its batcher.
 struct ClassifyProcessor {
-    classifier: Arc<Classifier>,
-    model_id: String,
-    threshold: f32,
+    slot: Arc<ModelSlot<Classifier>>,
+    batcher: Batcher<Classifier>,
+    threshold_override: Option<f32>,
     description: NodeDescription,
 }
 
@@ -187,60 +273,55 @@ impl Processor for ClassifyProcessor {
     /// One dummy inference: the first real request would otherwise pay for ONNX Runtime's
     /// lazy initialisation, and a card/graph mismatch on the output surfaces before serving.
     async fn start(&self) -> Result<(), NodeError> {
-        let classifier = self.classifier.clone();
-        join(tokio::task::spawn_blocking(move || classifier.warm_up()).await)
+        let classifier = self.slot.current();
+        let id = classifier.card().id();
+        resume_panic(tokio::task::spawn_blocking(move || classifier.warm_up()).await)
             .map_err(|e| NodeError::Unavailable(format!("classify: warm-up interrupted: {e}")))?
-            .map_err(|e| NodeError::Other(format!("classify: warm-up of {}: {e}", self.model_id)))
+            .map_err(|e| NodeError::Other(format!("classify: warm-up of {id}: {e}")))
     }
 
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        let classifier = self.classifier.clone();
+        // One model from decoding to answer, even if a reload swaps it meanwhile.
+        let classifier = self.slot.current();
+        let ticket = self.batcher.ticket();
         // `Bytes` clones share the buffer; the content itself is not copied.
         let content = flow_file.content.clone();
-        // Decoding, resizing and inference are CPU-bound: keep them off the async workers.
-        let prediction = join(
+        let model = classifier.clone();
+        // Decoding and resizing are CPU-bound: keep them off the async workers.
+        let prepared = resume_panic(
             tokio::task::spawn_blocking(move || {
-                let image = preprocess::decode(&content).map_err(|e| {
+                let image = tensor::decode(&content).map_err(|e| {
                     ProcessError::invalid_input(format!("cannot decode image: {e}"))
                 })?;
-                classifier
-                    .classify(&image)
-                    .map_err(|e| ProcessError::new(ErrorKind::Model, e.to_string()))
+                Ok::<_, ProcessError>(tensor::prepare(&image, &model.card().input))
             })
             .await,
         )
-        .map_err(|e| {
-            ProcessError::new(
-                ErrorKind::Unavailable,
-                format!("classify: interrupted: {e}"),
-            )
-        })??;
+        .map_err(|e| interrupted(Classify::TYPE, e))??;
+        let prediction = self
+            .batcher
+            .infer(classifier.clone(), prepared, ticket)
+            .await
+            .map_err(|e| e.into_process_error(Classify::TYPE))?;
 
         let scores: serde_json::Map<String, serde_json::Value> = prediction
             .probabilities
             .iter()
             .map(|(label, p)| (label.clone(), serde_json::json!(round4(*p))))
             .collect();
-        let confident = prediction.score >= self.threshold;
+        let threshold = self
+            .threshold_override
+            .unwrap_or(classifier.card().threshold);
+        let confident = prediction.score >= threshold;
         Ok(vec![
             flow_file
                 .with_attr(attr::LABEL, prediction.label)
                 .with_attr(attr::SCORE, format!("{:.4}", prediction.score))
                 .with_attr(attr::SCORES, serde_json::Value::Object(scores).to_string())
                 .with_attr(attr::CONFIDENT, confident.to_string())
-                .with_attr(attr::MODEL, self.model_id.clone())
+                .with_attr(attr::MODEL, classifier.card().id())
                 .to(loupe_sdk::SUCCESS),
         ])
-    }
-}
-
-/// Passes a blocking task's result through, except that a panic inside it is re-raised so the
-/// SDK's panic handling reports it as a panic (`error.kind = panic`), not as an internal error.
-/// What is left is cancellation, which only happens when the runtime is shutting down.
-fn join<T>(joined: Result<T, tokio::task::JoinError>) -> Result<T, tokio::task::JoinError> {
-    match joined {
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        other => other,
     }
 }
 

@@ -91,6 +91,31 @@ pub enum Command {
         #[arg(long, default_value = "flows/demo.yaml")]
         flow: PathBuf,
     },
+    /// Evaluate a model on a labelled folder through the serving code path.
+    ///
+    /// Classifiers (a `loupe synth coils` folder): confusion matrix, per-class precision and
+    /// recall, loose_wire recall, share of the camera's false alarms cleared (per image and
+    /// per product). Segmenters (a `loupe synth surfaces` folder): Dice and IoU per class,
+    /// image-level AUROC. Then the comparison with the card's `metrics.test`.
+    Eval {
+        /// Model directory (model.onnx + model.yaml).
+        model: PathBuf,
+        /// Labelled folder (manifest.jsonl + images [+ masks]).
+        data: PathBuf,
+        /// Images per inference.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Threads decoding images and running batches.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Also write the report and the card comparison as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Exit with status 1 unless every figure in the card is reproduced within 0.5
+        /// percentage points.
+        #[arg(long)]
+        check: bool,
+    },
     /// Install the ONNX Runtime library into `.venv` (from the package index) if missing.
     Setup,
     /// Print the settings schema of a node type (JSON Schema).

@@ -9,4 +9,5 @@ pub fn registry() -> Registry {
         .with::<loupe_classify::Classify>()
         .with::<loupe_preprocess::Preprocess>()
         .with::<loupe_report::Report>()
+        .with::<loupe_segment::Segment>()
 }

@@ -15,6 +15,9 @@
 //! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits.
 //! - `imaging` (feature `imaging`): image decoding with limits (formats, EXIF orientation,
 //!   decompression bombs), errors mapped to [`ProcessError`] kinds.
+//! - `model` (feature `onnx`): serving image models — the card's input contract, image ->
+//!   tensor, dynamic batching, hot reload — shared by `classify`, `segment` and `loupe eval`.
+//! - `onnx` (feature `onnx`): loading ONNX Runtime and sessions.
 //! - [`config`]: layered configuration for `loupe serve` (defaults < YAML < `LOUPE_*` env < flags).
 //! - [`telemetry`]: tracing + OpenTelemetry set-up and W3C trace-context propagation.
 
@@ -26,6 +29,8 @@ pub mod flowfile;
 #[cfg(feature = "imaging")]
 pub mod imaging;
 pub mod invoke;
+#[cfg(feature = "onnx")]
+pub mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod processor;

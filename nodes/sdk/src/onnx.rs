@@ -242,6 +242,79 @@ pub fn session(model_path: impl AsRef<Path>, intra_threads: usize) -> Result<Ses
         .map_err(|e| session_error(e.to_string()))
 }
 
+/// Checks that a session's graph takes exactly one float32 image input named and shaped as
+/// the card's `input` says, and has an output named `output`; returns that output's shape (or
+/// `None` where the graph leaves it unknown). The error is a sentence naming what disagrees,
+/// so a card written for another model fails at load, not on the first image.
+pub fn check_contract(
+    session: &Session,
+    input: &crate::model::input::InputSpec,
+    output: &str,
+) -> Result<Option<Vec<i64>>, String> {
+    let names = |outlets: &[ort::value::Outlet]| {
+        outlets
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect::<Vec<_>>()
+    };
+    let graph_input = session
+        .inputs()
+        .iter()
+        .find(|i| i.name() == input.name)
+        .ok_or_else(|| {
+            format!(
+                "card input {:?} is not a graph input (graph inputs: {:?})",
+                input.name,
+                names(session.inputs())
+            )
+        })?;
+    if session.inputs().len() != 1 {
+        return Err(format!(
+            "the graph has {} inputs {:?}; an image model takes exactly one image",
+            session.inputs().len(),
+            names(session.inputs())
+        ));
+    }
+    if let Some(graph_shape) = graph_input.dtype().tensor_shape()
+        && !compatible(graph_shape, &input.shape)
+    {
+        return Err(format!(
+            "input {:?} has shape {graph_shape} in the graph but {:?} in the card",
+            input.name, input.shape
+        ));
+    }
+    if graph_input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
+        return Err(format!(
+            "input {:?} is {:?} in the graph; only float32 inputs are supported",
+            input.name,
+            graph_input.dtype()
+        ));
+    }
+    let graph_output = session
+        .outputs()
+        .iter()
+        .find(|o| o.name() == output)
+        .ok_or_else(|| {
+            format!(
+                "card output {output:?} is not a graph output (graph outputs: {:?})",
+                names(session.outputs())
+            )
+        })?;
+    Ok(graph_output
+        .dtype()
+        .tensor_shape()
+        .map(|shape| shape.iter().copied().collect()))
+}
+
+/// Same rank, and every dimension fixed on both sides is equal (negative matches anything).
+pub fn compatible(graph: &[i64], card: &[i64]) -> bool {
+    graph.len() == card.len()
+        && graph
+            .iter()
+            .zip(card)
+            .all(|(g, c)| *g < 0 || *c < 0 || g == c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +344,14 @@ mod tests {
             find_in_venv(&venv),
             Some(capi.join("libonnxruntime.so.1.31.1"))
         );
+    }
+
+    #[test]
+    fn shapes_are_compared_on_fixed_dimensions() {
+        assert!(compatible(&[-1, 3, 32, 32], &[-1, 3, 32, 32]));
+        assert!(compatible(&[-1, 3, 32, 32], &[1, 3, 32, 32]));
+        assert!(!compatible(&[-1, 3, 32, 32], &[-1, 3, 48, 48]));
+        assert!(!compatible(&[-1, 3, 32], &[-1, 3, 32, 32]));
     }
 
     #[test]

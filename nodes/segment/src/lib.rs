@@ -1,5 +1,445 @@
-//! The `segment` node: runs ONNX segmentation models and turns masks into defect regions, contours and overlay images.
+//! # loupe-segment
 //!
-//! Not implemented yet: the crate holds the node's place in the workspace so that every node
-//! type has its own crate from the start. It is not registered in the `loupe` binary, so a
-//! flow that uses `type: segment` fails `loupe validate` with "unknown node type" until it lands.
+//! The `segment` node: runs an ONNX segmentation model on ONNX Runtime, turns its per-pixel
+//! classes into defect regions, and draws their contours on the original image.
+//!
+//! Relationships:
+//! - `success`: the original content, unchanged, with the `segment.*` attributes;
+//! - `overlay` (when `overlay: true`): a child FlowFile whose content is the original with
+//!   each region's contour drawn in its class colour (PNG, the original's size);
+//! - `mask` (when `mask: true`): a child FlowFile whose content is the class mask at the
+//!   original's size (8-bit gray PNG, pixel value = class index in the card's labels, 0 =
+//!   background; stretch it with nearest neighbour only);
+//! - `failure`: undecodable images (`error.kind = invalid_input`) and model errors.
+//!
+//! The children carry the parent's attributes plus `segment.output` (`overlay` or `mask`),
+//! `segment.parent` (the original's uuid), `mime.type = image/png` and a `filename` with
+//! `.overlay.png` / `.mask.png` in place of the extension.
+//!
+//! Attributes written (see [`attr`]): `segment.defect` (`true` when the image score reaches
+//! the card's `image_threshold`), `segment.score`, `segment.classes` (defect classes present,
+//! comma-separated), `segment.area_pct.<class>` for every defect class (share of the image,
+//! percent, 3 decimals), `segment.regions` (JSON list, largest first: `class`, `bbox`
+//! `[x0, y0, x1, y1]` in original pixels with `x1`/`y1` exclusive, `area_px` in original
+//! pixels, `area_pct`), `segment.regions.count` and `segment.model`.
+//!
+//! Serving is the classify node's: dynamic batching, warm-up before SERVING, hot reload of a
+//! changed model (all in [`loupe_sdk::model`]).
+//!
+//! ## Layout
+//! - [`card`]: the segmentation model card.
+//! - [`segmenter`]: card + session: images in, class masks and image scores out (shared with
+//!   `loupe eval`).
+//! - [`regions`]: connected regions and outlines of a class mask.
+//! - [`overlay`]: the mask at the original size, contours on the original, PNG encoding.
+//! - [`eval`]: Dice, IoU and AUROC over a labelled folder, for `loupe eval`.
+//! - this file: the node type ([`Segment`]), its settings and its processor.
+
+pub mod card;
+pub mod eval;
+pub mod overlay;
+pub mod regions;
+pub mod segmenter;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use image::DynamicImage;
+use loupe_sdk::model::batch::{BatchConfig, Batcher};
+use loupe_sdk::model::card::{CARD_FILE, MODEL_FILE};
+use loupe_sdk::model::reload::{self, DirSignature, ModelSlot, WatchSpec};
+use loupe_sdk::model::tensor;
+use loupe_sdk::model::{interrupted, resume_panic};
+use loupe_sdk::{
+    BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
+    ProcessError, Processor, Relationship, SettingsError,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use card::SegmenterCard;
+pub use segmenter::{Segmentation, Segmenter, SegmenterError};
+
+/// Attribute names this node writes.
+pub mod attr {
+    /// `true` when the image score reaches the card's image threshold.
+    pub const DEFECT: &str = "segment.defect";
+    /// The image score (largest per-pixel defect probability), 4 decimals.
+    pub const SCORE: &str = "segment.score";
+    /// Defect classes present in the mask, comma-separated, in label order.
+    pub const CLASSES: &str = "segment.classes";
+    /// Prefix of the per-class area attributes: `segment.area_pct.<class>`.
+    pub const AREA_PCT_PREFIX: &str = "segment.area_pct.";
+    /// JSON list of regions, largest first.
+    pub const REGIONS: &str = "segment.regions";
+    /// Number of regions found (the JSON list may be capped by `max_regions`).
+    pub const REGION_COUNT: &str = "segment.regions.count";
+    /// `name@version` of the model.
+    pub const MODEL: &str = "segment.model";
+    /// On `overlay` and `mask` children: which of the two it is.
+    pub const OUTPUT: &str = "segment.output";
+    /// On `overlay` and `mask` children: the uuid of the FlowFile they were made from.
+    pub const PARENT: &str = "segment.parent";
+}
+
+/// Relationship of the overlay images.
+pub const OVERLAY: &str = "overlay";
+/// Relationship of the class masks.
+pub const MASK: &str = "mask";
+
+/// The `segment` node type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Segment;
+
+/// Settings of a `segment` node.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSettings {
+    /// Directory holding `model.onnx` and its card `model.yaml`; relative to the flow file.
+    pub model: PathBuf,
+    /// Threads one inference may use (`0`: ONNX Runtime decides, one per core).
+    #[serde(default = "default_intra_threads")]
+    pub intra_threads: usize,
+    /// Image threshold in `[0, 1]` replacing the card's `image_threshold` for
+    /// `segment.defect`.
+    #[serde(default)]
+    pub threshold_override: Option<f32>,
+    /// Regions smaller than this many pixels of the model's mask are ignored (specks).
+    #[serde(default = "default_min_region_px")]
+    pub min_region_px: u64,
+    /// Most regions listed in `segment.regions` (the largest); `segment.regions.count` has
+    /// them all.
+    #[serde(default = "default_max_regions")]
+    pub max_regions: usize,
+    /// Emit the overlay image (contours on the original) to the `overlay` relationship.
+    #[serde(default = "default_true")]
+    pub overlay: bool,
+    /// Emit the class mask to the `mask` relationship.
+    #[serde(default = "default_true")]
+    pub mask: bool,
+    /// Most images segmented in one inference (dynamic batching); `1` turns batching off.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Longest the first image of a batch waits for more while others are on their way.
+    #[serde(
+        default = "default_max_batch_delay",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub max_batch_delay: Duration,
+    /// Most decoded images waiting for a batch; more requests wait for room.
+    #[serde(default = "default_batch_queue")]
+    pub batch_queue: usize,
+    /// How often the model directory is looked at for a changed model (hot reload); `0s`
+    /// turns it off.
+    #[serde(
+        default = "default_reload_interval",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub reload_interval: Duration,
+}
+
+fn default_intra_threads() -> usize {
+    1
+}
+fn default_min_region_px() -> u64 {
+    4
+}
+fn default_max_regions() -> usize {
+    50
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_batch() -> usize {
+    4
+}
+fn default_max_batch_delay() -> Duration {
+    Duration::from_millis(2)
+}
+fn default_batch_queue() -> usize {
+    16
+}
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+#[async_trait]
+impl NodeKind for Segment {
+    const TYPE: &'static str = "segment";
+    type Settings = SegmentSettings;
+
+    fn relationships(settings: &SegmentSettings) -> Vec<Relationship> {
+        let mut relationships = vec![Relationship::new(
+            loupe_sdk::SUCCESS,
+            "Segmented: segment.* attributes written, content unchanged",
+        )];
+        if settings.overlay {
+            relationships.push(Relationship::new(
+                OVERLAY,
+                "The original with each defect's contour drawn on it (PNG)",
+            ));
+        }
+        if settings.mask {
+            relationships.push(Relationship::new(
+                MASK,
+                "The class mask at the original size (gray PNG, value = class index)",
+            ));
+        }
+        relationships.push(Relationship::failure());
+        relationships
+    }
+
+    fn validate(settings: &SegmentSettings) -> Vec<SettingsError> {
+        let mut problems = Vec::new();
+        if settings.model.as_os_str().is_empty() {
+            problems.push(SettingsError::new(
+                "model",
+                "must name a directory holding model.onnx and model.yaml",
+            ));
+        }
+        if let Some(t) = settings.threshold_override
+            && !(0.0..=1.0).contains(&t)
+        {
+            problems.push(SettingsError::new(
+                "threshold_override",
+                format!("must be within [0, 1], got {t}"),
+            ));
+        }
+        for (name, value) in [
+            ("max_batch", settings.max_batch),
+            ("batch_queue", settings.batch_queue),
+        ] {
+            if value == 0 {
+                problems.push(SettingsError::new(name, "must be at least 1"));
+            }
+        }
+        if settings.max_batch_delay > Duration::from_secs(1) {
+            problems.push(SettingsError::new(
+                "max_batch_delay",
+                "must be at most 1s (it is added to a request's latency)",
+            ));
+        }
+        problems
+    }
+
+    async fn build(settings: SegmentSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
+        let dir = ctx.resolve(&settings.model);
+        if !dir.is_dir() {
+            return Err(NodeError::Other(format!(
+                "segment: model directory {} not found (setting `model`: {}; it must hold \
+                 model.onnx and model.yaml)",
+                dir.display(),
+                settings.model.display()
+            )));
+        }
+        let threads = settings.intra_threads;
+        let signature = DirSignature::read(&dir, &[MODEL_FILE, CARD_FILE]);
+        let load_dir = dir.clone();
+        let segmenter = tokio::task::spawn_blocking(move || Segmenter::load(load_dir, threads))
+            .await
+            .map_err(|e| NodeError::Other(format!("segment: loading the model: {e}")))?
+            .map_err(|e| NodeError::Other(format!("segment: {e}")))?;
+        tracing::info!(model = %segmenter.card().id(), dir = %dir.display(), "segment model loaded");
+
+        let slot = Arc::new(ModelSlot::new(segmenter));
+        if !settings.reload_interval.is_zero() {
+            let spec = WatchSpec {
+                dir,
+                files: vec![MODEL_FILE, CARD_FILE],
+                interval: settings.reload_interval,
+                node: ctx.node_id.clone(),
+            };
+            reload::watch(&slot, spec, signature, move |dir: &Path| {
+                let segmenter = Segmenter::load(dir, threads)?;
+                segmenter.warm_up()?;
+                Ok::<_, SegmenterError>(segmenter)
+            });
+        }
+        let batcher = Batcher::spawn(BatchConfig {
+            max_batch: settings.max_batch,
+            max_delay: settings.max_batch_delay,
+            queue: settings.batch_queue,
+        });
+        let description = NodeDescription {
+            node_type: Self::TYPE.to_string(),
+            version: loupe_sdk::VERSION.to_string(),
+            relationships: Self::relationships(&settings),
+            settings_schema: serde_json::to_string(&schemars::schema_for!(SegmentSettings))
+                .unwrap_or_default(),
+            is_source: false,
+            max_message_bytes: ctx.max_message_bytes as u64,
+            ..Default::default()
+        };
+        Ok(Node::processor(SegmentProcessor {
+            slot,
+            batcher,
+            settings,
+            description,
+        }))
+    }
+}
+
+/// The built node.
+struct SegmentProcessor {
+    slot: Arc<ModelSlot<Segmenter>>,
+    batcher: Batcher<Segmenter>,
+    settings: SegmentSettings,
+    description: NodeDescription,
+}
+
+#[async_trait]
+impl Processor for SegmentProcessor {
+    fn describe(&self) -> NodeDescription {
+        self.description.clone()
+    }
+
+    async fn start(&self) -> Result<(), NodeError> {
+        let segmenter = self.slot.current();
+        let id = segmenter.card().id();
+        resume_panic(tokio::task::spawn_blocking(move || segmenter.warm_up()).await)
+            .map_err(|e| NodeError::Unavailable(format!("segment: warm-up interrupted: {e}")))?
+            .map_err(|e| NodeError::Other(format!("segment: warm-up of {id}: {e}")))
+    }
+
+    async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
+        let segmenter = self.slot.current();
+        let ticket = self.batcher.ticket();
+        let content = flow_file.content.clone();
+        let model = segmenter.clone();
+        let (image, prepared) = resume_panic(
+            tokio::task::spawn_blocking(move || {
+                let image = tensor::decode(&content).map_err(|e| {
+                    ProcessError::invalid_input(format!("cannot decode image: {e}"))
+                })?;
+                let prepared = tensor::prepare(&image, &model.card().input);
+                Ok::<_, ProcessError>((image, prepared))
+            })
+            .await,
+        )
+        .map_err(|e| interrupted(Segment::TYPE, e))??;
+        let segmentation = self
+            .batcher
+            .infer(segmenter.clone(), prepared, ticket)
+            .await
+            .map_err(|e| e.into_process_error(Segment::TYPE))?;
+
+        let settings = self.settings.clone();
+        let model = segmenter.clone();
+        // Regions, contours and PNG encoding are CPU work too.
+        resume_panic(
+            tokio::task::spawn_blocking(move || {
+                outputs(flow_file, &image, &segmentation, model.card(), &settings)
+            })
+            .await,
+        )
+        .map_err(|e| interrupted(Segment::TYPE, e))?
+    }
+}
+
+/// The FlowFiles for one segmented image.
+fn outputs(
+    flow_file: FlowFile,
+    image: &DynamicImage,
+    segmentation: &Segmentation,
+    card: &SegmenterCard,
+    settings: &SegmentSettings,
+) -> Result<Vec<Output>, ProcessError> {
+    let (width, height) = (image.width(), image.height());
+    let (mask_w, mask_h) = segmentation.mask.dimensions();
+    let (sx, sy) = (
+        f64::from(width) / f64::from(mask_w),
+        f64::from(height) / f64::from(mask_h),
+    );
+    let mask_pixels = (u64::from(mask_w) * u64::from(mask_h)).max(1) as f64;
+    let found = regions::regions(&segmentation.mask, settings.min_region_px);
+    let listed: Vec<serde_json::Value> = found
+        .iter()
+        .take(settings.max_regions)
+        .map(|r| {
+            let scale = |v: u32, s: f64, max: u32| ((f64::from(v) * s).round() as u32).min(max);
+            serde_json::json!({
+                "class": card.labels[usize::from(r.class)],
+                "bbox": [scale(r.bbox[0], sx, width), scale(r.bbox[1], sy, height),
+                         scale(r.bbox[2], sx, width), scale(r.bbox[3], sy, height)],
+                "area_px": (r.area_px as f64 * sx * sy).round() as u64,
+                "area_pct": round3(r.area_px as f64 / mask_pixels * 100.0),
+            })
+        })
+        .collect();
+    let threshold = settings.threshold_override.unwrap_or(card.image_threshold);
+    let defect = segmentation.score >= threshold;
+    let present: Vec<&str> = card
+        .labels
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| segmentation.class_pixels[*i] > 0)
+        .map(|(_, l)| l.as_str())
+        .collect();
+
+    let mut original = flow_file
+        .with_attr(attr::DEFECT, defect.to_string())
+        .with_attr(attr::SCORE, format!("{:.4}", segmentation.score))
+        .with_attr(attr::CLASSES, present.join(","))
+        .with_attr(attr::REGIONS, serde_json::Value::Array(listed).to_string())
+        .with_attr(attr::REGION_COUNT, found.len().to_string())
+        .with_attr(attr::MODEL, card.id());
+    for (i, label) in card.labels.iter().enumerate().skip(1) {
+        let pct = segmentation.class_pixels[i] as f64 / mask_pixels * 100.0;
+        original = original.with_attr(
+            format!("{}{label}", attr::AREA_PCT_PREFIX),
+            format!("{pct:.3}"),
+        );
+    }
+
+    let mut out = Vec::with_capacity(3);
+    if settings.overlay || settings.mask {
+        let full_mask = overlay::mask_at(&segmentation.mask, width, height);
+        let encode_error = |e: image::ImageError| {
+            ProcessError::new(ErrorKind::Internal, format!("encoding PNG: {e}"))
+        };
+        if settings.overlay {
+            let drawn =
+                overlay::draw_contours(image, &full_mask, overlay::thickness_for(width, height));
+            let png = overlay::png(&DynamicImage::ImageRgb8(drawn)).map_err(encode_error)?;
+            out.push(child(&original, png, OVERLAY).to(OVERLAY));
+        }
+        if settings.mask {
+            let png = overlay::png(&DynamicImage::ImageLuma8(full_mask)).map_err(encode_error)?;
+            out.push(child(&original, png, MASK).to(MASK));
+        }
+    }
+    out.insert(0, original.to(loupe_sdk::SUCCESS));
+    Ok(out)
+}
+
+/// A PNG child of `parent`: `segment.output`, `segment.parent`, `mime.type` and a derived
+/// file name.
+fn child(parent: &FlowFile, png: Vec<u8>, kind: &str) -> FlowFile {
+    let stem = parent
+        .attr(loupe_sdk::attr::FILENAME)
+        .map(|name| {
+            Path::new(name)
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| parent.uuid.clone());
+    parent
+        .child(Bytes::from(png))
+        .with_attr(attr::OUTPUT, kind)
+        .with_attr(attr::PARENT, parent.uuid.clone())
+        .with_attr(loupe_sdk::attr::MIME_TYPE, "image/png")
+        .with_attr(loupe_sdk::attr::FILENAME, format!("{stem}.{kind}.png"))
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}

@@ -3,6 +3,7 @@
 mod call;
 mod demo;
 mod describe;
+mod eval;
 mod run;
 mod serve;
 mod setup;
@@ -58,6 +59,21 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
         )),
         Command::Demo { images, flow } => demo::demo(images, &flow),
+        Command::Eval {
+            model,
+            data,
+            batch,
+            workers,
+            json,
+            check,
+        } => eval::eval(eval::Args {
+            model: &model,
+            data: &data,
+            batch,
+            workers,
+            json: json.as_deref(),
+            check,
+        }),
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Command::Synth { what } => synth::synth(what),
         Command::Schema { node_type } => {

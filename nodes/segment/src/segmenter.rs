@@ -1,0 +1,228 @@
+//! A loaded segmentation model: card + ONNX Runtime session, images in, class masks out.
+//!
+//! Independent of the node machinery so `loupe eval` scores a labelled folder with exactly the
+//! code path the `segment` node serves.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use image::{DynamicImage, GrayImage};
+use ndarray::{Array4, Axis};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use loupe_sdk::model::batch::BatchModel;
+use loupe_sdk::model::card::{CardError, MODEL_FILE};
+use loupe_sdk::model::input::{InputSpec, Layout};
+use loupe_sdk::model::tensor::{self, Prepared};
+use loupe_sdk::onnx::{self, OnnxError};
+
+use crate::card::{SegmenterCard, Semantics};
+
+/// Loading or running a segmentation model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmenterError {
+    /// The model directory does not exist or is not a directory.
+    #[error("model directory {} not found (it must hold model.onnx and model.yaml)", path.display())]
+    MissingDir {
+        /// The directory that was looked for.
+        path: PathBuf,
+    },
+    /// The model card is missing or wrong.
+    #[error(transparent)]
+    Card(#[from] CardError),
+    /// ONNX Runtime is missing, or rejected the model.
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    /// The card and the ONNX graph disagree.
+    #[error("model {model} does not match its card: {message}")]
+    Mismatch {
+        /// `name@version`.
+        model: String,
+        /// What disagrees.
+        message: String,
+    },
+    /// ONNX Runtime failed while running the model.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// What the model says about one image, at the model's output size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segmentation {
+    /// Class index per pixel (0 = background), output height x width.
+    pub mask: GrayImage,
+    /// Image-level defect score: the largest `1 - p(background)` over the pixels.
+    pub score: f32,
+    /// Pixels per class, in label order (index 0: background).
+    pub class_pixels: Vec<u64>,
+}
+
+/// A segmentation model ready to run.
+pub struct Segmenter {
+    card: SegmenterCard,
+    /// `Session::run` takes `&mut self` in ort rc.15: inferences take turns (batched by the
+    /// node's batcher).
+    session: Mutex<Session>,
+}
+
+impl std::fmt::Debug for Segmenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segmenter")
+            .field("model", &self.card.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Segmenter {
+    /// Loads `model.yaml` and `model.onnx` from `dir` and checks the graph against the card.
+    /// Blocking.
+    pub fn load(dir: impl AsRef<Path>, intra_threads: usize) -> Result<Segmenter, SegmenterError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(SegmenterError::MissingDir {
+                path: dir.to_path_buf(),
+            });
+        }
+        let card = SegmenterCard::load_dir(dir)?;
+        let session = onnx::session(dir.join(MODEL_FILE), intra_threads)?;
+        let mismatch = |message: String| SegmenterError::Mismatch {
+            model: card.id(),
+            message,
+        };
+        let shape =
+            onnx::check_contract(&session, &card.input, &card.output.name).map_err(mismatch)?;
+        if let Some(shape) = shape
+            && !onnx::compatible(&shape, &card.output.shape)
+        {
+            return Err(mismatch(format!(
+                "output {:?} has shape {shape:?} in the graph but {:?} in the card",
+                card.output.name, card.output.shape
+            )));
+        }
+        Ok(Segmenter {
+            card,
+            session: Mutex::new(session),
+        })
+    }
+
+    /// The model card.
+    pub fn card(&self) -> &SegmenterCard {
+        &self.card
+    }
+
+    /// One inference on an all-zero input, so the first request does not pay for ONNX
+    /// Runtime's lazy set-up and an output that contradicts the card shows at start.
+    pub fn warm_up(&self) -> Result<(), SegmenterError> {
+        let input = Array4::<f32>::zeros(tensor::batch_dims(&self.card.input, 1));
+        self.run(&input).map(|_| ())
+    }
+
+    /// Segments one decoded image on its own (no batching).
+    pub fn segment(&self, image: &DynamicImage) -> Result<Segmentation, SegmenterError> {
+        let prepared = tensor::prepare(image, &self.card.input);
+        Ok(self.segment_batch(&[prepared])?.remove(0))
+    }
+
+    /// Segments images prepared for this model in one inference (the node's and `loupe
+    /// eval`'s path).
+    pub fn segment_batch(&self, images: &[Prepared]) -> Result<Vec<Segmentation>, SegmenterError> {
+        let input = &self.card.input;
+        let mut batch = Array4::<f32>::zeros(tensor::batch_dims(input, images.len()));
+        for (image, slot) in images.iter().zip(batch.axis_iter_mut(Axis(0))) {
+            tensor::fill(image, input, slot);
+        }
+        self.run(&batch)
+    }
+
+    /// Runs the model on a `[n, ...]` tensor: per image, the argmax mask and the score.
+    pub fn run(&self, input: &Array4<f32>) -> Result<Vec<Segmentation>, SegmenterError> {
+        let inference = |e: ort::Error| SegmenterError::Inference(e.to_string());
+        let images = input.shape()[0];
+        let tensor = TensorRef::from_array_view(input.view()).map_err(inference)?;
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outputs = session
+            .run(ort::inputs![self.card.input.name.as_str() => tensor])
+            .map_err(inference)?;
+        let name = &self.card.output.name;
+        let output = outputs
+            .get(name)
+            .ok_or_else(|| SegmenterError::Inference(format!("no output named {name:?}")))?;
+        let (shape, values) = output.try_extract_tensor::<f32>().map_err(inference)?;
+        let (classes, height, width) = self.card.output_dims();
+        let per_image = classes * height * width;
+        if values.len() != per_image * images {
+            return Err(SegmenterError::Mismatch {
+                model: self.card.id(),
+                message: format!(
+                    "output {name:?} has shape {shape} for {images} image(s); the card says {:?}",
+                    self.card.output.shape
+                ),
+            });
+        }
+        Ok(values
+            .chunks_exact(per_image)
+            .map(|one| self.decode_output(one, classes, height, width))
+            .collect())
+    }
+
+    /// Argmax per pixel, and the image score, from one image's output values.
+    fn decode_output(
+        &self,
+        values: &[f32],
+        classes: usize,
+        height: usize,
+        width: usize,
+    ) -> Segmentation {
+        let plane = height * width;
+        // Where class `c` of pixel `i` is, in either layout.
+        let at = |c: usize, i: usize| match self.card.output.layout {
+            Layout::Nchw => values[c * plane + i],
+            Layout::Nhwc => values[i * classes + c],
+        };
+        let mut mask = vec![0u8; plane];
+        let mut class_pixels = vec![0u64; classes];
+        let mut score = 0f32;
+        for (i, class_of) in mask.iter_mut().enumerate() {
+            let (mut best, mut best_value) = (0usize, at(0, i));
+            for c in 1..classes {
+                let v = at(c, i);
+                if v > best_value {
+                    (best, best_value) = (c, v);
+                }
+            }
+            let background = match self.card.output.semantics {
+                Semantics::Probabilities => at(0, i),
+                Semantics::Logits => {
+                    // p(background) of a softmax over the class axis, stable form.
+                    let sum: f32 = (0..classes).map(|c| (at(c, i) - best_value).exp()).sum();
+                    (at(0, i) - best_value).exp() / sum
+                }
+            };
+            score = score.max(1.0 - background);
+            *class_of = best as u8;
+            class_pixels[best] += 1;
+        }
+        Segmentation {
+            mask: GrayImage::from_raw(width as u32, height as u32, mask)
+                .unwrap_or_else(|| GrayImage::new(width as u32, height as u32)),
+            score: score.clamp(0.0, 1.0),
+            class_pixels,
+        }
+    }
+}
+
+impl BatchModel for Segmenter {
+    type Output = Segmentation;
+
+    fn input(&self) -> &InputSpec {
+        &self.card.input
+    }
+
+    fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<Segmentation>, String> {
+        self.run(batch).map_err(|e| e.to_string())
+    }
+}
