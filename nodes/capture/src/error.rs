@@ -58,6 +58,21 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
+    /// The upload endpoint could not listen on its address.
+    #[error("cannot listen for uploads on `{address}` (setting `upload.listen`): {source}")]
+    Listen {
+        /// The address as configured.
+        address: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `metadata.filename_pattern` is not a valid template.
+    #[error("metadata.filename_pattern: {0}")]
+    Metadata(#[from] crate::metadata::PatternError),
+    /// `snapshot.url` is not a plain-HTTP URL.
+    #[error("snapshot.url: {0}")]
+    SnapshotUrl(String),
     /// A blocking filesystem task panicked or was cancelled.
     #[error("capture filesystem task failed: {0}")]
     Task(String),
@@ -78,9 +93,15 @@ impl From<CaptureError> for NodeError {
                 format!("cannot create `move_to` directory `{}`", path.display()),
                 source,
             ),
+            CaptureError::Listen { address, source } => NodeError::io(
+                format!("cannot listen for uploads on `{address}` (setting `upload.listen`)"),
+                source,
+            ),
             CaptureError::NotADirectory(_)
             | CaptureError::MoveToIsDirectory(_)
-            | CaptureError::Pattern(_) => NodeError::Settings(e.to_string()),
+            | CaptureError::Pattern(_)
+            | CaptureError::Metadata(_)
+            | CaptureError::SnapshotUrl(_) => NodeError::Settings(e.to_string()),
             // The directory may come back (a remounted share): worth another pull later.
             CaptureError::Scan { .. } => NodeError::Unavailable(e.to_string()),
             other => NodeError::Other(other.to_string()),

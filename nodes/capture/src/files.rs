@@ -3,6 +3,7 @@
 //! Everything here runs on tokio's blocking pool (see [`crate::source`]); nothing here keeps
 //! state between calls, so the bookkeeping lives in one place.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -25,7 +26,8 @@ pub struct Signature {
 }
 
 impl Signature {
-    fn of(meta: &fs::Metadata) -> Self {
+    /// The signature of a file's metadata.
+    pub fn of(meta: &fs::Metadata) -> Self {
         Signature {
             size: meta.len(),
             mtime: meta.modified().ok(),
@@ -33,12 +35,36 @@ impl Signature {
     }
 }
 
+/// A file's signature together with its sidecar's: a change in either restarts the
+/// stability clock.
+pub type Stamp = (Signature, Option<Signature>);
+
 /// A regular file found by a scan.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// Absolute path.
     pub path: PathBuf,
     /// Path relative to the captured directory, file name included.
+    pub rel: PathBuf,
+    /// Size and mtime when scanned.
+    pub sig: Signature,
+    /// Its JSON sidecar, when sidecars are on and one is there.
+    pub sidecar: Option<Sidecar>,
+}
+
+impl Entry {
+    /// The file's and its sidecar's signatures.
+    pub fn stamp(&self) -> Stamp {
+        (self.sig, self.sidecar.as_ref().map(|s| s.sig))
+    }
+}
+
+/// A JSON sidecar beside a file (`a.png.json`, else `a.json`).
+#[derive(Debug, Clone)]
+pub struct Sidecar {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Path relative to the captured directory.
     pub rel: PathBuf,
     /// Size and mtime when scanned.
     pub sig: Signature,
@@ -57,6 +83,15 @@ pub struct ScanSpec {
     pub ignore_hidden: bool,
     /// Subdirectory (relative to `root`) never scanned: where accepted files are moved.
     pub excluded: Option<PathBuf>,
+    /// `*.json` files are sidecars of the file they are named after, never files to offer.
+    pub sidecars: bool,
+    /// Files (absolute, lexically normalized) never offered: the manifest.
+    pub skip: Vec<PathBuf>,
+}
+
+/// Whether `name` is a sidecar's name (`*.json`, any case).
+pub fn is_sidecar_name(name: &str) -> bool {
+    name.len() > 5 && name[name.len() - 5..].eq_ignore_ascii_case(".json")
 }
 
 /// Result of one scan.
@@ -84,6 +119,8 @@ pub fn scan(spec: &ScanSpec) -> io::Result<Scan> {
                 continue;
             }
         };
+        let first_here = out.files.len();
+        let mut sidecars: HashMap<String, PathBuf> = HashMap::new();
         for entry in listing {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
@@ -108,22 +145,66 @@ pub fn scan(spec: &ScanSpec) -> io::Result<Scan> {
                 }
                 continue;
             }
+            if spec.sidecars && is_sidecar_name(name_str) {
+                sidecars.insert(name_str.to_string(), rel);
+                continue;
+            }
             if !spec.pattern.matches(name_str) {
                 continue;
             }
             // `fs::metadata` follows a symbolic link to a file, so a linked file is captured.
             let path = entry.path();
+            if !spec.skip.is_empty() && spec.skip.contains(&crate::metadata::normalize(&path)) {
+                continue;
+            }
             match fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => out.files.push(Entry {
                     path,
                     rel,
                     sig: Signature::of(&meta),
+                    sidecar: None,
                 }),
                 _ => {}
             }
         }
+        if !sidecars.is_empty() {
+            for f in &mut out.files[first_here..] {
+                f.sidecar = find_sidecar(&spec.root, f, &sidecars);
+            }
+        }
     }
     Ok(out)
+}
+
+/// The sidecar of `f` among the `*.json` names of its directory: `NAME.json`, else
+/// `STEM.json`.
+fn find_sidecar(root: &Path, f: &Entry, sidecars: &HashMap<String, PathBuf>) -> Option<Sidecar> {
+    let name = f.rel.file_name()?.to_str()?;
+    let stem = f.rel.file_stem()?.to_str()?;
+    [format!("{name}.json"), format!("{stem}.json")]
+        .iter()
+        .find_map(|candidate| {
+            let rel = sidecars.get(candidate)?;
+            let path = root.join(rel);
+            let meta = fs::metadata(&path).ok().filter(fs::Metadata::is_file)?;
+            Some(Sidecar {
+                path,
+                rel: rel.clone(),
+                sig: Signature::of(&meta),
+            })
+        })
+}
+
+/// Reads a small file whole, refusing one larger than `limit` bytes.
+pub fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut content = Vec::new();
+    fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut content)?;
+    if content.len() as u64 > limit {
+        return Err(io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(content)
 }
 
 /// What reading a file found.

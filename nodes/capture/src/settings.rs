@@ -1,6 +1,8 @@
 //! The `capture` node's settings and their pure validation.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,15 +11,22 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::glob::Glob;
+use crate::metadata::FilenamePattern;
 
-/// Settings of a `capture` node: which files to take from which directory, and what to do
-/// with them once the flow has accepted them.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+/// Settings of a `capture` node: its inputs (a watched `directory`, an HTTP `upload`
+/// endpoint, a periodic `snapshot` of an HTTP camera; at least one), what to do with files
+/// once the flow has accepted them, and where FlowFile attributes come from (`metadata`).
+///
+/// The top-level file settings (`recursive` to `max_in_flight`) apply to `directory` only.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureSettings {
-    /// Directory to take files from. Relative paths resolve against the flow file's
-    /// directory. It must exist when the node is built.
-    pub directory: PathBuf,
+    /// Directory to take files from (a camera's drop folder). Relative paths resolve
+    /// against the flow file's directory. It must exist when the node is built. Optional:
+    /// a capture may be upload-only or snapshot-only, but at least one of `directory`,
+    /// `upload` and `snapshot` must be set.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
 
     /// Also take files from subdirectories (symbolic links to directories are not followed,
     /// and `.rejected` and `move_to` are never scanned).
@@ -79,6 +88,138 @@ pub struct CaptureSettings {
     /// acknowledgements come in. Bounds the node's bookkeeping, not a tuning knob.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+
+    /// An HTTP endpoint cameras push images to (`POST /upload`). Absent: no endpoint.
+    #[serde(default)]
+    pub upload: Option<UploadSettings>,
+
+    /// Grab a frame from an HTTP camera URL at a fixed interval. Absent: no snapshots.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotSettings>,
+
+    /// Where FlowFile attributes beyond the built-in ones come from: static values, the
+    /// file name, a JSON sidecar, a JSONL manifest.
+    #[serde(default)]
+    pub metadata: MetadataSettings,
+}
+
+/// The HTTP upload endpoint: `POST /upload` with the image as the raw body or as a
+/// `multipart/form-data` file part. The request is answered only once the flow has
+/// accepted the FlowFile (`202` with its uuid), or with `503` + `Retry-After` when the node
+/// is saturated: an upload is never lost silently and memory never grows without bound.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Address to listen on, `IP:port` (`127.0.0.1:8088`; `0.0.0.0:8088` for every
+    /// interface). The node fails to build if it cannot bind it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+
+    /// Largest accepted request body in bytes (default 64 MiB; also capped by the node's
+    /// largest message). A larger body is refused with `413`.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_body_bytes: u64,
+
+    /// Most uploads held at once: being received, waiting for the flow, or offered to it.
+    /// One more is refused with `503` and `Retry-After` (before its body is read):
+    /// overload slows the sender down, and memory stays under `max_pending` ×
+    /// `max_body_bytes`.
+    #[serde(default = "default_upload_max_pending")]
+    pub max_pending: usize,
+
+    /// How long an upload may wait for the flow to take it (humantime). If the flow has not
+    /// taken it by then it is dropped and the request answered `503` + `Retry-After`. An
+    /// upload already offered to the flow is always waited for (the flow may accept it).
+    #[serde(default = "default_wait_accept")]
+    pub wait_accept: HumanDuration,
+
+    /// The `Retry-After` a `503` carries (humantime, rounded up to whole seconds).
+    #[serde(default = "default_retry_after")]
+    pub retry_after: HumanDuration,
+}
+
+/// Periodic snapshots: `GET url` every `interval`, each frame one FlowFile.
+///
+/// A failing camera (refused, timed out, non-2xx, empty body) is logged as a warning and
+/// tried again at the next interval; the node keeps serving. At most `max_pending` frames
+/// wait for the flow: while that many are pending, further frames are skipped (counted and
+/// logged), not queued, because a stale frame is worth less than the next one.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// The camera's snapshot URL, `http://host[:port]/path` (plain HTTP only; no TLS).
+    pub url: String,
+
+    /// Time between two grabs (humantime: `10s`).
+    #[serde(default = "default_snapshot_interval")]
+    pub interval: HumanDuration,
+
+    /// Longest a grab (connect, response, body) may take before it counts as failed.
+    #[serde(default = "default_snapshot_timeout")]
+    pub timeout: HumanDuration,
+
+    /// Written as the `camera.id` attribute of every frame, when set.
+    #[serde(default)]
+    pub camera_id: Option<String>,
+
+    /// Most frames offered or waiting for the flow at once; a frame grabbed while that many
+    /// are pending is skipped.
+    #[serde(default = "default_snapshot_max_pending")]
+    pub max_pending: usize,
+
+    /// Largest frame in bytes (default 64 MiB; also capped by the node's largest message);
+    /// a larger response counts as a failed grab.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_bytes: u64,
+}
+
+/// Where FlowFile attributes come from, beyond the built-in ones.
+///
+/// Layers, later ones winning: `attributes`, then `filename_pattern`, then the `manifest`
+/// line, then the sidecar, then (uploads) request headers or form fields. The capture's own
+/// attributes (`filename`, `mime.type`, `path`, ...) are never overridden. Finally, when
+/// `fragment_count` is set and `product.id` and `camera.angle` are known, `fragment.*` are
+/// derived from them (unless a layer set them).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSettings {
+    /// Static attributes put on every FlowFile, e.g. `{line: L1, camera.id: cam3}`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+
+    /// Attributes from the file name (directory files, and uploads that name their file).
+    /// A template matched against the whole name: `{attr}` captures one or more characters
+    /// (as few as possible) into attribute `attr`, `{attr:REGEX}` captures what `REGEX`
+    /// matches, `*` matches any run of characters, `?` one character, `\` escapes; all else
+    /// is literal. Example: `{product.id}_a{camera.angle:[0-9]+}.*` reads `p00042_a3.png` as
+    /// `product.id=p00042`, `camera.angle=3`. A name that does not match adds nothing.
+    #[serde(default)]
+    pub filename_pattern: Option<String>,
+
+    /// Read a JSON sidecar beside each directory file: `IMAGE.json` (`p1_a3.png.json`),
+    /// else `STEM.json` (`p1_a3.json`). Its object's keys become attributes (nested objects
+    /// flattened with `.`, arrays kept as JSON text; a `loupe synth coils` record is mapped
+    /// as the manifest is). With this on, every `*.json` file is metadata and never offered
+    /// as an image; a sidecar is deleted or moved together with its image. A malformed
+    /// sidecar logs a warning and its image still goes out, with `metadata.error`. Write
+    /// the sidecar before the image (or within `min_age` of it).
+    #[serde(default)]
+    pub sidecar: bool,
+
+    /// A JSONL manifest (one JSON object per line), relative to `directory`: each line's
+    /// `file` (a path relative to the manifest's own directory) names the image it
+    /// describes; its other keys become attributes. `loupe synth coils` manifests are
+    /// recognised (see the crate docs). Re-read whenever it changes; never offered, never
+    /// deleted. A malformed line logs a warning and is skipped.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+
+    /// Number of fragments (camera angles) per product, e.g. `8`. When set, a FlowFile
+    /// with `product.id` and `camera.angle` gets `fragment.identifier` (= `product.id`),
+    /// `fragment.index` (= `camera.angle`) and `fragment.count`, NiFi's convention for
+    /// joining parts. `loupe synth coils` records imply 8.
+    #[serde(default)]
+    pub fragment_count: Option<u32>,
 }
 
 /// What happens to a file once its FlowFile has been accepted by the flow.
@@ -179,11 +320,49 @@ fn default_max_in_flight() -> usize {
     10_000
 }
 
+fn default_listen() -> String {
+    "127.0.0.1:8088".to_string()
+}
+
+fn default_upload_max_pending() -> usize {
+    16
+}
+
+fn default_wait_accept() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+fn default_retry_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+fn default_snapshot_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+fn default_snapshot_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+fn default_snapshot_max_pending() -> usize {
+    2
+}
+
 impl CaptureSettings {
     /// Every problem with these settings that needs no I/O to find.
     pub fn problems(&self) -> Vec<SettingsError> {
         let mut problems = Vec::new();
-        if self.directory.as_os_str().is_empty() {
+        if self.directory.is_none() && self.upload.is_none() && self.snapshot.is_none() {
+            problems.push(SettingsError::new(
+                "",
+                "no input: set at least one of `directory`, `upload` and `snapshot`",
+            ));
+        }
+        if self
+            .directory
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
             problems.push(SettingsError::new("directory", "must not be empty"));
         }
         if let Err(e) = Glob::new(&self.pattern) {
@@ -197,7 +376,7 @@ impl CaptureSettings {
             (After::Move, Some(dir)) if dir.as_os_str().is_empty() => {
                 problems.push(SettingsError::new("move_to", "must not be empty"));
             }
-            (After::Move, Some(dir)) if *dir == self.directory => {
+            (After::Move, Some(dir)) if Some(dir) == self.directory.as_ref() => {
                 // Moving a file onto itself would offer it again forever.
                 problems.push(SettingsError::new(
                     "move_to",
@@ -234,7 +413,148 @@ impl CaptureSettings {
                 "must be greater than zero",
             ));
         }
+        if self.directory.is_none() && self.move_to.is_some() {
+            problems.push(SettingsError::new(
+                "move_to",
+                "only applies to files of `directory`, which is not set",
+            ));
+        }
+        if let Some(upload) = &self.upload {
+            upload.problems(&mut problems);
+        }
+        if let Some(snapshot) = &self.snapshot {
+            snapshot.problems(&mut problems);
+        }
+        self.metadata
+            .problems(self.directory.is_some(), &mut problems);
         problems
+    }
+}
+
+/// A problem at `section.field` when `bad`.
+fn check(problems: &mut Vec<SettingsError>, bad: bool, path: &str, message: &str) {
+    if bad {
+        problems.push(SettingsError::new(path, message));
+    }
+}
+
+const POSITIVE: &str = "must be greater than zero";
+
+impl UploadSettings {
+    /// The address to listen on, if `listen` is a valid `IP:port`.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+
+    fn problems(&self, problems: &mut Vec<SettingsError>) {
+        if self.address().is_none() {
+            problems.push(SettingsError::new(
+                "upload.listen",
+                format!(
+                    "`{}` is not an `IP:port` address (e.g. `127.0.0.1:8088`)",
+                    self.listen
+                ),
+            ));
+        }
+        check(
+            problems,
+            self.max_body_bytes == 0,
+            "upload.max_body_bytes",
+            POSITIVE,
+        );
+        check(
+            problems,
+            self.max_pending == 0,
+            "upload.max_pending",
+            POSITIVE,
+        );
+        check(
+            problems,
+            self.wait_accept.get().is_zero(),
+            "upload.wait_accept",
+            POSITIVE,
+        );
+    }
+}
+
+impl SnapshotSettings {
+    fn problems(&self, problems: &mut Vec<SettingsError>) {
+        if let Err(e) = crate::snapshot::parse_url(&self.url) {
+            problems.push(SettingsError::new("snapshot.url", e));
+        }
+        check(
+            problems,
+            self.interval.get().is_zero(),
+            "snapshot.interval",
+            POSITIVE,
+        );
+        check(
+            problems,
+            self.timeout.get().is_zero(),
+            "snapshot.timeout",
+            POSITIVE,
+        );
+        check(
+            problems,
+            self.max_pending == 0,
+            "snapshot.max_pending",
+            POSITIVE,
+        );
+        check(
+            problems,
+            self.max_bytes == 0,
+            "snapshot.max_bytes",
+            POSITIVE,
+        );
+        if self.camera_id.as_ref().is_some_and(|c| c.is_empty()) {
+            problems.push(SettingsError::new(
+                "snapshot.camera_id",
+                "must not be empty",
+            ));
+        }
+    }
+}
+
+impl MetadataSettings {
+    fn problems(&self, has_directory: bool, problems: &mut Vec<SettingsError>) {
+        for name in self.attributes.keys() {
+            if name.trim().is_empty() {
+                problems.push(SettingsError::new(
+                    "metadata.attributes",
+                    "attribute names must not be empty",
+                ));
+            }
+        }
+        if let Some(pattern) = &self.filename_pattern
+            && let Err(e) = FilenamePattern::new(pattern)
+        {
+            problems.push(SettingsError::new(
+                "metadata.filename_pattern",
+                e.to_string(),
+            ));
+        }
+        if self.sidecar && !has_directory {
+            problems.push(SettingsError::new(
+                "metadata.sidecar",
+                "sidecars are read beside files of `directory`, which is not set",
+            ));
+        }
+        match &self.manifest {
+            Some(m) if m.as_os_str().is_empty() => {
+                problems.push(SettingsError::new("metadata.manifest", "must not be empty"));
+            }
+            Some(_) if !has_directory => problems.push(SettingsError::new(
+                "metadata.manifest",
+                "a manifest describes files of `directory`, which is not set",
+            )),
+            _ => {}
+        }
+        check(
+            problems,
+            self.fragment_count == Some(0),
+            "metadata.fragment_count",
+            POSITIVE,
+        );
     }
 }
 
@@ -276,8 +596,42 @@ mod tests {
         let e =
             parse_settings::<CaptureSettings>(&json!({"directory": "in", "bogus": 1})).unwrap_err();
         assert_eq!(e.path, "bogus");
-        let e = parse_settings::<CaptureSettings>(&json!({"after": "delete"})).unwrap_err();
-        assert!(e.message.contains("directory"), "{e}");
+        let s: CaptureSettings = parse_settings(&json!({"after": "delete"})).unwrap();
+        let problems = s.problems();
+        assert_eq!(problems[0].path, "");
+        assert!(problems[0].message.contains("directory"), "{}", problems[0]);
+    }
+
+    #[test]
+    fn input_sections_are_validated_with_their_paths() {
+        let s: CaptureSettings = parse_settings(&json!({
+            "upload": {"listen": "localhost", "max_pending": 0},
+            "snapshot": {"url": "https://cam/snap.jpg", "interval": "0s"},
+            "metadata": {"filename_pattern": "{unclosed", "sidecar": true, "fragment_count": 0},
+        }))
+        .unwrap();
+        let paths: Vec<_> = s.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "upload.listen",
+                "upload.max_pending",
+                "snapshot.url",
+                "snapshot.interval",
+                "metadata.filename_pattern",
+                "metadata.sidecar",
+                "metadata.fragment_count",
+            ]
+        );
+        let e = parse_settings::<CaptureSettings>(&json!({"upload": {"port": 1}})).unwrap_err();
+        assert_eq!(e.path, "upload.port");
+
+        let s: CaptureSettings =
+            parse_settings(&json!({"snapshot": {"url": "http://10.0.0.5/snap.jpg"}})).unwrap();
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        let snap = s.snapshot.unwrap();
+        assert_eq!(snap.interval.get(), Duration::from_secs(10));
+        assert_eq!(snap.max_pending, 2);
     }
 
     #[test]

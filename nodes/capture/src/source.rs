@@ -1,185 +1,104 @@
-//! The running `capture` node: scanning, offering, and settling acknowledgements.
+//! The running `capture` node: one [`Source`] over its inputs (directory, upload,
+//! snapshot), and a pass-through [`Processor`].
 //!
-//! ## Bookkeeping
-//! All state is in memory and only *narrows* what is offered; the filesystem is the truth.
-//! A file is gone only after its FlowFile was accepted and the file deleted or moved, so a
-//! node that stops at any point (crash included) simply offers the remaining files again
-//! when it starts: delivery is at-least-once.
-//!
-//! - `seen`: every matching file present at the last scan, with its signature (size +
-//!   mtime) and since when that signature is unchanged; a file is ready once unchanged for
-//!   `min_age`. Rebuilt from each scan, so it never outgrows the directory.
-//! - `in_flight`: offered and not yet acknowledged; never offered again meanwhile (unless
-//!   unacknowledged for `redeliver_after`: then the offer is taken as lost).
-//! - `warned`: files a warning was logged for (unreadable, could not be rejected) with the
-//!   signature warned about, so a poll loop does not repeat it; they are retried, but after
-//!   the healthy files, and do not keep a `--once` run from finishing.
-//! - `stuck`: accepted files that could not be deleted or moved: never offered again by
-//!   this process (the flow already has them); an error was logged.
+//! A pull offers, in this order, uploads (a client is waiting), snapshots, then directory
+//! files, up to `max` in all. Delivery ids tell the inputs apart (`upload-...`,
+//! `snapshot-...`, anything else is a directory file), so an acknowledgement reaches the
+//! input that made the offer. Only a directory-only capture ever reports `exhausted`.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use loupe_sdk::pb::Offer;
 use loupe_sdk::{
     BuildContext, FlowFile, NodeDescription, NodeError, NodeKind, Output, ProcessError, Processor,
-    Pulled, Relationship, Source, attr,
+    Pulled, Relationship, Source,
 };
+use tokio::sync::Notify;
 
+use crate::directory::DirectoryInput;
 use crate::error::CaptureError;
-use crate::files::{self, Committed, Entry, ReadOutcome, ScanSpec, Signature};
-use crate::glob::Glob;
-use crate::settings::{After, CaptureSettings, Order};
+use crate::metadata::Metadata;
+use crate::settings::CaptureSettings;
+use crate::snapshot::SnapshotInput;
+use crate::upload::UploadInput;
 
-/// Attribute naming the captured directory (absolute), for flows fed by several captures.
-pub const CAPTURE_DIRECTORY: &str = "capture.directory";
-/// Attribute with the file's size in bytes (NiFi `file.size`).
+/// Attribute with the file's size in bytes (NiFi `file.size`), for every input.
 pub const FILE_SIZE: &str = "file.size";
-/// Attribute with the file's modification time, RFC 3339 (NiFi `file.lastModifiedTime`).
-pub const FILE_LAST_MODIFIED: &str = "file.lastModifiedTime";
+/// Attribute naming the input a FlowFile came from: `directory`, `upload` or `snapshot`.
+pub const CAPTURE_INPUT: &str = "capture.input";
 
-/// Resolved settings, shared with the blocking tasks.
-#[derive(Debug)]
-struct Config {
-    spec: ScanSpec,
-    move_to: Option<PathBuf>,
-    min_age: Duration,
-    poll_interval: Duration,
-    redeliver_after: Duration,
-    /// Effective size limit: `max_file_bytes`, capped by the node's largest message.
-    limit: u64,
-    order: Order,
-    max_in_flight: usize,
-    /// `capture.directory` value.
-    directory_attr: String,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    sig: Signature,
-    since: Instant,
-}
-
-#[derive(Debug, Clone)]
-struct InFlight {
-    path: PathBuf,
-    rel: PathBuf,
-    sig: Signature,
-    offered_at: Instant,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    seen: HashMap<PathBuf, Seen>,
-    in_flight: HashMap<String, InFlight>,
-    in_flight_paths: HashSet<PathBuf>,
-    warned: HashMap<PathBuf, Signature>,
-    stuck: HashMap<PathBuf, Signature>,
-    warned_dirs: HashSet<PathBuf>,
-}
-
-/// What one pass decided to do, made under the state lock and carried out outside it.
-#[derive(Debug, Default)]
-struct Plan {
-    to_read: Vec<Entry>,
-    oversize: Vec<Entry>,
-    /// Nothing left to offer and nothing in flight.
-    exhausted: bool,
-}
-
-#[derive(Debug, Default)]
-struct Done {
-    read: Vec<(Entry, ReadOutcome)>,
-    rejected: Vec<(Entry, std::io::Result<PathBuf>)>,
-}
-
-/// A built `capture` node: a [`Source`] of the files of one directory, and a pass-through
-/// [`Processor`].
+/// A built `capture` node: a [`Source`] of the files of its inputs, and a pass-through
+/// [`Processor`]. Dropping it stops the upload endpoint and the snapshot poller.
 pub struct CaptureSource {
-    cfg: Arc<Config>,
     description: NodeDescription,
-    /// Serializes passes, so two concurrent pulls can never offer the same file.
-    scan_lock: tokio::sync::Mutex<()>,
-    /// Held only briefly and never across an `.await`.
-    state: Mutex<State>,
+    directory: Option<DirectoryInput>,
+    upload: Option<UploadInput>,
+    snapshot: Option<SnapshotInput>,
+    /// Woken when an upload or snapshot becomes ready, so a waiting pull returns at once.
+    notify: Arc<Notify>,
 }
 
 impl std::fmt::Debug for CaptureSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaptureSource")
-            .field("directory", &self.cfg.spec.root)
+            .field("directory", &self.directory)
+            .field("upload", &self.upload_addr())
+            .field("snapshot", &self.snapshot.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl CaptureSource {
-    /// Resolves and checks the settings against the filesystem (the directory must exist;
-    /// `move_to` is created) and builds the node.
+    /// Resolves and checks the settings against the world (the directory must exist,
+    /// `move_to` is created, the upload address is bound, the snapshot poller starts) and
+    /// builds the node. Must run inside a tokio runtime.
     pub async fn open(
         settings: CaptureSettings,
         ctx: &BuildContext,
         relationships: Vec<Relationship>,
     ) -> Result<Self, CaptureError> {
-        let root = absolute(&ctx.resolve(&settings.directory));
-        match tokio::fs::metadata(&root).await {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(CaptureError::NotADirectory(root)),
-            Err(source) => return Err(CaptureError::DirectoryMissing { path: root, source }),
-        }
-        let root_canon = tokio::fs::canonicalize(&root).await.map_err(|source| {
-            CaptureError::DirectoryMissing {
-                path: root.clone(),
-                source,
-            }
-        })?;
-
-        let (move_to, excluded) = match (settings.after, &settings.move_to) {
-            (After::Move, Some(dir)) => {
-                let dir = absolute(&ctx.resolve(dir));
-                let canon = async {
-                    tokio::fs::create_dir_all(&dir).await?;
-                    tokio::fs::canonicalize(&dir).await
-                }
-                .await
-                .map_err(|source| CaptureError::MoveTo {
-                    path: dir.clone(),
-                    source,
-                })?;
-                if canon == root_canon {
-                    return Err(CaptureError::MoveToIsDirectory(dir));
-                }
-                // Moved files must not be picked up again by a recursive scan.
-                let excluded = canon.strip_prefix(&root_canon).ok().map(Path::to_path_buf);
-                (Some(dir), excluded)
-            }
-            _ => (None, None),
+        let metadata = Arc::new(Metadata::new(&settings.metadata)?);
+        let notify = Arc::new(Notify::new());
+        let directory = match &settings.directory {
+            Some(dir) => Some(DirectoryInput::open(dir, &settings, ctx, metadata.clone()).await?),
+            None => None,
         };
-
-        let pattern = Glob::new(&settings.pattern)?;
-        let mut limit = settings.max_file_bytes;
-        if ctx.max_message_bytes > 0 {
-            limit = limit.min(ctx.max_message_bytes as u64);
-        }
-        let cfg = Config {
-            directory_attr: root.to_string_lossy().into_owned(),
-            spec: ScanSpec {
-                root,
-                recursive: settings.recursive,
-                pattern,
-                ignore_hidden: settings.ignore_hidden,
-                excluded,
-            },
-            move_to,
-            min_age: settings.min_age.get(),
-            poll_interval: settings.poll_interval.get(),
-            redeliver_after: settings.redeliver_after.get(),
-            limit,
-            order: settings.order,
-            max_in_flight: settings.max_in_flight,
+        let redeliver_after = settings.redeliver_after.get();
+        let upload = match &settings.upload {
+            Some(upload) => Some(
+                UploadInput::start(
+                    upload,
+                    ctx.max_message_bytes,
+                    redeliver_after,
+                    metadata.clone(),
+                    notify.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let snapshot = match &settings.snapshot {
+            Some(snapshot) => {
+                let started = SnapshotInput::start(
+                    snapshot,
+                    ctx.max_message_bytes,
+                    redeliver_after,
+                    metadata,
+                    notify.clone(),
+                );
+                match started {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        if let Some(u) = &upload {
+                            u.stop();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
         };
         let description = NodeDescription {
             node_type: <crate::Capture as NodeKind>::TYPE.to_string(),
@@ -192,246 +111,75 @@ impl CaptureSource {
             max_message_bytes: ctx.max_message_bytes as u64,
         };
         Ok(CaptureSource {
-            cfg: Arc::new(cfg),
             description,
-            scan_lock: tokio::sync::Mutex::new(()),
-            state: Mutex::new(State::default()),
+            directory,
+            upload,
+            snapshot,
+            notify,
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves consistent-enough sets (each update is a
-        // single insert/remove); keep serving rather than poisoning every later pull.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The address the upload endpoint is bound to (its real port when `listen` asked for
+    /// port 0), if uploads are on.
+    pub fn upload_addr(&self) -> Option<SocketAddr> {
+        self.upload.as_ref().map(UploadInput::addr)
     }
 
-    /// One scan: offers up to `max` ready files.
-    async fn pass(&self, max: usize) -> Result<Pulled, CaptureError> {
-        let _one_pass_at_a_time = self.scan_lock.lock().await;
-
-        let cfg = self.cfg.clone();
-        let scan = blocking(move || files::scan(&cfg.spec))
-            .await?
-            .map_err(|source| CaptureError::Scan {
-                path: self.cfg.spec.root.clone(),
-                source,
-            })?;
-        let plan = self.plan(scan, max);
-        let exhausted = plan.exhausted;
-
-        let cfg = self.cfg.clone();
-        let done = blocking(move || execute(&cfg, plan)).await?;
-        // No `.await` from here on: if the caller drops this future, it is either before the
-        // files were marked in flight (they will be offered again) or after the offers were
-        // returned; never in between, where offers would be lost but marked in flight.
-        let offers = self.settle(done);
-        Ok(Pulled {
-            exhausted: exhausted && offers.is_empty(),
-            offers,
-        })
+    fn shutdown(&self) {
+        if let Some(u) = &self.upload {
+            u.stop();
+        }
+        if let Some(s) = &self.snapshot {
+            s.stop();
+        }
     }
 
-    fn plan(&self, scan: files::Scan, max: usize) -> Plan {
-        let now = Instant::now();
-        let mut guard = self.state();
-        let st = &mut *guard;
-
-        for (dir, e) in scan.dir_errors {
-            if st.warned_dirs.insert(dir.clone()) {
-                tracing::warn!(dir = %dir.display(), error = %e,
-                    "cannot list subdirectory; its files are not captured");
-            }
-        }
-
-        // Offers unacknowledged for too long were lost on the way: offer their files again.
-        let redeliver_after = self.cfg.redeliver_after;
-        let in_flight_paths = &mut st.in_flight_paths;
-        st.in_flight.retain(|id, f| {
-            if now.saturating_duration_since(f.offered_at) < redeliver_after {
-                return true;
-            }
-            tracing::warn!(delivery_id = %id, file = %f.path.display(),
-                "offer not acknowledged within redeliver_after; offering the file again");
-            in_flight_paths.remove(&f.path);
-            false
-        });
-
-        // Rebuild `seen` from this scan: vanished files drop out, changed ones restart
-        // their clock.
-        let mut seen = HashMap::with_capacity(scan.files.len());
-        for f in &scan.files {
-            let since = match st.seen.get(&f.path) {
-                Some(s) if s.sig == f.sig => s.since,
-                _ => now,
-            };
-            seen.insert(f.path.clone(), Seen { sig: f.sig, since });
-        }
-        st.seen = seen;
-        // A changed file is a new version: it deserves a fresh look (and a fresh warning).
-        let current =
-            |p: &PathBuf, sig: &mut Signature| st.seen.get(p).is_some_and(|s| s.sig == *sig);
-        st.warned.retain(current);
-        st.stuck.retain(current);
-
-        let mut pending = 0usize;
-        let mut ready: Vec<(bool, Entry)> = Vec::new();
-        for f in scan.files {
-            if st.in_flight_paths.contains(&f.path) || st.stuck.contains_key(&f.path) {
-                continue;
-            }
-            let warned = st.warned.contains_key(&f.path);
-            if !warned {
-                pending += 1;
-            }
-            let stable_for = st
-                .seen
-                .get(&f.path)
-                .map(|s| now.saturating_duration_since(s.since))
-                .unwrap_or_default();
-            if stable_for >= self.cfg.min_age {
-                ready.push((warned, f));
-            }
-        }
-        // Healthy files first, so a few unreadable ones can never starve the rest.
-        match self.cfg.order {
-            Order::Name => ready.sort_by(|a, b| (a.0, &a.1.rel).cmp(&(b.0, &b.1.rel))),
-            Order::Mtime => ready.sort_by(|a, b| {
-                (a.0, a.1.sig.mtime, &a.1.rel).cmp(&(b.0, b.1.sig.mtime, &b.1.rel))
-            }),
-        }
-
-        let room = max.min(self.cfg.max_in_flight.saturating_sub(st.in_flight.len()));
-        let mut plan = Plan {
-            exhausted: pending == 0 && st.in_flight.is_empty(),
-            ..Plan::default()
-        };
-        for (_, f) in ready {
-            if f.sig.size > self.cfg.limit {
-                plan.oversize.push(f);
-            } else if plan.to_read.len() < room {
-                plan.to_read.push(f);
-            }
-        }
-        plan
+    /// Uploads and snapshots waiting for a pull.
+    fn ready_in_memory(&self) -> usize {
+        self.upload.as_ref().map_or(0, |u| u.queue.ready())
+            + self.snapshot.as_ref().map_or(0, |s| s.queue.ready())
     }
 
-    fn settle(&self, done: Done) -> Vec<Offer> {
-        let now = Instant::now();
-        let mut guard = self.state();
-        let st = &mut *guard;
-
-        for (f, result) in done.rejected {
-            match result {
-                Ok(dest) => {
-                    st.seen.remove(&f.path);
-                    st.warned.remove(&f.path);
-                    tracing::warn!(file = %f.path.display(), moved_to = %dest.display(),
-                        size = f.sig.size, limit = self.cfg.limit,
-                        "file larger than max_file_bytes: not offered, moved aside with a reason");
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    st.seen.remove(&f.path);
-                }
-                Err(e) => {
-                    if st.warned.insert(f.path.clone(), f.sig) != Some(f.sig) {
-                        tracing::warn!(file = %f.path.display(), error = %e,
-                            size = f.sig.size, limit = self.cfg.limit,
-                            "file larger than max_file_bytes could not be moved to .rejected; \
-                             left in place and not offered");
+    /// One round over every input; cancel-safe (nothing is taken after the last `.await`).
+    async fn round(&self, max: usize) -> Result<Pulled, NodeError> {
+        let mut pulled = Pulled::default();
+        if let Some(dir) = &self.directory {
+            let room = max.saturating_sub(self.ready_in_memory());
+            let only_input = self.upload.is_none() && self.snapshot.is_none();
+            // With nothing else to offer, a failing scan is the answer; otherwise it is
+            // logged and the other inputs are still served.
+            if room > 0 || only_input {
+                match dir.pass(room).await {
+                    Ok(p) => {
+                        pulled.exhausted = p.exhausted && only_input;
+                        pulled.offers = p.offers;
                     }
+                    Err(e) if only_input || self.ready_in_memory() == 0 => {
+                        return Err(e.into());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "directory scan failed"),
                 }
             }
         }
-
+        // From here on, no `.await`.
         let mut offers = Vec::new();
-        for (f, outcome) in done.read {
-            match outcome {
-                ReadOutcome::Read(content) => {
-                    st.warned.remove(&f.path);
-                    st.in_flight_paths.insert(f.path.clone());
-                    let flow_file = flow_file(&self.cfg, &f, content);
-                    let delivery_id = uuid::Uuid::new_v4().to_string();
-                    st.in_flight.insert(
-                        delivery_id.clone(),
-                        InFlight {
-                            path: f.path,
-                            rel: f.rel,
-                            sig: f.sig,
-                            offered_at: now,
-                        },
-                    );
-                    offers.push(Offer {
-                        delivery_id,
-                        flow_file: Some(flow_file),
-                    });
-                }
-                // Vanished between scan and read (an uploader renamed it): nothing to say.
-                ReadOutcome::Vanished => {
-                    st.seen.remove(&f.path);
-                }
-                ReadOutcome::Failed(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    st.seen.remove(&f.path);
-                }
-                // Still being written after all: restart its clock.
-                ReadOutcome::Changed(sig) => {
-                    st.seen.insert(f.path, Seen { sig, since: now });
-                }
-                ReadOutcome::Failed(e) => {
-                    if st.warned.insert(f.path.clone(), f.sig) != Some(f.sig) {
-                        tracing::warn!(file = %f.path.display(), error = %e,
-                            "cannot read file; skipped (retried on later scans)");
-                    }
-                }
-            }
+        if let Some(u) = &self.upload {
+            offers.extend(u.queue.take(max.saturating_sub(pulled.offers.len())));
         }
-        offers
+        if let Some(s) = &self.snapshot {
+            let room = max.saturating_sub(pulled.offers.len() + offers.len());
+            offers.extend(s.queue.take(room));
+        }
+        offers.append(&mut pulled.offers);
+        pulled.offers = offers;
+        Ok(pulled)
     }
 }
 
-/// Carries out a plan: rejects over-size files, reads the others.
-fn execute(cfg: &Config, plan: Plan) -> Done {
-    let mut done = Done::default();
-    for f in plan.oversize {
-        let reason = format!(
-            "rejected by loupe capture: the file is {} bytes, larger than the limit of {} bytes \
-             (setting `max_file_bytes`, capped by the node's largest message)",
-            f.sig.size, cfg.limit
-        );
-        let result = files::reject(&cfg.spec.root, &f, &reason);
-        done.rejected.push((f, result));
+impl Drop for CaptureSource {
+    fn drop(&mut self) {
+        self.shutdown();
     }
-    for f in plan.to_read {
-        let outcome = files::read(&f, cfg.limit);
-        done.read.push((f, outcome));
-    }
-    done
-}
-
-/// The FlowFile for a file read by a pass.
-fn flow_file(cfg: &Config, f: &Entry, content: Bytes) -> FlowFile {
-    let name = f
-        .rel
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let absolute_dir = f
-        .path
-        .parent()
-        .map(files::with_trailing_slash)
-        .unwrap_or_default();
-    let modified = f
-        .sig
-        .mtime
-        .map(|t| humantime::format_rfc3339_millis(t).to_string())
-        .unwrap_or_default();
-    FlowFile::create(content, HashMap::new())
-        .with_attr(attr::MIME_TYPE, files::mime_type(&name))
-        .with_attr(attr::FILENAME, name)
-        .with_attr(attr::PATH, files::nifi_relative_dir(&f.rel))
-        .with_attr(attr::ABSOLUTE_PATH, absolute_dir)
-        .with_attr(FILE_SIZE, f.sig.size.to_string())
-        .with_attr(FILE_LAST_MODIFIED, modified)
-        .with_attr(CAPTURE_DIRECTORY, cfg.directory_attr.clone())
 }
 
 #[async_trait]
@@ -439,92 +187,56 @@ impl Source for CaptureSource {
     async fn pull(&self, max: usize, wait: Duration) -> Result<Pulled, NodeError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let pulled = self.pass(max).await?;
+            let woken = self.notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let pulled = self.round(max).await?;
             let now = tokio::time::Instant::now();
             if !pulled.offers.is_empty() || pulled.exhausted || max == 0 || now >= deadline {
                 return Ok(pulled);
             }
-            tokio::time::sleep(self.cfg.poll_interval.min(deadline - now)).await;
+            let nap = match &self.directory {
+                Some(dir) => dir.poll_interval().min(deadline - now),
+                None => deadline - now,
+            };
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(nap) => {}
+            }
         }
     }
 
     async fn ack(&self, accepted: Vec<String>, rejected: Vec<String>) -> Result<(), NodeError> {
-        let jobs: Vec<(String, InFlight)> = {
-            let mut st = self.state();
-            for id in &rejected {
-                match st.in_flight.remove(id) {
-                    Some(f) => {
-                        st.in_flight_paths.remove(&f.path);
-                    }
-                    None => tracing::debug!(delivery_id = %id, "rejected delivery not in flight"),
-                }
-            }
-            accepted
-                .iter()
-                .filter_map(|id| match st.in_flight.get(id) {
-                    Some(f) => Some((id.clone(), f.clone())),
-                    None => {
-                        // An id from before a restart of this node: the file, if still
-                        // there, is offered again (at-least-once).
-                        tracing::debug!(delivery_id = %id, "accepted delivery not in flight");
-                        None
-                    }
-                })
-                .collect()
-        };
-        if jobs.is_empty() {
-            return Ok(());
-        }
-
-        let cfg = self.cfg.clone();
-        let results = blocking(move || {
-            jobs.into_iter()
-                .map(|(id, f)| {
-                    let r = files::commit(&f.path, &f.rel, f.sig, cfg.move_to.as_deref());
-                    (id, f, r)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await?;
-
-        // Only now, with the files deleted or moved, do they leave the in-flight set: a scan
-        // in between still sees them in flight, so they are never offered twice.
-        let mut first_error = None;
-        let mut st = self.state();
-        for (id, f, result) in results {
-            if st.in_flight.remove(&id).is_none() {
-                continue; // settled concurrently by another ack
-            }
-            st.in_flight_paths.remove(&f.path);
-            match result {
-                Ok(Committed::Done(moved_to)) => {
-                    tracing::debug!(file = %f.path.display(), moved_to = ?moved_to, "committed");
-                    st.seen.remove(&f.path);
-                }
-                Ok(Committed::Gone) => {
-                    st.seen.remove(&f.path);
-                }
-                Ok(Committed::Changed) => tracing::warn!(file = %f.path.display(),
-                    "file was rewritten after it was offered; left in place, \
-                     its new version will be offered"),
-                Err(source) => {
-                    tracing::error!(file = %f.path.display(), error = %source,
-                        "accepted file could not be deleted/moved; it will not be offered \
-                         again by this process, but would be after a restart");
-                    st.stuck.insert(f.path.clone(), f.sig);
-                    first_error.get_or_insert(CaptureError::Commit {
-                        action: if self.cfg.move_to.is_some() {
-                            "move"
-                        } else {
-                            "delete"
-                        },
-                        path: f.path,
-                        source,
-                    });
-                }
+        let mut dir_accepted = Vec::new();
+        let mut dir_rejected = Vec::new();
+        let in_memory = [
+            self.upload.as_ref().map(|u| &u.queue),
+            self.snapshot.as_ref().map(|s| &s.queue),
+        ];
+        let owner = |id: &str| in_memory.iter().flatten().find(|q| q.owns(id));
+        for id in accepted {
+            match owner(&id) {
+                Some(q) => q.settle(std::slice::from_ref(&id), &[]),
+                None => dir_accepted.push(id),
             }
         }
-        first_error.map_or(Ok(()), |e| Err(e.into()))
+        for id in rejected {
+            match owner(&id) {
+                Some(q) => q.settle(&[], std::slice::from_ref(&id)),
+                None => dir_rejected.push(id),
+            }
+        }
+        match &self.directory {
+            Some(dir) if !(dir_accepted.is_empty() && dir_rejected.is_empty()) => {
+                dir.ack(dir_accepted, dir_rejected).await
+            }
+            _ => {
+                for id in dir_accepted.iter().chain(&dir_rejected) {
+                    tracing::debug!(delivery_id = %id, "acknowledged delivery not known");
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -539,19 +251,8 @@ impl Processor for CaptureSource {
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
         Ok(vec![flow_file.to(loupe_sdk::SUCCESS)])
     }
-}
 
-/// Runs blocking filesystem work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, CaptureError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| CaptureError::Task(e.to_string()))
-}
-
-/// `path` made absolute against the current directory, without resolving symbolic links
-/// (attributes show the directory as configured).
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+    async fn stop(&self) {
+        self.shutdown();
+    }
 }

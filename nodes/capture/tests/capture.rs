@@ -484,3 +484,198 @@ async fn as_a_processor_it_passes_through() {
     assert_eq!(out[0].relationship, "success");
     assert_eq!(out[0].flow_file.as_ref().unwrap(), &ff);
 }
+
+fn attrs(offer: &Offer) -> &std::collections::HashMap<String, String> {
+    &offer.flow_file.as_ref().unwrap().attributes
+}
+
+#[tokio::test]
+async fn synth_coil_manifest_becomes_attributes() {
+    let (_tmp, dir) = tmp();
+    write(&dir.join("images/p00042_a3.png"), b"png3");
+    write(&dir.join("images/p00042_a4.png"), b"png4");
+    write(&dir.join("images/p00043_a0.png"), b"no record");
+    write(&dir.join("dataset.json"), b"{}");
+    let line = |angle: u8, label: &str| {
+        json!({"file": format!("images/p00042_a{angle}.png"), "product_id": "p00042",
+            "angle": angle, "label": label, "product_label": "burr",
+            "camera_verdict": "loose_wire", "camera_score": 12.5,
+            "defects": [{"kind": "burr", "bbox": [1, 2, 3, 4], "length_px": 7.1}],
+            "width": 256, "height": 256})
+        .to_string()
+    };
+    let manifest = format!("{}\n{}\n", line(3, "burr"), line(4, "ok"));
+    write(&dir.join("manifest.jsonl"), manifest.as_bytes());
+    let src = source(
+        &dir,
+        json!({"recursive": true, "pattern": "*.png",
+            "metadata": {"manifest": "manifest.jsonl", "attributes": {"line": "L1"}}}),
+    )
+    .await;
+
+    let offers = pull_some(&src, 10).await.offers;
+    assert_eq!(
+        names(&offers),
+        ["p00042_a3.png", "p00042_a4.png", "p00043_a0.png"]
+    );
+    let by_name = |n: &str| offers.iter().find(|o| attr(o, "filename") == n).unwrap();
+    let a3 = attrs(by_name("p00042_a3.png"));
+    let expected = [
+        ("product.id", "p00042"),
+        ("camera.angle", "3"),
+        ("camera.verdict", "loose_wire"),
+        ("camera.score", "12.5"),
+        ("fragment.identifier", "p00042"),
+        ("fragment.index", "3"),
+        ("fragment.count", "8"),
+        ("truth.label", "burr"),
+        ("truth.product_label", "burr"),
+        ("image.width", "256"),
+        ("line", "L1"),
+        ("capture.input", "directory"),
+    ];
+    for (k, v) in expected {
+        assert_eq!(a3.get(k).map(String::as_str), Some(v), "{k} in {a3:?}");
+    }
+    let defects: Value = serde_json::from_str(&a3["truth.defects"]).unwrap();
+    assert_eq!(defects[0]["kind"], "burr");
+    assert_eq!(attrs(by_name("p00042_a4.png"))["truth.label"], "ok");
+    assert_eq!(attrs(by_name("p00042_a4.png"))["fragment.index"], "4");
+    let unknown = attrs(by_name("p00043_a0.png"));
+    assert!(!unknown.contains_key("product.id"), "{unknown:?}");
+    assert_eq!(unknown["line"], "L1");
+
+    src.ack(ids(&offers), vec![]).await.unwrap();
+    assert!(
+        dir.join("manifest.jsonl").exists(),
+        "the manifest is never consumed"
+    );
+    let end = pull_now(&src, 10).await;
+    assert!(end.offers.is_empty() && end.exhausted);
+}
+
+#[tokio::test]
+async fn sidecar_and_filename_pattern_give_attributes_and_leave_with_the_image() {
+    let (tmp, dir) = tmp();
+    write(&dir.join("p1_a3.png"), b"img");
+    write(
+        &dir.join("p1_a3.json"),
+        br#"{"camera.id": "cam2", "camera.angle": "3", "light": {"lux": 800}}"#,
+    );
+    write(&dir.join("p2_a5.png"), b"img2");
+    write(
+        &dir.join("p2_a5.png.json"),
+        br#"{"product.id": "override"}"#,
+    );
+    write(&dir.join("orphan.json"), b"{}");
+    let src = source(
+        &dir,
+        json!({"after": "move", "move_to": "done", "metadata": {
+            "sidecar": true, "fragment_count": 8,
+            "filename_pattern": "{product.id}_a{camera.angle:[0-9]+}.png",
+            "attributes": {"line": "L1", "camera.id": "default"}}}),
+    )
+    .await;
+
+    let offers = pull_some(&src, 10).await.offers;
+    assert_eq!(
+        names(&offers),
+        ["p1_a3.png", "p2_a5.png"],
+        "sidecars are not images"
+    );
+    let by_name = |n: &str| offers.iter().find(|o| attr(o, "filename") == n).unwrap();
+    let p1 = attrs(by_name("p1_a3.png"));
+    assert_eq!(p1["product.id"], "p1");
+    assert_eq!(p1["camera.angle"], "3");
+    assert_eq!(p1["camera.id"], "cam2", "sidecar beats static attributes");
+    assert_eq!(p1["light.lux"], "800");
+    assert_eq!(p1["line"], "L1");
+    assert_eq!(p1["fragment.identifier"], "p1");
+    assert_eq!(p1["fragment.index"], "3");
+    assert_eq!(p1["fragment.count"], "8");
+    assert!(p1["capture.sidecar"].ends_with("p1_a3.json"));
+    let p2 = attrs(by_name("p2_a5.png"));
+    assert_eq!(p2["product.id"], "override", "sidecar beats the file name");
+    assert_eq!(p2["fragment.identifier"], "override");
+
+    src.ack(ids(&offers), vec![]).await.unwrap();
+    let done = tmp.path().join("done");
+    for name in ["p1_a3.png", "p1_a3.json", "p2_a5.png", "p2_a5.png.json"] {
+        assert!(done.join(name).exists(), "{name} moved");
+        assert!(!dir.join(name).exists(), "{name} gone");
+    }
+    assert!(dir.join("orphan.json").exists());
+    assert!(
+        pull_now(&src, 10).await.exhausted,
+        "an orphan sidecar is not pending"
+    );
+}
+
+#[tokio::test]
+async fn malformed_sidecar_or_manifest_line_never_loses_the_image() {
+    let (_tmp, dir) = tmp();
+    write(&dir.join("bad.png"), b"b");
+    write(&dir.join("bad.png.json"), b"{not json");
+    write(&dir.join("list.png"), b"l");
+    write(&dir.join("good.png"), b"g");
+    write(
+        &dir.join("m.jsonl"),
+        b"garbage\n[1,2]\n{\"no_file\": 1}\n{\"file\": \"good.png\", \"product.id\": \"p9\"}\n",
+    );
+    write(&dir.join("list.png.json"), b"[1]");
+    let src = source(
+        &dir,
+        json!({"metadata": {"sidecar": true, "manifest": "m.jsonl"}}),
+    )
+    .await;
+
+    let offers = pull_some(&src, 10).await.offers;
+    assert_eq!(names(&offers), ["bad.png", "good.png", "list.png"]);
+    let by_name = |n: &str| offers.iter().find(|o| attr(o, "filename") == n).unwrap();
+    let error = &attrs(by_name("bad.png"))["metadata.error"];
+    assert!(
+        error.contains("bad.png.json") && error.contains("JSON"),
+        "{error}"
+    );
+    let error = &attrs(by_name("list.png"))["metadata.error"];
+    assert!(error.contains("object"), "{error}");
+    assert_eq!(content(by_name("bad.png")), b"b");
+    assert_eq!(attrs(by_name("good.png"))["product.id"], "p9");
+
+    src.ack(ids(&offers), vec![]).await.unwrap();
+    assert!(!dir.join("bad.png").exists() && !dir.join("bad.png.json").exists());
+}
+
+#[tokio::test]
+async fn a_sidecar_still_changing_holds_its_image_back() {
+    let (_tmp, dir) = tmp();
+    let src = source(
+        &dir,
+        json!({"min_age": "300ms", "metadata": {"sidecar": true}}),
+    )
+    .await;
+    write(&dir.join("a.png"), b"a");
+    assert!(pull_now(&src, 10).await.offers.is_empty());
+    write(&dir.join("a.png.json"), br#"{"k": "v"}"#);
+    // The sidecar restarts the clock: still not offered on this fresh look.
+    assert!(pull_now(&src, 10).await.offers.is_empty());
+    let offers = pull_some(&src, 10).await.offers;
+    assert_eq!(attr(&offers[0], "k"), "v");
+}
+
+#[tokio::test]
+async fn an_oversize_file_takes_its_sidecar_to_rejected() {
+    let (_tmp, dir) = tmp();
+    write(&dir.join("big.png"), &[0u8; 20]);
+    write(&dir.join("big.png.json"), b"{}");
+    let src = source(
+        &dir,
+        json!({"max_file_bytes": 10, "metadata": {"sidecar": true}}),
+    )
+    .await;
+    let pulled = pull_now(&src, 10).await;
+    assert!(pulled.offers.is_empty());
+    assert!(dir.join(".rejected/big.png").exists());
+    assert!(dir.join(".rejected/big.png.json").exists());
+    assert!(!dir.join("big.png.json").exists());
+}

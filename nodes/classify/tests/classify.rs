@@ -8,7 +8,10 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use loupe_classify::{Classify, attr};
@@ -192,12 +195,12 @@ async fn threshold_override_replaces_the_cards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_share_one_session() {
+async fn concurrent_requests_are_batched_and_each_gets_its_own_answer() {
     if !ort_available() {
         return;
     }
-    let node = node(json!({ "model": "tiny-classifier" })).await;
-    let tasks: Vec<_> = (0..16)
+    let node = node(json!({ "model": "tiny-classifier", "max_batch": 8, "max_batch_delay": "20ms" })).await;
+    let tasks: Vec<_> = (0..32)
         .map(|i| {
             let node = node.clone();
             let (colour, label) = [(RED, "burr"), (GREEN, "ok"), (BLUE, "loose_wire")][i % 3];
@@ -334,4 +337,132 @@ fn settings_are_checked_with_locations() {
     assert_eq!(errors[0].path, "threshold_override");
     let errors = f.check(&json!({})).expect_err("model is required");
     assert!(errors[0].to_string().contains("model"), "{:?}", errors);
+}
+
+/// Copies a model directory's two files into `to` (created), atomically per file: written
+/// under a temporary name, then renamed, as a deployment script would.
+fn install_model(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["model.onnx", "model.yaml"] {
+        let tmp = to.join(format!(".{name}.tmp"));
+        std::fs::copy(from.join(name), &tmp).unwrap();
+        std::fs::rename(&tmp, to.join(name)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_model_is_hot_reloaded_without_dropping_a_request() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    install_model(&models_dir().join("tiny-classifier"), &live);
+    let node = node(json!({ "model": live, "reload_interval": "50ms" })).await;
+
+    // Two clients keep classifying while the model is replaced under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|i| {
+            let (node, stop) = (node.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (colour, label) = [(RED, "burr"), (BLUE, "loose_wire")][i];
+                let mut models = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    // `classify` fails the test on any error: no request may be dropped.
+                    let out = classify(&node, png(64, 64, colour)).await;
+                    assert_eq!(out.attr(attr::LABEL), Some(label));
+                    models.push(out.attr(attr::MODEL).unwrap().to_string());
+                }
+                models
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A broken model first: logged, and the running model keeps serving.
+    std::fs::write(live.join("model.onnx"), b"not an onnx graph").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Then a real one with another size, layout, colour order and output semantics.
+    install_model(&models_dir().join("tiny-classifier/nhwc"), &live);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = classify(&node, png(64, 64, GREEN)).await;
+        assert_eq!(out.attr(attr::LABEL), Some("ok"));
+        if out.attr(attr::MODEL) == Some("tiny-classifier-nhwc@1.0.0") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new model was never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let models = client.await.expect("client");
+        assert!(!models.is_empty());
+        assert_eq!(models[0], "tiny-classifier@1.0.0");
+        assert!(
+            models.iter().all(|m| m == "tiny-classifier@1.0.0" || m == "tiny-classifier-nhwc@1.0.0"),
+            "{models:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn batching_and_reload_settings_are_checked() {
+    let problems = <Classify as loupe_sdk::NodeKind>::validate(
+        &serde_json::from_value(json!({
+            "model": "m", "max_batch": 0, "batch_queue": 0, "max_batch_delay": "5s"
+        }))
+        .unwrap(),
+    );
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["max_batch", "batch_queue", "max_batch_delay"]);
+}
+
+#[test]
+fn eval_figures_match_hand_counts() {
+    if !ort_available() {
+        return;
+    }
+    // (colour -> what the tiny model says, true label, camera verdict, product)
+    let rows = [
+        (BLUE, "loose_wire", "loose_wire", "p1"), // caught
+        (GREEN, "loose_wire", "loose_wire", "p1"), // missed
+        (RED, "burr", "loose_wire", "p2"),        // camera false alarm, cleared
+        (BLUE, "burr", "loose_wire", "p2"),       // camera false alarm, not cleared
+        (GREEN, "ok", "loose_wire", "p3"),        // camera false alarm, cleared
+        (GREEN, "ok", "ok", "p3"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("images")).unwrap();
+    let mut manifest = String::new();
+    for (i, (colour, label, camera, product)) in rows.iter().enumerate() {
+        let file = format!("images/{i}.png");
+        std::fs::write(dir.path().join(&file), png(32, 32, *colour)).unwrap();
+        manifest.push_str(&format!(
+            "{}\n",
+            json!({"file": file, "label": label, "camera_verdict": camera, "product_id": product})
+        ));
+    }
+    std::fs::write(dir.path().join("manifest.jsonl"), manifest).unwrap();
+    let classifier =
+        loupe_classify::Classifier::load(models_dir().join("tiny-classifier"), 1).unwrap();
+    let report = loupe_classify::eval::evaluate(&classifier, dir.path(), 4, 2).unwrap();
+    assert_eq!(report.images, 6);
+    assert_eq!(report.loose_wire_recall, Some(0.5));
+    assert_eq!(report.loose_wire_missed, 1);
+    assert_eq!(report.camera_false_alarms, 3);
+    assert_eq!(report.camera_false_alarms_cleared, 2);
+    assert_eq!(report.model_false_alarms, 1);
+    // rows: true ok, burr, loose_wire; columns: predicted.
+    assert_eq!(report.confusion, vec![vec![2, 0, 0], vec![0, 1, 1], vec![1, 0, 1]]);
+    let products = report.products.as_ref().unwrap();
+    assert_eq!((products.products, products.loose_wire_products), (3, 1));
+    assert_eq!(products.loose_wire_recall, Some(1.0));
+    // p2 and p3 were flagged by the camera without a loose wire; the model clears p3 only.
+    assert_eq!(products.camera_false_alarms_cleared_rate, Some(0.5));
+    let card = json!({"loose_wire_recall": 0.5, "accuracy": 0.9});
+    let rows = report.comparisons(Some(&card));
+    assert!(rows.iter().find(|r| r.figure == "loose_wire_recall").unwrap().reproduced());
+    assert!(!rows.iter().find(|r| r.figure == "accuracy").unwrap().reproduced());
 }

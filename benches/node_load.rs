@@ -1,0 +1,144 @@
+//! Whole-node load test: a real `loupe serve classify` process with the shipped coil
+//! classifier, driven over gRPC (`loupe.v1.Processor/Process`) by closed-loop clients at
+//! concurrency 1, 8 and 32, with dynamic batching off (`max_batch: 1`) and on
+//! (`max_batch: 8`). Prints images per second and latency percentiles; figures and the machine
+//! are recorded in `benches/README.md`.
+//!
+//! Run: `cargo bench --bench node_load` (needs the ONNX Runtime library in `.venv`;
+//! `LOUPE_LOAD_SECONDS` sets the seconds per point, default 10).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Cursor};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use image::{DynamicImage, ImageFormat, RgbImage};
+use loupe_sdk::client::{ClientOptions, RemoteNode};
+use loupe_sdk::{FlowFile, Processor};
+
+/// A `loupe serve` child, killed on drop.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(max_batch: usize) -> (Served, String) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("classify.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "settings:\n  model: {}\n  max_batch: {max_batch}\n  max_batch_delay: 2ms\n  reload_interval: 0s\nmax_in_flight: 256\n",
+            repo.join("models/coil-classifier").display()
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["serve", "classify", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("LOUPE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start loupe serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (Served(child), format!("http://{addr}"))
+}
+
+fn coil_png() -> Vec<u8> {
+    let options = loupe_synth::CoilOptions {
+        seed: 42,
+        products: 8,
+        burr: 1.0,
+        loose_wire: 0.0,
+        both: 0.0,
+        ..Default::default()
+    };
+    let photo = loupe_synth::coil_photo(&options, 3, 2).expect("render");
+    let image = RgbImage::from_raw(photo.size, photo.size, photo.rgb).expect("pixels");
+    let mut bytes = Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(image)
+        .write_to(&mut bytes, ImageFormat::Png)
+        .expect("encode");
+    bytes.into_inner()
+}
+
+async fn point(node: Arc<RemoteNode>, png: Arc<Vec<u8>>, concurrency: usize, seconds: f64) -> (f64, Histogram<u64>) {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let clients: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (node, png) = (node.clone(), png.clone());
+            tokio::spawn(async move {
+                let mut latencies = Histogram::<u64>::new(3).expect("histogram");
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let flow_file = FlowFile::create(png.as_slice().to_vec(), HashMap::new());
+                    let outputs = node.process(flow_file).await.expect("process");
+                    assert_eq!(outputs[0].relationship, "success");
+                    latencies
+                        .record(started.elapsed().as_micros() as u64)
+                        .expect("record");
+                }
+                latencies
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    for client in clients {
+        all.add(client.await.expect("client")).expect("add");
+    }
+    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter or `--list` from cargo's harness protocol is
+    // answered with nothing to list.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let seconds: f64 = std::env::var("LOUPE_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let png = Arc::new(coil_png());
+    println!("max_batch concurrency   images/s   p50 ms   p90 ms   p99 ms");
+    for max_batch in [1usize, 8] {
+        let (_served, endpoint) = serve(max_batch);
+        let node = runtime.block_on(async {
+            let options = ClientOptions {
+                connect_timeout: Duration::from_secs(60),
+                ..Default::default()
+            };
+            Arc::new(RemoteNode::connect(&[endpoint], &options).await.expect("connect"))
+        });
+        // Warm the connection and the model before measuring.
+        runtime.block_on(point(node.clone(), png.clone(), 2, 1.0));
+        for concurrency in [1usize, 8, 32] {
+            let (rate, h) = runtime.block_on(point(node.clone(), png.clone(), concurrency, seconds));
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            println!(
+                "{max_batch:>9} {concurrency:>11} {rate:>10.1} {:>8.2} {:>8.2} {:>8.2}",
+                ms(0.5),
+                ms(0.9),
+                ms(0.99)
+            );
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The `upload` input: an HTTP endpoint cameras push images to.
+//!
+//! `POST /upload` with the image as the raw body, or as `multipart/form-data`. The request
+//! waits until the flow has accepted the FlowFile and is then answered `202` with
+//! `{"uuid": ..., "filename": ..., "size": ...}`. Refusals:
+//! - `400`: empty body, no file part, two file parts, an attribute that is not text;
+//! - `413`: body larger than `max_body_bytes`;
+//! - `503` + `Retry-After`: `max_pending` uploads already being received or held, the
+//!   flow did not take the upload within `wait_accept`, or the node is stopping.
+//!
+//! Memory is bounded by `max_pending` × `max_body_bytes`: a request is admitted (before
+//! its body is read) only while fewer than `max_pending` others are being read or wait.
+//!
+//! Attributes (later ones win): `metadata.attributes`, `metadata.filename_pattern` on the
+//! file name, then headers `X-Loupe-Attr-<name>: value` (raw body; names arrive lower-case)
+//! or the form's non-file fields (multipart), then the upload's own: `filename` (header
+//! `X-Loupe-Filename`, the part's file name, else `upload-<uuid>.<ext>`), `mime.type`
+//! (`Content-Type` of the body or part), `file.size`, `upload.remote.address`,
+//! `capture.input=upload`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use loupe_sdk::{FlowFile, attr};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CaptureError;
+use crate::metadata::Metadata;
+use crate::pending::PendingQueue;
+use crate::settings::UploadSettings;
+use crate::source::{CAPTURE_INPUT, FILE_SIZE};
+
+/// Attribute with the uploading peer's IP address.
+pub const UPLOAD_REMOTE_ADDRESS: &str = "upload.remote.address";
+/// Header prefix whose headers become attributes.
+pub const ATTR_HEADER_PREFIX: &str = "x-loupe-attr-";
+/// Header naming the uploaded file.
+pub const FILENAME_HEADER: &str = "x-loupe-filename";
+
+/// Delivery ids of uploads start with this.
+const PREFIX: &str = "upload-";
+
+struct Shared {
+    queue: Arc<PendingQueue>,
+    /// One permit per request being read or waiting: bounds memory to `max_pending`
+    /// bodies, including those still arriving.
+    admission: Arc<tokio::sync::Semaphore>,
+    metadata: Arc<Metadata>,
+    limit: u64,
+    wait_accept: Duration,
+    retry_after: String,
+}
+
+/// A running upload endpoint and its queue.
+pub(crate) struct UploadInput {
+    /// Uploads waiting for the flow or offered to it.
+    pub(crate) queue: Arc<PendingQueue>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl UploadInput {
+    /// Binds `settings.listen` and starts serving.
+    pub(crate) async fn start(
+        settings: &UploadSettings,
+        max_message_bytes: usize,
+        redeliver_after: Duration,
+        metadata: Arc<Metadata>,
+        notify: Arc<Notify>,
+    ) -> Result<Self, CaptureError> {
+        let wanted = settings.address().ok_or_else(|| CaptureError::Listen {
+            address: settings.listen.clone(),
+            source: std::io::Error::other("not an `IP:port` address"),
+        })?;
+        let bind_error = |source| CaptureError::Listen {
+            address: settings.listen.clone(),
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(wanted)
+            .await
+            .map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+
+        let mut limit = settings.max_body_bytes;
+        if max_message_bytes > 0 {
+            limit = limit.min(max_message_bytes as u64);
+        }
+        let queue = Arc::new(PendingQueue::new(
+            PREFIX,
+            settings.max_pending,
+            redeliver_after,
+            notify,
+        ));
+        let shared = Arc::new(Shared {
+            queue: queue.clone(),
+            admission: Arc::new(tokio::sync::Semaphore::new(settings.max_pending)),
+            metadata,
+            limit,
+            wait_accept: settings.wait_accept.get(),
+            retry_after: settings
+                .retry_after
+                .get()
+                .as_secs_f64()
+                .ceil()
+                .max(1.0)
+                .to_string(),
+        });
+        let app = Router::new()
+            .route("/upload", post(upload))
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ))
+            .with_state(shared);
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone().cancelled_owned();
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(%addr, error = %e, "upload endpoint stopped");
+            }
+        });
+        tracing::info!(%addr, "capture upload endpoint listening (POST /upload)");
+        Ok(UploadInput {
+            queue,
+            addr,
+            shutdown,
+        })
+    }
+
+    /// The bound address (the real port when `listen` said port 0).
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting; every waiting request is answered `503`.
+    pub(crate) fn stop(&self) {
+        self.shutdown.cancel();
+        self.queue.close();
+    }
+}
+
+/// A refusal: status and a one-line reason.
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn bad(message: impl Into<String>) -> Self {
+        Refusal(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+/// Withdraws an upload whose request went away (the client disconnected).
+struct Withdraw {
+    queue: Arc<PendingQueue>,
+    key: crate::pending::Key,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        self.queue.withdraw(self.key);
+    }
+}
+
+async fn upload(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    match accept(&shared, peer, request).await {
+        Ok(response) => response,
+        Err(Refusal(status, message)) => {
+            tracing::debug!(%peer, %status, %message, "upload refused");
+            let mut response = (status, format!("{message}\n")).into_response();
+            if status == StatusCode::SERVICE_UNAVAILABLE
+                && let Ok(v) = HeaderValue::from_str(&shared.retry_after)
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        }
+    }
+}
+
+async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<Response, Refusal> {
+    let busy = || {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "capture is saturated ({} uploads pending); retry later",
+                shared.queue.len()
+            ),
+        )
+    };
+    // Refuse early, before reading a body that could not be queued anyway.
+    let Ok(_permit) = shared.admission.clone().try_acquire_owned() else {
+        return Err(busy());
+    };
+    if shared.queue.len() >= shared.queue.capacity() {
+        return Err(busy());
+    }
+    let too_large = |size: Option<u64>| {
+        let size = size.map(|s| format!("{s} bytes, ")).unwrap_or_default();
+        Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "upload too large ({size}more than the limit of {} bytes; setting \
+                 `upload.max_body_bytes`, capped by the node's largest message)",
+                shared.limit
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > shared.limit) {
+        return Err(too_large(declared));
+    }
+
+    let content_type = media_type(request.headers());
+    let part = if content_type.as_deref() == Some("multipart/form-data") {
+        read_multipart(request, || too_large(None)).await?
+    } else {
+        read_raw(request, content_type, shared.limit, || too_large(None)).await?
+    };
+    if part.content.is_empty() {
+        return Err(Refusal::bad(
+            "empty upload: the body (or file part) has no bytes",
+        ));
+    }
+
+    let filename = part.filename.unwrap_or_else(|| {
+        let ext = part
+            .mime
+            .as_deref()
+            .map(crate::snapshot::extension)
+            .unwrap_or("bin");
+        format!("upload-{}.{ext}", uuid::Uuid::new_v4())
+    });
+    let mime = part
+        .mime
+        .unwrap_or_else(|| crate::files::mime_type(&filename).to_string());
+    let mut attrs = shared.metadata.base(Some(&filename));
+    attrs.extend(part.attributes);
+    let size = part.content.len();
+    let mut flow_file = FlowFile::create(part.content, attrs)
+        .with_attr(attr::FILENAME, filename.clone())
+        .with_attr(attr::MIME_TYPE, mime)
+        .with_attr(FILE_SIZE, size.to_string())
+        .with_attr(UPLOAD_REMOTE_ADDRESS, peer.ip().to_string())
+        .with_attr(CAPTURE_INPUT, "upload");
+    shared.metadata.finish(&mut flow_file.attributes);
+    let uuid = flow_file.uuid.clone();
+
+    let (tx, mut rx) = oneshot::channel();
+    let deadline = tokio::time::Instant::now() + shared.wait_accept;
+    let key = shared
+        .queue
+        .try_push(
+            flow_file,
+            Some(tx),
+            Some(Instant::now() + shared.wait_accept),
+        )
+        .map_err(|_| busy())?;
+    let guard = Withdraw {
+        queue: shared.queue.clone(),
+        key,
+    };
+
+    let accepted = tokio::select! {
+        r = &mut rx => r.is_ok(),
+        () = tokio::time::sleep_until(deadline) => {
+            // Not taken in time: withdrawn if still waiting; if it is offered right now, the
+            // flow decides (and it is never offered again).
+            if shared.queue.withdraw(key) {
+                false
+            } else {
+                rx.await.is_ok()
+            }
+        }
+    };
+    drop(guard);
+    if !accepted {
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the flow did not take the upload within {} (setting `upload.wait_accept`), \
+                 or capture is stopping; retry later",
+                humantime::format_duration(shared.wait_accept)
+            ),
+        ));
+    }
+    tracing::debug!(%peer, %uuid, %filename, size, "upload accepted by the flow");
+    let body = serde_json::json!({"uuid": uuid, "filename": filename, "size": size});
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+/// The file of one upload, with the attributes the request gave.
+struct Part {
+    content: Bytes,
+    filename: Option<String>,
+    mime: Option<String>,
+    attributes: HashMap<String, String>,
+}
+
+/// `type/subtype` of the `Content-Type` header, lower-case, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    (!essence.is_empty()).then_some(essence)
+}
+
+/// The last component of a client-supplied name (never a path), if any is left.
+fn clean_name(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next()?.trim();
+    (!base.is_empty() && base != "." && base != "..").then(|| base.to_string())
+}
+
+async fn read_raw(
+    request: Request,
+    mime: Option<String>,
+    limit: u64,
+    too_large: impl Fn() -> Refusal,
+) -> Result<Part, Refusal> {
+    let mut attributes = HashMap::new();
+    let headers = request.headers();
+    for (name, value) in headers {
+        let Some(attr_name) = name.as_str().strip_prefix(ATTR_HEADER_PREFIX) else {
+            continue;
+        };
+        if attr_name.is_empty() {
+            return Err(Refusal::bad(format!("header `{name}` names no attribute")));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| Refusal::bad(format!("header `{name}` is not visible ASCII text")))?;
+        attributes.insert(attr_name.to_string(), value.to_string());
+    }
+    let filename =
+        match headers.get(FILENAME_HEADER) {
+            Some(v) => Some(v.to_str().ok().and_then(clean_name).ok_or_else(|| {
+                Refusal::bad(format!("header `{FILENAME_HEADER}` is no file name"))
+            })?),
+            None => None,
+        };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let content = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|e| {
+            if is_length_limit(&e) {
+                too_large()
+            } else {
+                Refusal::bad(format!("cannot read the upload body: {e}"))
+            }
+        })?;
+    Ok(Part {
+        content,
+        filename,
+        mime,
+        attributes,
+    })
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+async fn read_multipart(
+    request: Request,
+    too_large: impl Fn() -> Refusal,
+) -> Result<Part, Refusal> {
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| Refusal::bad(e.body_text()))?;
+    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            Refusal::bad(format!("malformed multipart upload: {}", e.body_text()))
+        }
+    };
+    let mut file: Option<(Bytes, Option<String>, Option<String>)> = None;
+    let mut attributes = HashMap::new();
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().map(str::to_string);
+        let is_file = field.file_name().is_some() || name.as_deref() == Some("file");
+        if is_file {
+            if file.is_some() {
+                return Err(Refusal::bad(
+                    "one file per upload: this form has two file parts",
+                ));
+            }
+            let filename = field.file_name().and_then(clean_name);
+            let mime = field
+                .content_type()
+                .map(|m| m.split(';').next().unwrap_or(m).trim().to_ascii_lowercase())
+                .filter(|m| !m.is_empty());
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            file = Some((bytes, filename, mime));
+        } else if let Some(name) = name.filter(|n| !n.is_empty()) {
+            let value = field.bytes().await.map_err(multipart_error)?;
+            let value = String::from_utf8(value.to_vec())
+                .map_err(|_| Refusal::bad(format!("form field `{name}` is not UTF-8 text")))?;
+            attributes.insert(name, value);
+        }
+    }
+    let (content, filename, mime) = file.ok_or_else(|| {
+        Refusal::bad("multipart upload has no file part (a part with a filename, or named `file`)")
+    })?;
+    Ok(Part {
+        content,
+        filename,
+        mime,
+        attributes,
+    })
+}

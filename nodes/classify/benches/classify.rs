@@ -1,0 +1,127 @@
+//! `classify` benchmarks with the shipped coil classifier on ONNX Runtime (one intra-op
+//! thread): image -> tensor, inference at batch 1 and 8, and the whole node (decode, prepare,
+//! dynamic batching, inference, attributes) at concurrency 1, 8 and 32 with batching off
+//! (`max_batch: 1`) and on (`max_batch: 8`). Figures: `benches/README.md` at the repository
+//! root.
+//!
+//! Run: `cargo bench -p loupe-classify --bench classify` (needs the ONNX Runtime library:
+//! `tests/run` or `loupe setup` installs it into `.venv`).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use image::{DynamicImage, ImageFormat, RgbImage};
+use loupe_classify::{Classifier, Classify};
+use loupe_sdk::model::tensor;
+use loupe_sdk::{BuildContext, FlowFile, factory::factory};
+
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/coil-classifier")
+}
+
+/// A 256 x 256 coil photo with a burr, as PNG, from the project's own generator.
+fn coil_png() -> Vec<u8> {
+    let options = loupe_synth::CoilOptions {
+        seed: 42,
+        products: 8,
+        burr: 1.0,
+        loose_wire: 0.0,
+        both: 0.0,
+        ..Default::default()
+    };
+    let photo = loupe_synth::coil_photo(&options, 3, 2).expect("render");
+    let image = RgbImage::from_raw(photo.size, photo.size, photo.rgb).expect("pixels");
+    let mut bytes = Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(image)
+        .write_to(&mut bytes, ImageFormat::Png)
+        .expect("encode");
+    bytes.into_inner()
+}
+
+fn benches(c: &mut Criterion) {
+    if let Err(e) = loupe_sdk::onnx::init() {
+        eprintln!("SKIPPED: {e}");
+        return;
+    }
+    let png = coil_png();
+    let classifier = Classifier::load(model_dir(), 1).expect("load the coil classifier");
+    let input = classifier.card().input.clone();
+    let image = tensor::decode(&png).expect("decode");
+    let prepared = tensor::prepare(&image, &input);
+
+    let mut group = c.benchmark_group("classify");
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("decode_png_256", |b| {
+        b.iter(|| tensor::decode(black_box(&png)).unwrap())
+    });
+    group.bench_function("prepare_and_fill_256", |b| {
+        b.iter(|| tensor::to_tensor(black_box(&image), &input))
+    });
+    for batch in [1usize, 8] {
+        let images = vec![prepared.clone(); batch];
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::new("inference_batch", batch), &images, |b, images| {
+            b.iter(|| classifier.classify_batch(black_box(images)).unwrap())
+        });
+    }
+    group.finish();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("classify_node");
+    group.measurement_time(Duration::from_secs(10));
+    group.sample_size(10);
+    for max_batch in [1usize, 8] {
+        let node = runtime.block_on(async {
+            let ctx = BuildContext {
+                node_id: "bench".into(),
+                base_dir: model_dir(),
+                max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+            };
+            let settings = serde_json::json!({
+                "model": model_dir(), "max_batch": max_batch, "max_batch_delay": "2ms",
+                "reload_interval": "0s",
+            });
+            let node = factory::<Classify>().build(&settings, &ctx).await.expect("build");
+            node.processor.start().await.expect("warm-up");
+            node
+        });
+        for concurrency in [1usize, 8, 32] {
+            // Each iteration classifies `concurrency` images at once (one request per image).
+            group.throughput(Throughput::Elements(concurrency as u64));
+            group.bench_function(
+                BenchmarkId::new(format!("max_batch_{max_batch}"), format!("concurrency_{concurrency}")),
+                |b| {
+                    b.iter_custom(|iterations| {
+                        runtime.block_on(async {
+                            let started = Instant::now();
+                            for _ in 0..iterations {
+                                let requests = (0..concurrency).map(|_| {
+                                    let node = node.clone();
+                                    let flow_file = FlowFile::create(png.clone(), HashMap::new());
+                                    tokio::spawn(async move {
+                                        node.processor.process(flow_file).await.expect("classify")
+                                    })
+                                });
+                                for request in requests.collect::<Vec<_>>() {
+                                    black_box(request.await.expect("task"));
+                                }
+                            }
+                            started.elapsed()
+                        })
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(classify, benches);
+criterion_main!(classify);
