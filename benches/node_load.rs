@@ -78,7 +78,12 @@ fn coil_png() -> Vec<u8> {
     bytes.into_inner()
 }
 
-async fn point(node: Arc<RemoteNode>, png: Arc<Vec<u8>>, concurrency: usize, seconds: f64) -> (f64, Histogram<u64>) {
+async fn point(
+    node: Arc<RemoteNode>,
+    png: Arc<Vec<u8>>,
+    concurrency: usize,
+    seconds: f64,
+) -> (f64, Histogram<u64>) {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let clients: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -126,12 +131,17 @@ fn main() {
                 connect_timeout: Duration::from_secs(60),
                 ..Default::default()
             };
-            Arc::new(RemoteNode::connect(&[endpoint], &options).await.expect("connect"))
+            Arc::new(
+                RemoteNode::connect(&[endpoint], &options)
+                    .await
+                    .expect("connect"),
+            )
         });
         // Warm the connection and the model before measuring.
         runtime.block_on(point(node.clone(), png.clone(), 2, 1.0));
         for concurrency in [1usize, 8, 32] {
-            let (rate, h) = runtime.block_on(point(node.clone(), png.clone(), concurrency, seconds));
+            let (rate, h) =
+                runtime.block_on(point(node.clone(), png.clone(), concurrency, seconds));
             let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
             println!(
                 "{max_batch:>9} {concurrency:>11} {rate:>10.1} {:>8.2} {:>8.2} {:>8.2}",

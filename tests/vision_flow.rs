@@ -10,13 +10,21 @@ use std::path::{Path, PathBuf};
 use common::{Served, loupe, onnxruntime_available, read_report, repo, run_once};
 
 fn synth(kind: &str, count: &str, out: &Path) {
-    let flag = if kind == "coils" { "--products" } else { "--images" };
+    let flag = if kind == "coils" {
+        "--products"
+    } else {
+        "--images"
+    };
     let status = loupe()
         .args(["synth", kind, flag, count, "--seed", "11", "--out"])
         .arg(out)
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }
 
 /// Node settings of the coil flow, as YAML mappings, keyed by node id.
@@ -86,7 +94,13 @@ fn flow(
     processes: &mut Vec<Served>,
 ) -> PathBuf {
     // A record that cannot be written is logged (a DROP provenance event).
-    let terminate = |id: &str| if *id == *"records" { ", auto_terminate: [failure]" } else { "" };
+    let terminate = |id: &str| {
+        if *id == *"records" {
+            ", auto_terminate: [failure]"
+        } else {
+            ""
+        }
+    };
     let mut yaml = String::from("name: vision-test\nnodes:\n");
     for (id, node_type, settings) in nodes {
         if served {
@@ -159,7 +173,13 @@ fn coil_flow_in_process_and_served_records_the_same_verdicts() {
         let dir = tempfile::tempdir().unwrap();
         synth("coils", "4", &dir.path().join("inbox"));
         let mut processes = Vec::new();
-        let flow = flow(dir.path(), &coil_nodes(dir.path()), &[], served, &mut processes);
+        let flow = flow(
+            dir.path(),
+            &coil_nodes(dir.path()),
+            &[],
+            served,
+            &mut processes,
+        );
         run_once(&flow);
         results.push(verdicts(&dir.path().join("report.jsonl"), &keys));
     }
@@ -172,8 +192,15 @@ fn coil_flow_in_process_and_served_records_the_same_verdicts() {
             "{file}: {v:?}"
         );
         assert_eq!(v[2], "coil-classifier@1.0.0");
-        assert!(file.starts_with(&v[3]), "{file} belongs to product {}", v[3]);
-        assert_eq!((v[6].as_str(), v[8].as_str(), v[9].as_str()), (v[3].as_str(), "8", "L1"));
+        assert!(
+            file.starts_with(&v[3]),
+            "{file} belongs to product {}",
+            v[3]
+        );
+        assert_eq!(
+            (v[6].as_str(), v[8].as_str(), v[9].as_str()),
+            (v[3].as_str(), "8", "L1")
+        );
     }
 }
 
@@ -208,7 +235,10 @@ fn surface_flow_in_process_and_served_records_the_same_regions() {
     let (local, remote) = (&results[0], &results[1]);
     assert_eq!(local.len(), 36, "12 sheets, each with its overlay and mask");
     assert_eq!(local, remote, "in-process and served results differ");
-    let sheets: Vec<_> = local.iter().filter(|((_, output), _)| output.is_empty()).collect();
+    let sheets: Vec<_> = local
+        .iter()
+        .filter(|((_, output), _)| output.is_empty())
+        .collect();
     assert_eq!(sheets.len(), 12);
     assert!(
         sheets.iter().any(|(_, v)| v[0] == "true"),

@@ -64,9 +64,11 @@ fn benches(c: &mut Criterion) {
     for batch in [1usize, 8] {
         let images = vec![prepared.clone(); batch];
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_with_input(BenchmarkId::new("inference_batch", batch), &images, |b, images| {
-            b.iter(|| classifier.classify_batch(black_box(images)).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("inference_batch", batch),
+            &images,
+            |b, images| b.iter(|| classifier.classify_batch(black_box(images)).unwrap()),
+        );
     }
     group.finish();
 
@@ -88,7 +90,10 @@ fn benches(c: &mut Criterion) {
                 "model": model_dir(), "max_batch": max_batch, "max_batch_delay": "2ms",
                 "reload_interval": "0s",
             });
-            let node = factory::<Classify>().build(&settings, &ctx).await.expect("build");
+            let node = factory::<Classify>()
+                .build(&settings, &ctx)
+                .await
+                .expect("build");
             node.processor.start().await.expect("warm-up");
             node
         });
@@ -96,7 +101,10 @@ fn benches(c: &mut Criterion) {
             // Each iteration classifies `concurrency` images at once (one request per image).
             group.throughput(Throughput::Elements(concurrency as u64));
             group.bench_function(
-                BenchmarkId::new(format!("max_batch_{max_batch}"), format!("concurrency_{concurrency}")),
+                BenchmarkId::new(
+                    format!("max_batch_{max_batch}"),
+                    format!("concurrency_{concurrency}"),
+                ),
                 |b| {
                     b.iter_custom(|iterations| {
                         runtime.block_on(async {

@@ -199,7 +199,9 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_answer() {
     if !ort_available() {
         return;
     }
-    let node = node(json!({ "model": "tiny-classifier", "max_batch": 8, "max_batch_delay": "20ms" })).await;
+    let node =
+        node(json!({ "model": "tiny-classifier", "max_batch": 8, "max_batch_delay": "20ms" }))
+            .await;
     let tasks: Vec<_> = (0..32)
         .map(|i| {
             let node = node.clone();
@@ -392,7 +394,10 @@ async fn a_changed_model_is_hot_reloaded_without_dropping_a_request() {
         if out.attr(attr::MODEL) == Some("tiny-classifier-nhwc@1.0.0") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the new model was never loaded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new model was never loaded"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -401,7 +406,9 @@ async fn a_changed_model_is_hot_reloaded_without_dropping_a_request() {
         assert!(!models.is_empty());
         assert_eq!(models[0], "tiny-classifier@1.0.0");
         assert!(
-            models.iter().all(|m| m == "tiny-classifier@1.0.0" || m == "tiny-classifier-nhwc@1.0.0"),
+            models
+                .iter()
+                .all(|m| m == "tiny-classifier@1.0.0" || m == "tiny-classifier-nhwc@1.0.0"),
             "{models:?}"
         );
     }
@@ -426,11 +433,11 @@ fn eval_figures_match_hand_counts() {
     }
     // (colour -> what the tiny model says, true label, camera verdict, product)
     let rows = [
-        (BLUE, "loose_wire", "loose_wire", "p1"), // caught
+        (BLUE, "loose_wire", "loose_wire", "p1"),  // caught
         (GREEN, "loose_wire", "loose_wire", "p1"), // missed
-        (RED, "burr", "loose_wire", "p2"),        // camera false alarm, cleared
-        (BLUE, "burr", "loose_wire", "p2"),       // camera false alarm, not cleared
-        (GREEN, "ok", "loose_wire", "p3"),        // camera false alarm, cleared
+        (RED, "burr", "loose_wire", "p2"),         // camera false alarm, cleared
+        (BLUE, "burr", "loose_wire", "p2"),        // camera false alarm, not cleared
+        (GREEN, "ok", "loose_wire", "p3"),         // camera false alarm, cleared
         (GREEN, "ok", "ok", "p3"),
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -455,7 +462,10 @@ fn eval_figures_match_hand_counts() {
     assert_eq!(report.camera_false_alarms_cleared, 2);
     assert_eq!(report.model_false_alarms, 1);
     // rows: true ok, burr, loose_wire; columns: predicted.
-    assert_eq!(report.confusion, vec![vec![2, 0, 0], vec![0, 1, 1], vec![1, 0, 1]]);
+    assert_eq!(
+        report.confusion,
+        vec![vec![2, 0, 0], vec![0, 1, 1], vec![1, 0, 1]]
+    );
     let products = report.products.as_ref().unwrap();
     assert_eq!((products.products, products.loose_wire_products), (3, 1));
     assert_eq!(products.loose_wire_recall, Some(1.0));
@@ -463,6 +473,17 @@ fn eval_figures_match_hand_counts() {
     assert_eq!(products.camera_false_alarms_cleared_rate, Some(0.5));
     let card = json!({"loose_wire_recall": 0.5, "accuracy": 0.9});
     let rows = report.comparisons(Some(&card));
-    assert!(rows.iter().find(|r| r.figure == "loose_wire_recall").unwrap().reproduced());
-    assert!(!rows.iter().find(|r| r.figure == "accuracy").unwrap().reproduced());
+    assert!(
+        rows.iter()
+            .find(|r| r.figure == "loose_wire_recall")
+            .unwrap()
+            .reproduced()
+    );
+    assert!(
+        !rows
+            .iter()
+            .find(|r| r.figure == "accuracy")
+            .unwrap()
+            .reproduced()
+    );
 }

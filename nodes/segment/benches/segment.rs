@@ -55,7 +55,11 @@ fn benches(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     group.sample_size(20);
     group.bench_function("inference_batch_1", |b| {
-        b.iter(|| segmenter.segment_batch(black_box(std::slice::from_ref(&prepared))).unwrap())
+        b.iter(|| {
+            segmenter
+                .segment_batch(black_box(std::slice::from_ref(&prepared)))
+                .unwrap()
+        })
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -69,7 +73,10 @@ fn benches(c: &mut Criterion) {
             max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
         };
         let settings = serde_json::json!({"model": model_dir(), "reload_interval": "0s"});
-        let node = factory::<Segment>().build(&settings, &ctx).await.expect("build");
+        let node = factory::<Segment>()
+            .build(&settings, &ctx)
+            .await
+            .expect("build");
         node.processor.start().await.expect("warm-up");
         node
     });
