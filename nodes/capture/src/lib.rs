@@ -162,8 +162,7 @@ impl NodeKind for Capture {
     }
 
     async fn build(settings: CaptureSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let relationships = Self::relationships(&settings);
-        let source = CaptureSource::open(settings, ctx, relationships).await?;
+        let source = CaptureSource::open(settings, ctx).await?;
         Ok(Node::source(source))
     }
 }

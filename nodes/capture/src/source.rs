@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loupe_sdk::{
-    BuildContext, FlowFile, NodeDescription, NodeError, NodeKind, Output, ProcessError, Processor,
-    Pulled, Relationship, Source,
+    BuildContext, FlowFile, NodeDescription, NodeError, Output, ProcessError, Processor, Pulled,
+    Source,
 };
 use tokio::sync::Notify;
 
@@ -54,11 +54,7 @@ impl CaptureSource {
     /// Resolves and checks the settings against the world (the directory must exist,
     /// `move_to` is created, the upload address is bound, the snapshot poller starts) and
     /// builds the node. Must run inside a tokio runtime.
-    pub async fn open(
-        settings: CaptureSettings,
-        ctx: &BuildContext,
-        relationships: Vec<Relationship>,
-    ) -> Result<Self, CaptureError> {
+    pub async fn open(settings: CaptureSettings, ctx: &BuildContext) -> Result<Self, CaptureError> {
         let metadata = Arc::new(Metadata::new(&settings.metadata)?);
         let notify = Arc::new(Notify::new());
         let directory = match &settings.directory {
@@ -100,16 +96,7 @@ impl CaptureSource {
             }
             None => None,
         };
-        let description = NodeDescription {
-            node_type: <crate::Capture as NodeKind>::TYPE.to_string(),
-            version: loupe_sdk::VERSION.to_string(),
-            relationships,
-            settings_schema: serde_json::to_string(&schemars::schema_for!(CaptureSettings))
-                .unwrap_or_default(),
-            readiness: 0,
-            is_source: true,
-            max_message_bytes: ctx.max_message_bytes as u64,
-        };
+        let description = loupe_sdk::factory::describe::<crate::Capture>(&settings, ctx);
         Ok(CaptureSource {
             description,
             directory,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use loupe_capture::{Capture, CaptureSettings, CaptureSource};
 use loupe_sdk::factory::{factory, parse_settings};
 use loupe_sdk::pb::Offer;
-use loupe_sdk::{BuildContext, NodeKind, Pulled, Source};
+use loupe_sdk::{BuildContext, Pulled, Source};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,13 +33,8 @@ fn ctx(base: &Path) -> BuildContext {
 async fn open(settings: Value) -> Arc<CaptureSource> {
     let settings: CaptureSettings = parse_settings(&settings).unwrap();
     assert!(settings.problems().is_empty(), "{:?}", settings.problems());
-    let rels = Capture::relationships(&settings);
     let dir = std::env::temp_dir();
-    Arc::new(
-        CaptureSource::open(settings, &ctx(&dir), rels)
-            .await
-            .unwrap(),
-    )
+    Arc::new(CaptureSource::open(settings, &ctx(&dir)).await.unwrap())
 }
 
 /// An upload-only capture on an ephemeral port, with `upload` settings `extra`.

@@ -210,16 +210,7 @@ impl NodeKind for Classify {
             .map_err(|e| NodeError::Other(format!("classify: loading the model: {e}")))?
             .map_err(|e| NodeError::Other(format!("classify: {e}")))?;
 
-        let description = NodeDescription {
-            node_type: Self::TYPE.to_string(),
-            version: loupe_sdk::VERSION.to_string(),
-            relationships: Self::relationships(&settings),
-            settings_schema: serde_json::to_string(&schemars::schema_for!(ClassifySettings))
-                .unwrap_or_default(),
-            is_source: false,
-            max_message_bytes: ctx.max_message_bytes as u64,
-            ..Default::default()
-        };
+        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
         tracing::info!(
             model = %classifier.card().id(),
             dir = %dir.display(),

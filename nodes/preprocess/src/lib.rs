@@ -33,9 +33,7 @@ pub mod processor;
 pub mod settings;
 
 use async_trait::async_trait;
-use loupe_sdk::{
-    BuildContext, Node, NodeDescription, NodeError, NodeKind, Relationship, SettingsError,
-};
+use loupe_sdk::{BuildContext, Node, NodeError, NodeKind, Relationship, SettingsError};
 
 pub use error::PreprocessError;
 pub use pipeline::{Pipeline, Processed};
@@ -84,16 +82,7 @@ impl NodeKind for Preprocess {
     }
 
     async fn build(settings: PreprocessSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let description = NodeDescription {
-            node_type: Self::TYPE.to_string(),
-            version: loupe_sdk::VERSION.to_string(),
-            relationships: Self::relationships(&settings),
-            settings_schema: serde_json::to_string(&schemars::schema_for!(PreprocessSettings))
-                .unwrap_or_default(),
-            is_source: false,
-            max_message_bytes: ctx.max_message_bytes as u64,
-            ..Default::default()
-        };
+        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
         let pipeline = Pipeline::new(&settings);
         tracing::info!(
             node = %ctx.node_id,

@@ -55,16 +55,7 @@ impl NodeKind for Report {
     }
 
     async fn build(settings: ReportSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let description = NodeDescription {
-            node_type: Self::TYPE.to_string(),
-            version: loupe_sdk::VERSION.to_string(),
-            relationships: Self::relationships(&settings),
-            settings_schema: serde_json::to_string(&schemars::schema_for!(ReportSettings))
-                .unwrap_or_default(),
-            readiness: 0,
-            is_source: false,
-            max_message_bytes: ctx.max_message_bytes as u64,
-        };
+        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
         let sink = JsonLinesSink::open(
             ctx.resolve(&settings.path),
             settings.include_content_size,

@@ -118,6 +118,22 @@ pub trait NodeKind: Send + Sync + 'static {
     async fn build(settings: Self::Settings, ctx: &BuildContext) -> Result<Node, NodeError>;
 }
 
+/// The description a built node of kind `K` answers `Describe` with: its type, the SDK
+/// version, the relationships declared for `settings`, its settings schema, whether it is a
+/// source and the context's largest message. Readiness is filled in by whoever serves it.
+pub fn describe<K: NodeKind>(settings: &K::Settings, ctx: &BuildContext) -> crate::NodeDescription {
+    crate::NodeDescription {
+        node_type: K::TYPE.to_string(),
+        version: crate::VERSION.to_string(),
+        relationships: K::relationships(settings),
+        settings_schema: serde_json::to_string(&schemars::schema_for!(K::Settings))
+            .unwrap_or_default(),
+        readiness: 0,
+        is_source: K::IS_SOURCE,
+        max_message_bytes: ctx.max_message_bytes as u64,
+    }
+}
+
 /// Object-safe view of a [`NodeKind`].
 #[async_trait]
 pub trait NodeFactory: Send + Sync {

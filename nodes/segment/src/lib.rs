@@ -265,16 +265,7 @@ impl NodeKind for Segment {
             max_delay: settings.max_batch_delay,
             queue: settings.batch_queue,
         });
-        let description = NodeDescription {
-            node_type: Self::TYPE.to_string(),
-            version: loupe_sdk::VERSION.to_string(),
-            relationships: Self::relationships(&settings),
-            settings_schema: serde_json::to_string(&schemars::schema_for!(SegmentSettings))
-                .unwrap_or_default(),
-            is_source: false,
-            max_message_bytes: ctx.max_message_bytes as u64,
-            ..Default::default()
-        };
+        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
         Ok(Node::processor(SegmentProcessor {
             slot,
             batcher,
