@@ -60,3 +60,42 @@ fn malformed_yaml_is_a_located_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.yaml:"), "{stderr}");
 }
+
+#[test]
+fn an_invalid_route_rule_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = dir.path().join("route.yaml");
+    std::fs::write(
+        &flow,
+        r#"name: routing
+nodes:
+  - id: route
+    type: route
+    settings:
+      rules:
+        - name: confirmed
+          when: classify.label == "loose_wire"
+        - name: cleared
+          when: camera.verdict == && true
+  - id: records
+    type: report
+    settings: { path: records.jsonl }
+    auto_terminate: [failure]
+connections:
+  - { from: route.confirmed, to: records }
+  - { from: route.cleared, to: records }
+  - { from: route.unmatched, to: records }
+  - { from: route.failure, to: records }
+"#,
+    )
+    .unwrap();
+    let out = loupe().arg("validate").arg(&flow).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hit = stderr
+        .lines()
+        .find(|l| l.contains("rules[1].when"))
+        .unwrap_or_else(|| panic!("no error names the rule:\n{stderr}"));
+    assert!(hit.contains("route.yaml:10:"), "{hit}");
+    assert!(hit.contains("CEL syntax error"), "{hit}");
+}

@@ -9,5 +9,6 @@ pub fn registry() -> Registry {
         .with::<loupe_classify::Classify>()
         .with::<loupe_preprocess::Preprocess>()
         .with::<loupe_report::Report>()
+        .with::<loupe_route::Route>()
         .with::<loupe_segment::Segment>()
 }
