@@ -14,14 +14,19 @@ use common::{loupe, onnxruntime_available, repo};
 
 /// The card's `data.test` section.
 fn held_out(model: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(repo().join("models").join(model).join("model.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("models").join(model).join("model.yaml")).unwrap();
     let card: serde_json::Value = serde_norway::from_str(&text).unwrap();
     card["data"]["test"].clone()
 }
 
 fn synth(args: &[String], out: &Path) {
     let output = loupe().args(args).arg("--out").arg(out).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Generates the card's held-out set (checking it is the one the card was measured on), then
@@ -69,7 +74,10 @@ fn coil_classifier_card_figures_are_reproduced_by_the_serving_path() {
             "synth".into(),
             "coils".into(),
             "--products".into(),
-            test["products"].as_u64().expect("data.test.products").to_string(),
+            test["products"]
+                .as_u64()
+                .expect("data.test.products")
+                .to_string(),
             "--seed".into(),
             test["seed"].as_u64().expect("data.test.seed").to_string(),
         ],
@@ -88,7 +96,10 @@ fn surface_segmenter_card_figures_are_reproduced_by_the_serving_path() {
             "synth".into(),
             "surfaces".into(),
             "--images".into(),
-            test["images"].as_u64().expect("data.test.images").to_string(),
+            test["images"]
+                .as_u64()
+                .expect("data.test.images")
+                .to_string(),
             "--seed".into(),
             test["seed"].as_u64().expect("data.test.seed").to_string(),
         ],

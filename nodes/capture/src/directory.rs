@@ -548,8 +548,26 @@ fn flow_file(cfg: &Config, f: &Entry, content: Bytes, extra: Extra) -> FlowFile 
         flow_file = flow_file.with_attr(SIDECAR, side.path.to_string_lossy());
     }
     cfg.metadata.finish(&mut flow_file.attributes);
+    flow_file.uuid = file_uuid(&cfg.directory_attr, &f.rel, f.sig);
     flow_file
 }
+
+/// The FlowFile uuid of one version of a file: derived from the captured directory, the
+/// file's relative path, size and modification time (UUID v5), so a file offered again —
+/// after a lost acknowledgement, or by a node restarted after a crash before the file was
+/// deleted — carries the same uuid, and idempotent sinks (`report`) record it once: no double
+/// ingest. A file rewritten in place (new size or time) is a new FlowFile.
+fn file_uuid(directory: &str, rel: &Path, sig: Signature) -> String {
+    let mtime = sig
+        .mtime
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{directory}\0{}\0{}\0{mtime}", rel.display(), sig.size);
+    uuid::Uuid::new_v5(&FILE_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// UUID v5 namespace of captured files (a fixed random UUID; changing it changes every id).
+const FILE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c6f_7570_6561_4e8a_9b1e_35c2_d04f_7a11);
 
 impl DirectoryInput {
     /// Settles this input's delivery ids: accepted files (and their sidecars) are deleted or

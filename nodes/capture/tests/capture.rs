@@ -346,6 +346,28 @@ async fn unacknowledged_files_are_offered_again_after_a_crash() {
     assert_eq!(again.len(), 1);
     assert_ne!(attr(&again[0], "filename"), acked);
     assert_eq!(attr(&again[0], "filename"), attr(&offers[1], "filename"));
+    // The same file is the same FlowFile: an idempotent sink that already has it (the flow
+    // took it before the crash, the acknowledgement was lost) records it once.
+    let uuid = |o: &Offer| o.flow_file.as_ref().unwrap().uuid.clone();
+    assert_eq!(uuid(&again[0]), uuid(&offers[1]));
+    assert_ne!(uuid(&offers[0]), uuid(&offers[1]));
+}
+
+#[tokio::test]
+async fn a_file_rewritten_after_a_crash_is_a_new_flow_file() {
+    let (_tmp, dir) = tmp();
+    write(&dir.join("a.jpg"), b"first");
+    let before = source(&dir, json!({})).await;
+    let first = pull_some(&before, 10).await.offers;
+    drop(before);
+    write(&dir.join("a.jpg"), b"second version");
+    let after = source(&dir, json!({})).await;
+    let again = pull_some(&after, 10).await.offers;
+    assert_eq!(content(&again[0]), b"second version");
+    assert_ne!(
+        again[0].flow_file.as_ref().unwrap().uuid,
+        first[0].flow_file.as_ref().unwrap().uuid
+    );
 }
 
 #[tokio::test]
