@@ -59,7 +59,21 @@ fn reproduce(model: &str, synth_args: Vec<String>) {
         "{model}: {}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("reproduced"), "{stdout}");
+    // Every figure was compared with the card, none silently skipped.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let rows = json["card_comparison"].as_array().unwrap();
+    assert!(rows.len() >= 4, "{rows:?}");
+    for row in rows {
+        assert!(
+            row["card"].is_number(),
+            "{model}: the card lacks {}",
+            row["figure"]
+        );
+    }
+    if let Some(defective) = test.get("defective_images") {
+        assert_eq!(&json["report"]["defective_images"], defective);
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The vision flows on `loupe synth` folders: capture -> preprocess -> classify (coils) and
 //! capture -> preprocess -> segment (surfaces), each run in-process and with every node as its
 //! own `loupe serve` process; both ways must record the same verdicts for the same images.
+//! (`max_batch: 1` here: scores are compared to 4 decimals, and a batch's composition,
+//! which depends on timing, could move the last bits of a float.)
 
 mod common;
 
@@ -44,7 +46,7 @@ fn coil_nodes(dir: &Path) -> Vec<(&'static str, &'static str, String)> {
             "classify",
             "classify",
             format!(
-                "{{model: \"{}\", max_batch: 8}}",
+                "{{model: \"{}\", max_batch: 1}}",
                 repo().join("models/coil-classifier").display()
             ),
         ),
@@ -71,7 +73,7 @@ fn surface_nodes(dir: &Path) -> Vec<(&'static str, &'static str, String)> {
             "segment",
             "segment",
             format!(
-                "{{model: \"{}\"}}",
+                "{{model: \"{}\", max_batch: 1}}",
                 repo().join("models/surface-segmenter").display()
             ),
         ),
@@ -181,7 +183,13 @@ fn coil_flow_in_process_and_served_records_the_same_verdicts() {
             &mut processes,
         );
         run_once(&flow);
-        results.push(verdicts(&dir.path().join("report.jsonl"), &keys));
+        let report = dir.path().join("report.jsonl");
+        assert_eq!(
+            read_report(&report).len(),
+            32,
+            "4 products x 8 angles, none twice"
+        );
+        results.push(verdicts(&report, &keys));
     }
     let (local, remote) = (&results[0], &results[1]);
     assert_eq!(local.len(), 32, "4 products x 8 angles");
@@ -230,7 +238,13 @@ fn surface_flow_in_process_and_served_records_the_same_regions() {
             &mut processes,
         );
         run_once(&flow);
-        results.push(verdicts(&dir.path().join("report.jsonl"), &keys));
+        let report = dir.path().join("report.jsonl");
+        assert_eq!(
+            read_report(&report).len(),
+            36,
+            "12 sheets x 3 outputs, none twice"
+        );
+        results.push(verdicts(&report, &keys));
     }
     let (local, remote) = (&results[0], &results[1]);
     assert_eq!(local.len(), 36, "12 sheets, each with its overlay and mask");

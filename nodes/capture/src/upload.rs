@@ -6,7 +6,10 @@
 //! - `400`: empty body, no file part, two file parts, an attribute that is not text;
 //! - `413`: body larger than `max_body_bytes`;
 //! - `503` + `Retry-After`: `max_pending` uploads already being received or held, the
-//!   flow did not take the upload within `wait_accept`, or the node is stopping.
+//!   flow did not take the upload within `wait_accept`, or the node is stopping. An upload
+//!   the flow was handed but had not acknowledged by then gets one more `wait_accept`; after
+//!   that the answer is `503` too, and the client's retry may make it a duplicate
+//!   (delivery is at-least-once).
 //!
 //! Memory is bounded by `max_pending` × `max_body_bytes`: a request is admitted (before
 //! its body is read) only while fewer than `max_pending` others are being read or wait.
@@ -283,11 +286,14 @@ async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<R
         r = &mut rx => r.is_ok(),
         () = tokio::time::sleep_until(deadline) => {
             // Not taken in time: withdrawn if still waiting; if it is offered right now, the
-            // flow decides (and it is never offered again).
+            // flow decides (and it is never offered again) — but within one more
+            // `wait_accept` at most: a runner that took it and died must not hold the
+            // client (and an admission permit) for the whole redelivery time. Then the
+            // answer is 503 and the client's retry may duplicate it (at-least-once).
             if shared.queue.withdraw(key) {
                 false
             } else {
-                rx.await.is_ok()
+                matches!(tokio::time::timeout(shared.wait_accept, rx).await, Ok(Ok(_)))
             }
         }
     };

@@ -65,6 +65,8 @@ pub struct Classifier {
     /// `Session::run` takes `&mut self` in ort rc.15, so inferences take turns; concurrent
     /// requests share one inference through [`loupe_sdk::model::batch::Batcher`] instead.
     session: Mutex<Session>,
+    /// The batch size the graph is fixed to, if it is.
+    fixed_batch: Option<usize>,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -95,6 +97,7 @@ impl Classifier {
         let session = onnx::session(dir.join(MODEL_FILE), intra_threads)?;
         check_contract(&card, &session)?;
         Ok(Classifier {
+            fixed_batch: onnx::fixed_batch(&session, &card.input),
             card,
             session: Mutex::new(session),
         })
@@ -195,6 +198,10 @@ impl BatchModel for Classifier {
 
     fn input(&self) -> &InputSpec {
         &self.card.input
+    }
+
+    fn max_batch(&self) -> Option<usize> {
+        self.fixed_batch
     }
 
     fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<Prediction>, String> {

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::eval::{self, Comparison, EvalError, ratio};
 use loupe_sdk::model::tensor;
 use serde::{Deserialize, Serialize};
@@ -106,13 +107,17 @@ pub fn evaluate(
     workers: usize,
 ) -> Result<Report, EvalError> {
     let records: Vec<Record> = eval::read_manifest(data_dir)?;
+    // A graph fixed to one batch size takes no more, whatever was asked.
+    let batch = batch
+        .min(classifier.max_batch().unwrap_or(usize::MAX))
+        .max(1);
     let labels = classifier.card().labels.clone();
     let index_of = |label: &str| labels.iter().position(|l| l == label);
-    for (line, record) in records.iter().enumerate() {
+    for (i, record) in records.iter().enumerate() {
         if index_of(&record.label).is_none() {
             return Err(EvalError::Record {
                 path: data_dir.join(eval::MANIFEST),
-                line: line + 1,
+                record: i + 1,
                 message: format!(
                     "label {:?} is not one of the model's {labels:?}",
                     record.label

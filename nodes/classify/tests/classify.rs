@@ -195,7 +195,7 @@ async fn threshold_override_replaces_the_cards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_are_batched_and_each_gets_its_own_answer() {
+async fn concurrent_requests_with_batching_on_each_get_their_own_answer() {
     if !ort_available() {
         return;
     }

@@ -167,15 +167,11 @@ impl Tree {
             _ => Value::from(
                 self.children
                     .into_iter()
-                    .filter(|(_, t)| !t.has_conflict())
+                    .filter(|(_, t)| !t.conflict)
                     .map(|(k, t)| (Key::from(k), t.into_value()))
                     .collect::<HashMap<Key, Value>>(),
             ),
         }
-    }
-
-    fn has_conflict(&self) -> bool {
-        self.conflict || self.children.values().any(Tree::has_conflict)
     }
 }
 
@@ -191,7 +187,7 @@ fn trees(attributes: &HashMap<String, String>) -> BTreeMap<String, Tree> {
                 .insert(&parts[1..], value);
         }
     }
-    roots.retain(|_, tree| !tree.has_conflict());
+    roots.retain(|_, tree| !tree.conflict);
     roots
 }
 

@@ -306,6 +306,21 @@ pub fn check_contract(
         .map(|shape| shape.iter().copied().collect()))
 }
 
+/// The batch size a model is fixed to, if any: the graph's first input dimension when it is
+/// fixed, else the card's. A batcher must not group more images than this.
+pub fn fixed_batch(session: &Session, input: &crate::model::input::InputSpec) -> Option<usize> {
+    let graph = session
+        .inputs()
+        .iter()
+        .find(|i| i.name() == input.name)
+        .and_then(|i| i.dtype().tensor_shape().and_then(|s| s.first().copied()));
+    [graph, input.shape.first().copied()]
+        .into_iter()
+        .flatten()
+        .find(|d| *d > 0)
+        .map(|d| d as usize)
+}
+
 /// Same rank, and every dimension fixed on both sides is equal (negative matches anything).
 pub fn compatible(graph: &[i64], card: &[i64]) -> bool {
     graph.len() == card.len()

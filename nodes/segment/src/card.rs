@@ -144,6 +144,12 @@ impl Card for SegmenterCard {
                 ));
             }
         }
+        if self.labels.len() > 256 {
+            problems.push(format!(
+                "labels has {} classes; a class mask holds at most 256",
+                self.labels.len()
+            ));
+        }
         if self.labels.len() < 2 {
             problems.push(format!(
                 "labels needs the background and at least one defect class, got {}",

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use image::GrayImage;
+use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::eval::{self, Comparison, EvalError, ratio};
 use loupe_sdk::model::tensor;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,10 @@ pub fn evaluate(
     workers: usize,
 ) -> Result<Report, EvalError> {
     let records: Vec<Record> = eval::read_manifest(data_dir)?;
+    // A graph fixed to one batch size takes no more, whatever was asked.
+    let batch = batch
+        .min(segmenter.max_batch().unwrap_or(usize::MAX))
+        .max(1);
     let card = segmenter.card();
     let (classes, height, width) = card.output_dims();
     let read = |name: &str| {

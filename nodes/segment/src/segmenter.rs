@@ -64,6 +64,8 @@ pub struct Segmenter {
     /// `Session::run` takes `&mut self` in ort rc.15: inferences take turns (batched by the
     /// node's batcher).
     session: Mutex<Session>,
+    /// The batch size the graph is fixed to, if it is.
+    fixed_batch: Option<usize>,
 }
 
 impl std::fmt::Debug for Segmenter {
@@ -101,6 +103,7 @@ impl Segmenter {
             )));
         }
         Ok(Segmenter {
+            fixed_batch: onnx::fixed_batch(&session, &card.input),
             card,
             session: Mutex::new(session),
         })
@@ -220,6 +223,10 @@ impl BatchModel for Segmenter {
 
     fn input(&self) -> &InputSpec {
         &self.card.input
+    }
+
+    fn max_batch(&self) -> Option<usize> {
+        self.fixed_batch
     }
 
     fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<Segmentation>, String> {

@@ -77,6 +77,12 @@ pub fn eval(args: Args<'_>) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let differing: Vec<&Comparison> = comparisons.iter().filter(|c| !c.reproduced()).collect();
+    if args.check && comparisons.iter().all(|c| c.card.is_none()) {
+        eprintln!(
+            "loupe eval: the card has no metrics.test figures to compare with; nothing was checked"
+        );
+        return Ok(ExitCode::from(1));
+    }
     if args.check && !differing.is_empty() {
         eprintln!(
             "loupe eval: {} card figure(s) not reproduced within {TOLERANCE_PP} percentage points: {}",

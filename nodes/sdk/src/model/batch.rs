@@ -38,6 +38,12 @@ pub trait BatchModel: Send + Sync + 'static {
     /// Runs the model on `batch` (`[n, ...]`, one image per slot); one output per image, in
     /// order. An `Err` fails every request of the batch with its message.
     fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<Self::Output>, String>;
+
+    /// The largest batch the model takes (a graph exported with a fixed batch size takes only
+    /// that many); `None`: any. Batches never exceed it, whatever `max_batch` says.
+    fn max_batch(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// How a [`Batcher`] groups requests.
@@ -79,6 +85,9 @@ struct Job<M: BatchModel> {
     model: Arc<M>,
     prepared: Prepared,
     reply: oneshot::Sender<Result<M::Output, BatchError>>,
+    /// Dropped by the collector as soon as it holds the job, so the job no longer counts as
+    /// "on its way" when the collector decides whether to wait for more.
+    ticket: Option<Ticket>,
 }
 
 /// Groups concurrent requests into batched inferences; cheap to clone.
@@ -160,16 +169,15 @@ impl<M: BatchModel> Batcher<M> {
         ticket: Ticket,
     ) -> Result<M::Output, BatchError> {
         let (reply, answer) = oneshot::channel();
-        let sent = self
-            .jobs
+        self.jobs
             .send(Job {
                 model,
                 prepared,
                 reply,
+                ticket: Some(ticket),
             })
-            .await;
-        drop(ticket);
-        sent.map_err(|_| BatchError::Stopped)?;
+            .await
+            .map_err(|_| BatchError::Stopped)?;
         answer.await.map_err(|_| BatchError::Stopped)?
     }
 }
@@ -182,17 +190,22 @@ async fn collect<M: BatchModel>(
 ) {
     let mut carry: Option<Job<M>> = None;
     loop {
-        let first = match carry.take() {
+        let mut first = match carry.take() {
             Some(job) => job,
             None => match rx.recv().await {
                 Some(job) => job,
                 None => return,
             },
         };
+        first.ticket = None;
         let deadline = tokio::time::Instant::now() + config.max_delay;
+        let limit = config
+            .max_batch
+            .min(first.model.max_batch().unwrap_or(usize::MAX))
+            .max(1);
         let mut jobs = vec![first];
-        while jobs.len() < config.max_batch {
-            let next = match rx.try_recv() {
+        while jobs.len() < limit {
+            let mut next = match rx.try_recv() {
                 Ok(job) => job,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
@@ -205,6 +218,7 @@ async fn collect<M: BatchModel>(
                     }
                 }
             };
+            next.ticket = None;
             if !Arc::ptr_eq(&next.model, &jobs[0].model) {
                 // Prepared for another model (a reload happened): it starts the next batch.
                 carry = Some(next);
@@ -282,6 +296,7 @@ mod tests {
         input: InputSpec,
         batches: Mutex<Vec<usize>>,
         delay: Duration,
+        fixed: Option<usize>,
     }
 
     impl Summer {
@@ -295,6 +310,7 @@ mod tests {
                 input,
                 batches: Mutex::new(Vec::new()),
                 delay,
+                fixed: None,
             })
         }
     }
@@ -303,6 +319,9 @@ mod tests {
         type Output = f32;
         fn input(&self) -> &InputSpec {
             &self.input
+        }
+        fn max_batch(&self) -> Option<usize> {
+            self.fixed
         }
         fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<f32>, String> {
             self.batches.lock().unwrap().push(batch.shape()[0]);
@@ -370,6 +389,30 @@ mod tests {
         assert_eq!(batches.iter().sum::<usize>(), 32);
         assert!(batches.iter().all(|n| *n <= 8), "{batches:?}");
         assert!(batches.len() < 32, "no batching happened: {batches:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_model_with_a_fixed_batch_size_never_gets_more() {
+        let model = Arc::new(Summer {
+            fixed: Some(1),
+            ..Arc::into_inner(Summer::new(Duration::from_millis(10))).unwrap()
+        });
+        let batcher = Batcher::spawn(BatchConfig {
+            max_batch: 8,
+            max_delay: Duration::from_millis(50),
+            queue: 64,
+        });
+        let tasks: Vec<_> = (0..12u8)
+            .map(|v| {
+                let (batcher, model) = (batcher.clone(), model.clone());
+                tokio::spawn(async move { ask(&batcher, &model, v + 2).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let batches = model.batches.lock().unwrap().clone();
+        assert_eq!(batches, vec![1; 12]);
     }
 
     #[tokio::test]

@@ -27,13 +27,13 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
-    /// A manifest line is not what this model kind needs.
-    #[error("{}:{line}: {message}", path.display())]
+    /// A manifest record is not what this model kind needs.
+    #[error("{} (record {record}): {message}", path.display())]
     Record {
         /// The manifest path.
         path: PathBuf,
-        /// 1-based line number.
-        line: usize,
+        /// 1-based record number (blank lines are not records).
+        record: usize,
         /// What is wrong.
         message: String,
     },
@@ -70,8 +70,8 @@ pub fn read_manifest<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>, EvalErro
         .map(|(i, line)| {
             serde_json::from_str(line).map_err(|e| EvalError::Record {
                 path: path.clone(),
-                line: i + 1,
-                message: e.to_string(),
+                record: i + 1,
+                message: format!("line {}: {e}", i + 1),
             })
         })
         .collect::<Result<Vec<T>, _>>()?;

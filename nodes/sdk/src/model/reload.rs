@@ -114,7 +114,13 @@ where
             if slot.strong_count() == 0 {
                 return;
             }
-            let seen = DirSignature::read(&spec.dir, &spec.files);
+            // File metadata can block (a network share): off the async workers.
+            let (dir, files) = (spec.dir.clone(), spec.files.clone());
+            let Ok(seen) =
+                tokio::task::spawn_blocking(move || DirSignature::read(&dir, &files)).await
+            else {
+                return;
+            };
             let stable = previous.as_ref() == Some(&seen);
             previous = Some(seen.clone());
             if seen == settled || !stable || !seen.complete() {
