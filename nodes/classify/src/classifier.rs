@@ -13,6 +13,7 @@ use ort::value::TensorRef;
 
 use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::input::InputSpec;
+use loupe_sdk::model::server::ServedModel;
 use loupe_sdk::model::tensor::{self, Prepared};
 use loupe_sdk::onnx::{self, OnnxError};
 
@@ -190,6 +191,22 @@ impl Classifier {
                 OutputSemantics::Logits => softmax(row),
             })
             .collect())
+    }
+}
+
+impl ServedModel for Classifier {
+    type Error = ClassifierError;
+
+    fn load(dir: &Path, intra_threads: usize) -> Result<Self, ClassifierError> {
+        Classifier::load(dir, intra_threads)
+    }
+
+    fn warm_up(&self) -> Result<(), ClassifierError> {
+        Classifier::warm_up(self)
+    }
+
+    fn id(&self) -> String {
+        self.card.id()
     }
 }
 

@@ -34,15 +34,10 @@ pub mod classifier;
 pub mod eval;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loupe_sdk::model::batch::{BatchConfig, Batcher};
-use loupe_sdk::model::card::{CARD_FILE, MODEL_FILE};
-use loupe_sdk::model::reload::{self, DirSignature, ModelSlot, WatchSpec};
-use loupe_sdk::model::tensor;
-use loupe_sdk::model::{interrupted, resume_panic};
+use loupe_sdk::model::server::{ModelServer, ServingConfig};
 use loupe_sdk::{
     BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
     Processor, Relationship, SettingsError,
@@ -161,96 +156,43 @@ impl NodeKind for Classify {
                 format!("must be within [0, 1], got {t}"),
             ));
         }
-        for (name, value) in [
-            ("max_batch", settings.max_batch),
-            ("batch_queue", settings.batch_queue),
-        ] {
-            if value == 0 {
-                problems.push(SettingsError::new(name, "must be at least 1"));
-            }
-        }
-        if settings.max_batch_delay > Duration::from_secs(1) {
-            problems.push(SettingsError::new(
-                "max_batch_delay",
-                "must be at most 1s (it is added to a request's latency)",
-            ));
-        }
+        problems.extend(settings.serving().problems());
         problems
     }
 
     async fn build(settings: ClassifySettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let dir = ctx.resolve(&settings.model);
-        // Checked here for an error that names the setting; the classifier checks again.
-        match std::fs::metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(NodeError::Other(format!(
-                    "classify: model {} is not a directory (it must hold model.onnx and model.yaml)",
-                    dir.display()
-                )));
-            }
-            Err(e) => {
-                return Err(NodeError::io(
-                    format!(
-                        "classify: model directory {} (setting `model`: {})",
-                        dir.display(),
-                        settings.model.display()
-                    ),
-                    e,
-                ));
-            }
-        }
-
-        let threads = settings.intra_threads;
-        let signature = DirSignature::read(&dir, &[MODEL_FILE, CARD_FILE]);
-        let load_dir = dir.clone();
-        // Loading the runtime and the model is blocking file and CPU work.
-        let classifier = tokio::task::spawn_blocking(move || Classifier::load(load_dir, threads))
-            .await
-            .map_err(|e| NodeError::Other(format!("classify: loading the model: {e}")))?
-            .map_err(|e| NodeError::Other(format!("classify: {e}")))?;
-
-        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
-        tracing::info!(
-            model = %classifier.card().id(),
-            dir = %dir.display(),
-            intra_threads = threads,
-            max_batch = settings.max_batch,
-            "classify model loaded"
-        );
-        let slot = Arc::new(ModelSlot::new(classifier));
-        if !settings.reload_interval.is_zero() {
-            let spec = WatchSpec {
-                dir,
-                files: vec![MODEL_FILE, CARD_FILE],
-                interval: settings.reload_interval,
-                node: ctx.node_id.clone(),
-            };
-            reload::watch(&slot, spec, signature, move |dir| {
-                let classifier = Classifier::load(dir, threads)?;
-                classifier.warm_up()?;
-                tracing::info!(model = %classifier.card().id(), "classify: new model warmed up");
-                Ok::<_, ClassifierError>(classifier)
-            });
-        }
-        let batcher = Batcher::spawn(BatchConfig {
-            max_batch: settings.max_batch,
-            max_delay: settings.max_batch_delay,
-            queue: settings.batch_queue,
-        });
+        let server = ModelServer::open(
+            Self::TYPE,
+            &ctx.node_id,
+            ctx.resolve(&settings.model),
+            &settings.model,
+            settings.serving(),
+        )
+        .await?;
         Ok(Node::processor(ClassifyProcessor {
-            slot,
-            batcher,
+            server,
             threshold_override: settings.threshold_override,
-            description,
+            description: loupe_sdk::factory::describe::<Self>(&settings, ctx),
         }))
     }
 }
 
-/// The built node: the current model, its batcher.
+impl ClassifySettings {
+    /// The settings shared with every served model.
+    pub fn serving(&self) -> ServingConfig {
+        ServingConfig {
+            intra_threads: self.intra_threads,
+            max_batch: self.max_batch,
+            max_batch_delay: self.max_batch_delay,
+            batch_queue: self.batch_queue,
+            reload_interval: self.reload_interval,
+        }
+    }
+}
+
+/// The built node: the served model.
 struct ClassifyProcessor {
-    slot: Arc<ModelSlot<Classifier>>,
-    batcher: Batcher<Classifier>,
+    server: ModelServer<Classifier>,
     threshold_override: Option<f32>,
     description: NodeDescription,
 }
@@ -264,37 +206,12 @@ impl Processor for ClassifyProcessor {
     /// One dummy inference: the first real request would otherwise pay for ONNX Runtime's
     /// lazy initialisation, and a card/graph mismatch on the output surfaces before serving.
     async fn start(&self) -> Result<(), NodeError> {
-        let classifier = self.slot.current();
-        let id = classifier.card().id();
-        resume_panic(tokio::task::spawn_blocking(move || classifier.warm_up()).await)
-            .map_err(|e| NodeError::Unavailable(format!("classify: warm-up interrupted: {e}")))?
-            .map_err(|e| NodeError::Other(format!("classify: warm-up of {id}: {e}")))
+        self.server.warm_up().await
     }
 
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        // One model from decoding to answer, even if a reload swaps it meanwhile.
-        let classifier = self.slot.current();
-        let ticket = self.batcher.ticket();
-        // `Bytes` clones share the buffer; the content itself is not copied.
-        let content = flow_file.content.clone();
-        let model = classifier.clone();
-        // Decoding and resizing are CPU-bound: keep them off the async workers.
-        let prepared = resume_panic(
-            tokio::task::spawn_blocking(move || {
-                let image = tensor::decode(&content).map_err(|e| {
-                    ProcessError::invalid_input(format!("cannot decode image: {e}"))
-                })?;
-                Ok::<_, ProcessError>(tensor::prepare(&image, &model.card().input))
-            })
-            .await,
-        )
-        .map_err(|e| interrupted(Classify::TYPE, e))??;
-        let prediction = self
-            .batcher
-            .infer(classifier.clone(), prepared, ticket)
-            .await
-            .map_err(|e| e.into_process_error(Classify::TYPE))?;
-
+        let inference = self.server.infer(flow_file.content.clone()).await?;
+        let (classifier, prediction) = (inference.model, inference.output);
         let scores: serde_json::Map<String, serde_json::Value> = prediction
             .probabilities
             .iter()

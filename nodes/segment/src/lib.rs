@@ -42,16 +42,12 @@ pub mod regions;
 pub mod segmenter;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::DynamicImage;
-use loupe_sdk::model::batch::{BatchConfig, Batcher};
-use loupe_sdk::model::card::{CARD_FILE, MODEL_FILE};
-use loupe_sdk::model::reload::{self, DirSignature, ModelSlot, WatchSpec};
-use loupe_sdk::model::tensor;
+use loupe_sdk::model::server::{ModelServer, ServingConfig};
 use loupe_sdk::model::{interrupted, resume_panic};
 use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
@@ -210,75 +206,43 @@ impl NodeKind for Segment {
                 format!("must be within [0, 1], got {t}"),
             ));
         }
-        for (name, value) in [
-            ("max_batch", settings.max_batch),
-            ("batch_queue", settings.batch_queue),
-        ] {
-            if value == 0 {
-                problems.push(SettingsError::new(name, "must be at least 1"));
-            }
-        }
-        if settings.max_batch_delay > Duration::from_secs(1) {
-            problems.push(SettingsError::new(
-                "max_batch_delay",
-                "must be at most 1s (it is added to a request's latency)",
-            ));
-        }
+        problems.extend(settings.serving().problems());
         problems
     }
 
     async fn build(settings: SegmentSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let dir = ctx.resolve(&settings.model);
-        if !dir.is_dir() {
-            return Err(NodeError::Other(format!(
-                "segment: model directory {} not found (setting `model`: {}; it must hold \
-                 model.onnx and model.yaml)",
-                dir.display(),
-                settings.model.display()
-            )));
-        }
-        let threads = settings.intra_threads;
-        let signature = DirSignature::read(&dir, &[MODEL_FILE, CARD_FILE]);
-        let load_dir = dir.clone();
-        let segmenter = tokio::task::spawn_blocking(move || Segmenter::load(load_dir, threads))
-            .await
-            .map_err(|e| NodeError::Other(format!("segment: loading the model: {e}")))?
-            .map_err(|e| NodeError::Other(format!("segment: {e}")))?;
-        tracing::info!(model = %segmenter.card().id(), dir = %dir.display(), "segment model loaded");
-
-        let slot = Arc::new(ModelSlot::new(segmenter));
-        if !settings.reload_interval.is_zero() {
-            let spec = WatchSpec {
-                dir,
-                files: vec![MODEL_FILE, CARD_FILE],
-                interval: settings.reload_interval,
-                node: ctx.node_id.clone(),
-            };
-            reload::watch(&slot, spec, signature, move |dir: &Path| {
-                let segmenter = Segmenter::load(dir, threads)?;
-                segmenter.warm_up()?;
-                Ok::<_, SegmenterError>(segmenter)
-            });
-        }
-        let batcher = Batcher::spawn(BatchConfig {
-            max_batch: settings.max_batch,
-            max_delay: settings.max_batch_delay,
-            queue: settings.batch_queue,
-        });
-        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
+        let server = ModelServer::open(
+            Self::TYPE,
+            &ctx.node_id,
+            ctx.resolve(&settings.model),
+            &settings.model,
+            settings.serving(),
+        )
+        .await?;
         Ok(Node::processor(SegmentProcessor {
-            slot,
-            batcher,
+            server,
+            description: loupe_sdk::factory::describe::<Self>(&settings, ctx),
             settings,
-            description,
         }))
+    }
+}
+
+impl SegmentSettings {
+    /// The settings shared with every served model.
+    pub fn serving(&self) -> ServingConfig {
+        ServingConfig {
+            intra_threads: self.intra_threads,
+            max_batch: self.max_batch,
+            max_batch_delay: self.max_batch_delay,
+            batch_queue: self.batch_queue,
+            reload_interval: self.reload_interval,
+        }
     }
 }
 
 /// The built node.
 struct SegmentProcessor {
-    slot: Arc<ModelSlot<Segmenter>>,
-    batcher: Batcher<Segmenter>,
+    server: ModelServer<Segmenter>,
     settings: SegmentSettings,
     description: NodeDescription,
 }
@@ -290,41 +254,22 @@ impl Processor for SegmentProcessor {
     }
 
     async fn start(&self) -> Result<(), NodeError> {
-        let segmenter = self.slot.current();
-        let id = segmenter.card().id();
-        resume_panic(tokio::task::spawn_blocking(move || segmenter.warm_up()).await)
-            .map_err(|e| NodeError::Unavailable(format!("segment: warm-up interrupted: {e}")))?
-            .map_err(|e| NodeError::Other(format!("segment: warm-up of {id}: {e}")))
+        self.server.warm_up().await
     }
 
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        let segmenter = self.slot.current();
-        let ticket = self.batcher.ticket();
-        let content = flow_file.content.clone();
-        let model = segmenter.clone();
-        let (image, prepared) = resume_panic(
-            tokio::task::spawn_blocking(move || {
-                let image = tensor::decode(&content).map_err(|e| {
-                    ProcessError::invalid_input(format!("cannot decode image: {e}"))
-                })?;
-                let prepared = tensor::prepare(&image, &model.card().input);
-                Ok::<_, ProcessError>((image, prepared))
-            })
-            .await,
-        )
-        .map_err(|e| interrupted(Segment::TYPE, e))??;
-        let segmentation = self
-            .batcher
-            .infer(segmenter.clone(), prepared, ticket)
-            .await
-            .map_err(|e| e.into_process_error(Segment::TYPE))?;
-
+        let inference = self.server.infer(flow_file.content.clone()).await?;
         let settings = self.settings.clone();
-        let model = segmenter.clone();
         // Regions, contours and PNG encoding are CPU work too.
         resume_panic(
             tokio::task::spawn_blocking(move || {
-                outputs(flow_file, &image, &segmentation, model.card(), &settings)
+                outputs(
+                    flow_file,
+                    &inference.image,
+                    &inference.output,
+                    inference.model.card(),
+                    &settings,
+                )
             })
             .await,
         )

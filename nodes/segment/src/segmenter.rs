@@ -14,6 +14,7 @@ use ort::value::TensorRef;
 use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::card::{CardError, MODEL_FILE};
 use loupe_sdk::model::input::{InputSpec, Layout};
+use loupe_sdk::model::server::ServedModel;
 use loupe_sdk::model::tensor::{self, Prepared};
 use loupe_sdk::onnx::{self, OnnxError};
 
@@ -215,6 +216,22 @@ impl Segmenter {
             score: score.clamp(0.0, 1.0),
             class_pixels,
         }
+    }
+}
+
+impl ServedModel for Segmenter {
+    type Error = SegmenterError;
+
+    fn load(dir: &Path, intra_threads: usize) -> Result<Self, SegmenterError> {
+        Segmenter::load(dir, intra_threads)
+    }
+
+    fn warm_up(&self) -> Result<(), SegmenterError> {
+        Segmenter::warm_up(self)
+    }
+
+    fn id(&self) -> String {
+        self.card.id()
     }
 }
 

@@ -7,12 +7,14 @@
 //! - [`eval`]: manifests, batched runs on several threads, AUROC and card comparison for
 //!   `loupe eval`.
 //! - [`reload`]: a replaceable current model and the directory watcher that swaps it.
+//! - [`server`]: all of the above put together for one node ([`server::ModelServer`]).
 
 pub mod batch;
 pub mod card;
 pub mod eval;
 pub mod input;
 pub mod reload;
+pub mod server;
 pub mod tensor;
 
 use crate::{ErrorKind, ProcessError};

@@ -1,0 +1,205 @@
+//! Serving one image model in a node: load, warm up, hot reload, dynamic batching — everything
+//! `classify` and `segment` share, so each of them is only its model type and what it makes of
+//! the model's output.
+//!
+//! A node keeps a [`ModelServer`] and calls [`ModelServer::infer`] per FlowFile: the content
+//! is decoded and prepared for the current model on the blocking pool, then joins a batch; the
+//! answer comes with the model that produced it (for its card) and the decoded image.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use image::DynamicImage;
+
+use super::batch::{BatchConfig, BatchModel, Batcher};
+use super::card::{CARD_FILE, MODEL_FILE};
+use super::reload::{self, DirSignature, ModelSlot, WatchSpec};
+use super::{interrupted, resume_panic, tensor};
+use crate::{NodeError, ProcessError, SettingsError};
+
+/// A model a node can serve.
+pub trait ServedModel: BatchModel + Sized {
+    /// Why loading or running failed.
+    type Error: std::fmt::Display + Send + 'static;
+
+    /// Loads the model (card and graph) from a model directory. Blocking.
+    fn load(dir: &Path, intra_threads: usize) -> Result<Self, Self::Error>;
+
+    /// Runs it once on a dummy input, so the first request does not pay for lazy set-up.
+    /// Blocking.
+    fn warm_up(&self) -> Result<(), Self::Error>;
+
+    /// `name@version`, for attributes and logs.
+    fn id(&self) -> String;
+}
+
+/// How a model is served: the settings `classify` and `segment` share (each node documents
+/// them in its own settings, flat, next to its other settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServingConfig {
+    /// Threads one inference may use (`0`: ONNX Runtime decides).
+    pub intra_threads: usize,
+    /// Most images in one inference.
+    pub max_batch: usize,
+    /// Longest the first image of a batch waits for more.
+    pub max_batch_delay: Duration,
+    /// Most prepared images waiting for a batch.
+    pub batch_queue: usize,
+    /// How often the model directory is looked at for a new model; zero: never.
+    pub reload_interval: Duration,
+}
+
+impl ServingConfig {
+    /// Every problem with these values, named by their setting.
+    pub fn problems(&self) -> Vec<SettingsError> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("max_batch", self.max_batch),
+            ("batch_queue", self.batch_queue),
+        ] {
+            if value == 0 {
+                problems.push(SettingsError::new(name, "must be at least 1"));
+            }
+        }
+        if self.max_batch_delay > Duration::from_secs(1) {
+            problems.push(SettingsError::new(
+                "max_batch_delay",
+                "must be at most 1s (it is added to a request's latency)",
+            ));
+        }
+        problems
+    }
+}
+
+/// What one inference gave: the model that ran (its card says what the output means), the
+/// decoded image, and the output.
+pub struct Inference<M: ServedModel> {
+    /// The model the image was prepared for and run on.
+    pub model: Arc<M>,
+    /// The decoded content.
+    pub image: DynamicImage,
+    /// The model's output for it.
+    pub output: M::Output,
+}
+
+/// The served model of one node: the current model, its batcher, its reload watcher.
+pub struct ModelServer<M: ServedModel> {
+    node_type: &'static str,
+    slot: Arc<ModelSlot<M>>,
+    batcher: Batcher<M>,
+}
+
+impl<M: ServedModel> ModelServer<M> {
+    /// Loads the model in `dir` (named by the `model` setting `setting`, for messages) and
+    /// starts batching and, unless `reload_interval` is zero, watching `dir` for a new model.
+    /// Must run within a Tokio runtime.
+    pub async fn open(
+        node_type: &'static str,
+        node_id: &str,
+        dir: PathBuf,
+        setting: &Path,
+        config: ServingConfig,
+    ) -> Result<Self, NodeError> {
+        let threads = config.intra_threads;
+        let (check_dir, load_dir) = (dir.clone(), dir.clone());
+        // Loading the runtime and the model is blocking file and CPU work.
+        let (signature, model) = tokio::task::spawn_blocking(move || {
+            if !check_dir.is_dir() {
+                return Err(format!(
+                    "model directory {} not found or not a directory (it must hold model.onnx \
+                     and model.yaml)",
+                    check_dir.display()
+                ));
+            }
+            // Read before loading, so a change during the load is seen by the watcher.
+            let signature = DirSignature::read(&check_dir, &[MODEL_FILE, CARD_FILE]);
+            M::load(&load_dir, threads)
+                .map(|model| (signature, model))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| NodeError::Other(format!("{node_type}: loading the model: {e}")))?
+        .map_err(|e| {
+            NodeError::Other(format!(
+                "{node_type}: {e} (setting `model`: {})",
+                setting.display()
+            ))
+        })?;
+        tracing::info!(node = node_id, model = %model.id(), dir = %dir.display(),
+            intra_threads = threads, max_batch = config.max_batch, "{node_type}: model loaded");
+
+        let slot = Arc::new(ModelSlot::new(model));
+        if !config.reload_interval.is_zero() {
+            let spec = WatchSpec {
+                dir,
+                files: vec![MODEL_FILE, CARD_FILE],
+                interval: config.reload_interval,
+                node: node_id.to_string(),
+            };
+            reload::watch(&slot, spec, signature, move |dir: &Path| {
+                let model = M::load(dir, threads)?;
+                model.warm_up()?;
+                tracing::info!(model = %model.id(), "{node_type}: new model warmed up");
+                Ok::<_, M::Error>(model)
+            });
+        }
+        let batcher = Batcher::spawn(BatchConfig {
+            max_batch: config.max_batch,
+            max_delay: config.max_batch_delay,
+            queue: config.batch_queue,
+        });
+        Ok(ModelServer {
+            node_type,
+            slot,
+            batcher,
+        })
+    }
+
+    /// The model serving new requests now.
+    pub fn current(&self) -> Arc<M> {
+        self.slot.current()
+    }
+
+    /// Warms the current model up (the node's `start`: health stays NOT_SERVING until done).
+    pub async fn warm_up(&self) -> Result<(), NodeError> {
+        let model = self.slot.current();
+        let (node_type, id) = (self.node_type, model.id());
+        resume_panic(tokio::task::spawn_blocking(move || model.warm_up()).await)
+            .map_err(|e| NodeError::Unavailable(format!("{node_type}: warm-up interrupted: {e}")))?
+            .map_err(|e| NodeError::Other(format!("{node_type}: warm-up of {id}: {e}")))
+    }
+
+    /// Decodes `content`, prepares it for the current model and runs it in a batch. An image
+    /// that cannot be decoded is `invalid_input`; a model failure is `model`.
+    pub async fn infer(&self, content: Bytes) -> Result<Inference<M>, ProcessError> {
+        // One model from decoding to answer, even if a reload swaps it meanwhile.
+        let model = self.slot.current();
+        let ticket = self.batcher.ticket();
+        let for_prepare = model.clone();
+        // Decoding and resizing are CPU-bound: keep them off the async workers. `content` is
+        // a `Bytes`: moving it here copies no pixels.
+        let (image, prepared) = resume_panic(
+            tokio::task::spawn_blocking(move || {
+                let image = tensor::decode(&content).map_err(|e| {
+                    ProcessError::invalid_input(format!("cannot decode image: {e}"))
+                })?;
+                let prepared = tensor::prepare(&image, for_prepare.input());
+                Ok::<_, ProcessError>((image, prepared))
+            })
+            .await,
+        )
+        .map_err(|e| interrupted(self.node_type, e))??;
+        let output = self
+            .batcher
+            .infer(model.clone(), prepared, ticket)
+            .await
+            .map_err(|e| e.into_process_error(self.node_type))?;
+        Ok(Inference {
+            model,
+            image,
+            output,
+        })
+    }
+}
