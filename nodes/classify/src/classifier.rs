@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use image::DynamicImage;
 use ndarray::{Array4, Axis};
 use ort::session::Session;
-use ort::value::TensorRef;
 
 use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::input::InputSpec;
@@ -158,39 +157,32 @@ impl Classifier {
     /// Runs the model on a preprocessed `[n, ...]` tensor; returns, per image, one
     /// probability per label (softmax applied when the card says the output is logits).
     pub fn probabilities(&self, input: &Array4<f32>) -> Result<Vec<Vec<f32>>, ClassifierError> {
-        let inference = |e: ort::Error| ClassifierError::Inference(e.to_string());
         let images = input.shape()[0];
-        let tensor = TensorRef::from_array_view(input.view()).map_err(inference)?;
-        let mut session = self
-            .session
-            .lock()
-            // A panic while holding the lock happened in Rust code around `run`, not inside
-            // ONNX Runtime's state, so the session itself is still usable.
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outputs = session
-            .run(ort::inputs![self.card.input.name.as_str() => tensor])
-            .map_err(inference)?;
-        let name = &self.card.output.name;
-        let output = outputs
-            .get(name)
-            .ok_or_else(|| ClassifierError::Inference(format!("no output named {name:?}")))?;
-        let (shape, values) = output.try_extract_tensor::<f32>().map_err(inference)?;
         let labels = self.card.labels.len();
-        if values.len() != labels * images {
-            return Err(ClassifierError::Mismatch {
-                model: self.card.id(),
-                message: format!(
-                    "output {name:?} has shape {shape} for {images} image(s) but the card has {labels} labels"
-                ),
-            });
-        }
-        Ok(values
+        let name = &self.card.output.name;
+        onnx::run_image_model(&self.session, &self.card.input.name, input, name, |shape, values| {
+            if values.len() != labels * images {
+                return Err(ClassifierError::Mismatch {
+                    model: self.card.id(),
+                    message: format!(
+                        "output {name:?} has shape {shape} for {images} image(s) but the card has {labels} labels"
+                    ),
+                });
+            }
+            Ok(self.rows(values, labels))
+        })
+        .map_err(ClassifierError::Inference)?
+    }
+
+    /// One probability vector per image from the output values.
+    fn rows(&self, values: &[f32], labels: usize) -> Vec<Vec<f32>> {
+        values
             .chunks_exact(labels)
             .map(|row| match self.card.output.semantics {
                 OutputSemantics::Probabilities => row.to_vec(),
                 OutputSemantics::Logits => softmax(row),
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::eval::{self, Comparison, EvalError, ratio};
 use loupe_sdk::model::tensor;
 use serde::{Deserialize, Serialize};
@@ -107,10 +106,7 @@ pub fn evaluate(
     workers: usize,
 ) -> Result<Report, EvalError> {
     let records: Vec<Record> = eval::read_manifest(data_dir)?;
-    // A graph fixed to one batch size takes no more, whatever was asked.
-    let batch = batch
-        .min(classifier.max_batch().unwrap_or(usize::MAX))
-        .max(1);
+    let batch = eval::batch_size(classifier, batch);
     let labels = classifier.card().labels.clone();
     let index_of = |label: &str| labels.iter().position(|l| l == label);
     for (i, record) in records.iter().enumerate() {
@@ -131,16 +127,10 @@ pub fn evaluate(
         batch,
         workers,
         |record| {
-            let path = data_dir.join(&record.file);
-            let bytes = std::fs::read(&path).map_err(|e| EvalError::Image {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-            let image = tensor::decode(&bytes).map_err(|e| EvalError::Image {
-                path,
-                message: e.to_string(),
-            })?;
-            Ok(tensor::prepare(&image, input))
+            Ok(tensor::prepare(
+                &eval::read_image(data_dir, &record.file)?,
+                input,
+            ))
         },
         |prepared| {
             classifier

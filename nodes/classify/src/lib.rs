@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loupe_sdk::model::server::{ModelServer, ServingConfig};
+use loupe_sdk::model::server::{ModelServer, ServingConfig, model_problems};
 use loupe_sdk::{
     BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
     Processor, Relationship, SettingsError,
@@ -141,21 +141,7 @@ impl NodeKind for Classify {
     }
 
     fn validate(settings: &ClassifySettings) -> Vec<SettingsError> {
-        let mut problems = Vec::new();
-        if settings.model.as_os_str().is_empty() {
-            problems.push(SettingsError::new(
-                "model",
-                "must name a directory holding model.onnx and model.yaml",
-            ));
-        }
-        if let Some(t) = settings.threshold_override
-            && !(0.0..=1.0).contains(&t)
-        {
-            problems.push(SettingsError::new(
-                "threshold_override",
-                format!("must be within [0, 1], got {t}"),
-            ));
-        }
+        let mut problems = model_problems(&settings.model, settings.threshold_override);
         problems.extend(settings.serving().problems());
         problems
     }

@@ -306,6 +306,37 @@ pub fn check_contract(
         .map(|shape| shape.iter().copied().collect()))
 }
 
+/// Runs an image model's session on one input tensor and hands the named output (shape,
+/// values) to `read`, without copying it. `Err` is ONNX Runtime's message (or a missing
+/// output's name).
+///
+/// `Session::run` takes `&mut self` in ort rc.15, so the session sits behind a mutex and
+/// inferences take turns (concurrent requests share batches instead). A panic while the lock
+/// was held happened in Rust code around `run`, not inside ONNX Runtime's state, so a
+/// poisoned lock's session is still usable.
+pub fn run_image_model<R>(
+    session: &std::sync::Mutex<Session>,
+    input_name: &str,
+    input: &ndarray::Array4<f32>,
+    output_name: &str,
+    read: impl FnOnce(&ort::value::Shape, &[f32]) -> R,
+) -> Result<R, String> {
+    let tensor = ort::value::TensorRef::from_array_view(input.view()).map_err(|e| e.to_string())?;
+    let mut session = session
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let outputs = session
+        .run(ort::inputs![input_name => tensor])
+        .map_err(|e| e.to_string())?;
+    let output = outputs
+        .get(output_name)
+        .ok_or_else(|| format!("no output named {output_name:?}"))?;
+    let (shape, values) = output
+        .try_extract_tensor::<f32>()
+        .map_err(|e| e.to_string())?;
+    Ok(read(shape, values))
+}
+
 /// The batch size a model is fixed to, if any: the graph's first input dimension when it is
 /// fixed, else the card's. A batcher must not group more images than this.
 pub fn fixed_batch(session: &Session, input: &crate::model::input::InputSpec) -> Option<usize> {

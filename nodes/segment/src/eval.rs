@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use image::GrayImage;
-use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::eval::{self, Comparison, EvalError, ratio};
 use loupe_sdk::model::tensor;
 use serde::{Deserialize, Serialize};
@@ -74,23 +73,10 @@ pub fn evaluate(
     workers: usize,
 ) -> Result<Report, EvalError> {
     let records: Vec<Record> = eval::read_manifest(data_dir)?;
-    // A graph fixed to one batch size takes no more, whatever was asked.
-    let batch = batch
-        .min(segmenter.max_batch().unwrap_or(usize::MAX))
-        .max(1);
+    let batch = eval::batch_size(segmenter, batch);
     let card = segmenter.card();
     let (classes, height, width) = card.output_dims();
-    let read = |name: &str| {
-        let path = data_dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| EvalError::Image {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        tensor::decode(&bytes).map_err(|e| EvalError::Image {
-            path,
-            message: e.to_string(),
-        })
-    };
+    let read = |name: &str| eval::read_image(data_dir, name);
     let results: Vec<(Segmentation, GrayImage)> = eval::run_batched(
         &records,
         batch,

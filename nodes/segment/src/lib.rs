@@ -47,7 +47,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::DynamicImage;
-use loupe_sdk::model::server::{ModelServer, ServingConfig};
+use loupe_sdk::model::server::{ModelServer, ServingConfig, model_problems};
 use loupe_sdk::model::{interrupted, resume_panic};
 use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
@@ -191,21 +191,7 @@ impl NodeKind for Segment {
     }
 
     fn validate(settings: &SegmentSettings) -> Vec<SettingsError> {
-        let mut problems = Vec::new();
-        if settings.model.as_os_str().is_empty() {
-            problems.push(SettingsError::new(
-                "model",
-                "must name a directory holding model.onnx and model.yaml",
-            ));
-        }
-        if let Some(t) = settings.threshold_override
-            && !(0.0..=1.0).contains(&t)
-        {
-            problems.push(SettingsError::new(
-                "threshold_override",
-                format!("must be within [0, 1], got {t}"),
-            ));
-        }
+        let mut problems = model_problems(&settings.model, settings.threshold_override);
         problems.extend(settings.serving().problems());
         problems
     }

@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use image::{DynamicImage, GrayImage};
 use ndarray::{Array4, Axis};
 use ort::session::Session;
-use ort::value::TensorRef;
 
 use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::card::{CardError, MODEL_FILE};
@@ -141,36 +140,26 @@ impl Segmenter {
 
     /// Runs the model on a `[n, ...]` tensor: per image, the argmax mask and the score.
     pub fn run(&self, input: &Array4<f32>) -> Result<Vec<Segmentation>, SegmenterError> {
-        let inference = |e: ort::Error| SegmenterError::Inference(e.to_string());
         let images = input.shape()[0];
-        let tensor = TensorRef::from_array_view(input.view()).map_err(inference)?;
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outputs = session
-            .run(ort::inputs![self.card.input.name.as_str() => tensor])
-            .map_err(inference)?;
-        let name = &self.card.output.name;
-        let output = outputs
-            .get(name)
-            .ok_or_else(|| SegmenterError::Inference(format!("no output named {name:?}")))?;
-        let (shape, values) = output.try_extract_tensor::<f32>().map_err(inference)?;
         let (classes, height, width) = self.card.output_dims();
         let per_image = classes * height * width;
-        if values.len() != per_image * images {
-            return Err(SegmenterError::Mismatch {
-                model: self.card.id(),
-                message: format!(
-                    "output {name:?} has shape {shape} for {images} image(s); the card says {:?}",
-                    self.card.output.shape
-                ),
-            });
-        }
-        Ok(values
-            .chunks_exact(per_image)
-            .map(|one| self.decode_output(one, classes, height, width))
-            .collect())
+        let name = &self.card.output.name;
+        onnx::run_image_model(&self.session, &self.card.input.name, input, name, |shape, values| {
+            if values.len() != per_image * images {
+                return Err(SegmenterError::Mismatch {
+                    model: self.card.id(),
+                    message: format!(
+                        "output {name:?} has shape {shape} for {images} image(s); the card says {:?}",
+                        self.card.output.shape
+                    ),
+                });
+            }
+            Ok(values
+                .chunks_exact(per_image)
+                .map(|one| self.decode_output(one, classes, height, width))
+                .collect())
+        })
+        .map_err(SegmenterError::Inference)?
     }
 
     /// Argmax per pixel, and the image score, from one image's output values.

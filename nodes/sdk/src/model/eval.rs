@@ -81,6 +81,25 @@ pub fn read_manifest<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>, EvalErro
     Ok(records)
 }
 
+/// Reads and decodes the image `name` (relative to `dir`).
+pub fn read_image(dir: &Path, name: &str) -> Result<image::DynamicImage, EvalError> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).map_err(|e| EvalError::Image {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    super::tensor::decode(&bytes).map_err(|e| EvalError::Image {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// The batch size to evaluate with: what was asked, but never more than a graph fixed to one
+/// batch size takes.
+pub fn batch_size<M: super::batch::BatchModel>(model: &M, asked: usize) -> usize {
+    asked.min(model.max_batch().unwrap_or(usize::MAX)).max(1)
+}
+
 /// Runs `items` through a model in batches of `batch` on `workers` threads, the way a node
 /// does: `prepare` (decode + prepare one item; runs in parallel) then `run` (one batched
 /// inference). Results come back in item order; the first error stops the run.

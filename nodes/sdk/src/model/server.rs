@@ -73,6 +73,27 @@ impl ServingConfig {
     }
 }
 
+/// Problems with the two settings every model node has: `model` (a directory) and
+/// `threshold_override` (a probability).
+pub fn model_problems(model: &Path, threshold_override: Option<f32>) -> Vec<SettingsError> {
+    let mut problems = Vec::new();
+    if model.as_os_str().is_empty() {
+        problems.push(SettingsError::new(
+            "model",
+            "must name a directory holding model.onnx and model.yaml",
+        ));
+    }
+    if let Some(t) = threshold_override
+        && !(0.0..=1.0).contains(&t)
+    {
+        problems.push(SettingsError::new(
+            "threshold_override",
+            format!("must be within [0, 1], got {t}"),
+        ));
+    }
+    problems
+}
+
 /// What one inference gave: the model that ran (its card says what the output means), the
 /// decoded image, and the output.
 pub struct Inference<M: ServedModel> {
