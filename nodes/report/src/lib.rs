@@ -20,6 +20,7 @@
 //!   next record.
 
 mod error;
+pub mod notify;
 mod settings;
 mod sink;
 
