@@ -21,18 +21,26 @@
 
 mod error;
 pub mod notify;
+pub mod record;
+mod retention;
 mod settings;
 mod sink;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use loupe_sdk::{
-    BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
-    Processor, Relationship, SettingsError,
+    BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
+    ProcessError, Processor, Relationship, SettingsError,
 };
 
 pub use error::ReportError;
+pub use record::Inspection;
 pub use settings::ReportSettings;
 pub use sink::{JsonLinesSink, Written};
+pub use store::{Store, StoreError};
 
 /// The `report` node type (register it with `Registry::with::<Report>()`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,27 +65,56 @@ impl NodeKind for Report {
 
     async fn build(settings: ReportSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
         let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
-        let sink = JsonLinesSink::open(
-            ctx.resolve(&settings.path),
-            settings.include_content_size,
-            settings.idempotent,
-        )
-        .await?;
-        Ok(Node::processor(ReportProcessor { description, sink }))
+        let sink = match &settings.path {
+            Some(path) => Some(
+                JsonLinesSink::open(
+                    ctx.resolve(path),
+                    settings.include_content_size,
+                    settings.idempotent,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let store = match settings.database_url() {
+            Some(url) => Some(Arc::new(
+                Store::open(&url, &ctx.base_dir, &settings.table)
+                    .await
+                    .map_err(|e| NodeError::Other(format!("report: {e}")))?,
+            )),
+            None => None,
+        };
+        if let (Some(store), Some(days)) = (&store, settings.retention_days) {
+            retention::spawn(store, days, RETENTION_INTERVAL);
+        }
+        Ok(Node::processor(ReportProcessor {
+            description,
+            sink,
+            store,
+        }))
     }
 }
+
+/// How often retention looks for old records.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A built `report` node.
 #[derive(Debug)]
 pub struct ReportProcessor {
     description: NodeDescription,
-    sink: JsonLinesSink,
+    sink: Option<JsonLinesSink>,
+    store: Option<Arc<Store>>,
 }
 
 impl ReportProcessor {
-    /// The sink records go to.
-    pub fn sink(&self) -> &JsonLinesSink {
-        &self.sink
+    /// The JSON-lines sink records go to, if any.
+    pub fn sink(&self) -> Option<&JsonLinesSink> {
+        self.sink.as_ref()
+    }
+
+    /// The database records go to, if any.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_deref()
     }
 }
 
@@ -89,12 +126,26 @@ impl Processor for ReportProcessor {
 
     /// Writes one record; outputs nothing (a duplicate is not written, and is not an error).
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        self.sink.write(flow_file).await?;
+        if let Some(store) = &self.store {
+            let record = Inspection::from_flow_file(&flow_file, loupe_sdk::flowfile::now_ms());
+            store.insert(&record).await.map_err(|e| match e {
+                // The runner retries these: a database restart loses nothing.
+                StoreError::Unavailable { .. } => {
+                    ProcessError::new(ErrorKind::Unavailable, e.to_string())
+                }
+                other => ProcessError::internal(other.to_string()),
+            })?;
+        }
+        if let Some(sink) = &self.sink {
+            sink.write(flow_file).await?;
+        }
         Ok(Vec::new())
     }
 
     async fn stop(&self) {
-        if let Err(e) = self.sink.sync().await {
+        if let Some(sink) = &self.sink
+            && let Err(e) = sink.sync().await
+        {
             tracing::warn!(error = %e, "could not sync the report on stop");
         }
     }

@@ -6,13 +6,28 @@ use loupe_sdk::SettingsError;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// Settings of a `report` node: where the JSON-lines records go.
+/// Settings of a `report` node: where the inspection records go — a database (SQLite by
+/// default), a JSON-lines file, or both.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSettings {
-    /// JSON-lines file each FlowFile is appended to as one record. Relative paths resolve
-    /// against the flow file's directory; missing parent directories are created.
-    pub path: PathBuf,
+    /// Database the inspection records are inserted into: `sqlite:PATH` (relative to the
+    /// flow file's directory; created) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` so
+    /// several report nodes can share one database. Default: `sqlite:report.db` when `path`
+    /// is not given either.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Table of the records in `database` (created if missing; letters, digits and `_`).
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// Delete records (and their media) older than this many days, checked every hour.
+    /// Absent: keep everything.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// JSON-lines file each FlowFile is also appended to as one record. Relative paths
+    /// resolve against the flow file's directory; missing parent directories are created.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
 
     /// Include the content size in bytes (`size`) in each record.
     #[serde(default = "default_true")]
@@ -29,20 +44,57 @@ fn default_true() -> bool {
     true
 }
 
+fn default_table() -> String {
+    "inspections".to_string()
+}
+
 impl ReportSettings {
     /// Every problem with these settings that needs no I/O to find.
     pub fn problems(&self) -> Vec<SettingsError> {
         let mut problems = Vec::new();
-        let text = self.path.to_string_lossy();
-        if text.is_empty() {
-            problems.push(SettingsError::new("path", "must not be empty"));
-        } else if text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+        if let Some(path) = &self.path {
+            let text = path.to_string_lossy();
+            if text.is_empty() {
+                problems.push(SettingsError::new("path", "must not be empty"));
+            } else if text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) {
+                problems.push(SettingsError::new(
+                    "path",
+                    "must name a file, not a directory",
+                ));
+            }
+        }
+        if let Some(url) = &self.database {
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !known.iter().any(|k| url.starts_with(k)) || url.len() <= "sqlite:".len() {
+                problems.push(SettingsError::new(
+                    "database",
+                    format!(
+                        "`{}` is not sqlite:PATH or postgres://USER@HOST/DB",
+                        crate::store::redact(url)
+                    ),
+                ));
+            }
+        }
+        if !crate::store::valid_table(&self.table) {
             problems.push(SettingsError::new(
-                "path",
-                "must name a file, not a directory",
+                "table",
+                format!(
+                    "`{}` is not a plain table name (letters, digits, _)",
+                    self.table
+                ),
             ));
         }
+        if self.retention_days == Some(0) {
+            problems.push(SettingsError::new("retention_days", "must be at least 1"));
+        }
         problems
+    }
+
+    /// The database to use: `database`, else SQLite `report.db` when there is no `path`.
+    pub fn database_url(&self) -> Option<String> {
+        self.database
+            .clone()
+            .or_else(|| self.path.is_none().then(|| "sqlite:report.db".to_string()))
     }
 }
 
@@ -60,9 +112,15 @@ mod tests {
 
         let s: ReportSettings = parse_settings(&json!({"path": "out/"})).unwrap();
         assert_eq!(s.problems()[0].path, "path");
+        assert_eq!(s.database_url(), None, "a JSON-lines report only");
+        let s: ReportSettings = parse_settings(&json!({})).unwrap();
+        assert_eq!(s.database_url().as_deref(), Some("sqlite:report.db"));
+        let s: ReportSettings =
+            parse_settings(&json!({"database": "mysql://x", "table": "a b", "retention_days": 0}))
+                .unwrap();
+        let paths: Vec<_> = s.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, ["database", "table", "retention_days"]);
         let e = parse_settings::<ReportSettings>(&json!({"path": "x", "flush": true})).unwrap_err();
         assert_eq!(e.path, "flush");
-        let e = parse_settings::<ReportSettings>(&json!({})).unwrap_err();
-        assert!(e.message.contains("path"), "{e}");
     }
 }

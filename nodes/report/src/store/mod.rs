@@ -1,0 +1,182 @@
+//! Where inspection records are kept: SQLite by default (embedded, zero set-up), PostgreSQL by
+//! URL so several report nodes can share one database.
+//!
+//! Both keep one table (default `inspections`, see [`crate::record::Inspection`] for the
+//! columns) with the FlowFile uuid as primary key; a record is inserted with
+//! `ON CONFLICT (uuid) DO NOTHING`, so a FlowFile delivered twice — a retry, a restarted node —
+//! is one record ([`Written::Duplicate`] the second time).
+//!
+//! URLs: `sqlite:PATH` (relative to the flow file's directory; the file and its directory are
+//! created) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`).
+
+mod postgres;
+mod sqlite;
+
+use std::path::Path;
+
+use crate::record::Inspection;
+use crate::sink::Written;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is not one of the supported forms.
+    #[error("database URL `{url}` is not supported: use sqlite:PATH or postgres://USER@HOST/DB")]
+    Url {
+        /// The URL as given.
+        url: String,
+    },
+    /// The database could not be opened or its table created.
+    #[error("cannot open database {url}: {message}")]
+    Open {
+        /// Where (password removed).
+        url: String,
+        /// What the database said.
+        message: String,
+    },
+    /// The database cannot be reached now; retry later.
+    #[error("database {url} unavailable: {message}")]
+    Unavailable {
+        /// Where (password removed).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A statement failed.
+    #[error("database {url}: {message}")]
+    Query {
+        /// Where (password removed).
+        url: String,
+        /// What the database said.
+        message: String,
+    },
+}
+
+/// An open store.
+#[derive(Debug)]
+pub enum Store {
+    /// A SQLite file.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database.
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    /// Opens the store at `url` (creating the table if needed); relative SQLite paths resolve
+    /// against `base_dir`.
+    pub async fn open(url: &str, base_dir: &Path, table: &str) -> Result<Store, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            SqliteStore::open(&base_dir.join(path), table)
+                .await
+                .map(Store::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            PostgresStore::open(url, table).await.map(Store::Postgres)
+        } else {
+            Err(StoreError::Url { url: redact(url) })
+        }
+    }
+
+    /// Inserts one record unless its uuid is already stored.
+    pub async fn insert(&self, record: &Inspection) -> Result<Written, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.insert(record.clone()).await,
+            Store::Postgres(s) => s.insert(record).await,
+        }
+    }
+
+    /// Number of records.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.count().await,
+            Store::Postgres(s) => s.count().await,
+        }
+    }
+
+    /// Deletes records written before `cutoff_ms`; returns how many.
+    pub async fn delete_older_than(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.delete_older_than(cutoff_ms).await,
+            Store::Postgres(s) => s.delete_older_than(cutoff_ms).await,
+        }
+    }
+}
+
+/// Whether `name` can be a table name here (letters, digits, `_`; not starting with a digit):
+/// it is put into SQL text, so nothing else is accepted.
+pub fn valid_table(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The columns in insert order, shared by both stores' statements.
+pub(crate) const COLUMNS: [&str; 20] = [
+    "uuid",
+    "recorded_ms",
+    "captured_ms",
+    "latency_ms",
+    "product_id",
+    "angle",
+    "fragment_count",
+    "line",
+    "camera_id",
+    "camera_verdict",
+    "model",
+    "model_label",
+    "model_score",
+    "segment_classes",
+    "segment_regions",
+    "route",
+    "error_kind",
+    "error_message",
+    "trace_id",
+    "filename",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://loupe:secret@db:5432/q"),
+            "postgres://loupe:***@db:5432/q"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact("sqlite:report.db"), "sqlite:report.db");
+    }
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(valid_table("inspections"));
+        assert!(valid_table("_t2"));
+        assert!(!valid_table("2t"));
+        assert!(!valid_table("a; drop table b"));
+        assert!(!valid_table(""));
+    }
+}

@@ -1,0 +1,157 @@
+//! The PostgreSQL store: several report nodes can share one database. The connection is made
+//! at start (a wrong URL or password fails the node's build with the reason) and made again
+//! after it is lost; while the server cannot be reached, inserts fail as "unavailable", which
+//! the flow runner retries.
+
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+
+use super::{COLUMNS, StoreError, redact};
+use crate::record::Inspection;
+use crate::sink::Written;
+
+/// A PostgreSQL inspection table.
+pub struct PostgresStore {
+    url: String,
+    table: String,
+    client: Mutex<Option<Client>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &redact(&self.url))
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects and creates the table if needed.
+    pub async fn open(url: &str, table: &str) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore {
+            url: url.to_string(),
+            table: table.to_string(),
+            client: Mutex::new(None),
+        };
+        let client = store.connect().await.map_err(|e| StoreError::Open {
+            url: redact(url),
+            message: e.to_string(),
+        })?;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+                   uuid TEXT PRIMARY KEY,
+                   recorded_ms BIGINT NOT NULL,
+                   captured_ms BIGINT NOT NULL,
+                   latency_ms BIGINT NOT NULL,
+                   product_id TEXT, angle INTEGER, fragment_count INTEGER, line TEXT,
+                   camera_id TEXT, camera_verdict TEXT, model TEXT, model_label TEXT,
+                   model_score DOUBLE PRECISION, segment_classes TEXT, segment_regions TEXT,
+                   route TEXT, error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT,
+                   attributes JSONB NOT NULL);
+                 CREATE INDEX IF NOT EXISTS {table}_recorded ON {table} (recorded_ms);
+                 CREATE INDEX IF NOT EXISTS {table}_product ON {table} (product_id);"
+            ))
+            .await
+            .map_err(|e| StoreError::Open {
+                url: redact(url),
+                message: e.to_string(),
+            })?;
+        *store.client.lock().await = Some(client);
+        Ok(store)
+    }
+
+    async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        let url = redact(&self.url);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(database = %url, error = %e, "PostgreSQL connection lost");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Runs `f` with a live client, connecting again if the last one was lost.
+    async fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&Client, &str) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.connect().await.map_err(|e| StoreError::Unavailable {
+                url: redact(&self.url),
+                message: e.to_string(),
+            })?);
+        }
+        let client = guard.as_ref().expect("connected above");
+        f(client, &self.table).await.map_err(|e| {
+            if client.is_closed() || e.as_db_error().is_none() {
+                StoreError::Unavailable {
+                    url: redact(&self.url),
+                    message: e.to_string(),
+                }
+            } else {
+                StoreError::Query {
+                    url: redact(&self.url),
+                    message: e.to_string(),
+                }
+            }
+        })
+    }
+
+    /// Inserts `record` unless its uuid is stored already.
+    pub async fn insert(&self, record: &Inspection) -> Result<Written, StoreError> {
+        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("${i}")).collect();
+        let attributes: serde_json::Value = serde_json::to_value(&record.attributes)
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        self.with(async |client, table| {
+            let sql = format!(
+                "INSERT INTO {table} ({}, attributes) VALUES ({}, ${}) ON CONFLICT (uuid) DO NOTHING",
+                COLUMNS.join(", "),
+                placeholders.join(", "),
+                COLUMNS.len() + 1
+            );
+            let r = record;
+            let changed = client
+                .execute(
+                    &sql,
+                    &[
+                        &r.uuid, &r.recorded_ms, &r.captured_ms, &r.latency_ms, &r.product_id,
+                        &r.angle, &r.fragment_count, &r.line, &r.camera_id, &r.camera_verdict,
+                        &r.model, &r.model_label, &r.model_score, &r.segment_classes,
+                        &r.segment_regions, &r.route, &r.error_kind, &r.error_message,
+                        &r.trace_id, &r.filename, &attributes,
+                    ],
+                )
+                .await?;
+            Ok(if changed == 1 { Written::Recorded } else { Written::Duplicate })
+        })
+        .await
+    }
+
+    /// Number of records.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        self.with(async |client, table| {
+            let row = client
+                .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+                .await?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+        .await
+    }
+
+    /// Deletes records written before `cutoff_ms`.
+    pub async fn delete_older_than(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.with(async |client, table| {
+            client
+                .execute(
+                    &format!("DELETE FROM {table} WHERE recorded_ms < $1"),
+                    &[&cutoff_ms],
+                )
+                .await
+        })
+        .await
+    }
+}

@@ -1,0 +1,180 @@
+//! The SQLite store: one file, opened in WAL mode so readers (the dashboard) never block the
+//! writer, with a busy timeout so several processes can share it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, params};
+
+use super::{COLUMNS, StoreError};
+use crate::record::Inspection;
+use crate::sink::Written;
+
+/// A SQLite inspection table.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    table: String,
+    /// rusqlite is blocking: every statement runs on the blocking pool, one at a time.
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it, its directory and the table if needed) the database at `path`.
+    pub async fn open(path: &Path, table: &str) -> Result<SqliteStore, StoreError> {
+        let (path, table) = (path.to_path_buf(), table.to_string());
+        let url = format!("sqlite:{}", path.display());
+        let open_error = |message: String| StoreError::Open {
+            url: url.clone(),
+            message,
+        };
+        let (open_path, open_table) = (path.clone(), table.clone());
+        let connection = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
+            if let Some(dir) = open_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            }
+            let connection = Connection::open(&open_path).map_err(|e| e.to_string())?;
+            connection
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            connection
+                .execute_batch(&format!(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     CREATE TABLE IF NOT EXISTS {open_table} (
+                       uuid TEXT PRIMARY KEY,
+                       recorded_ms INTEGER NOT NULL,
+                       captured_ms INTEGER NOT NULL,
+                       latency_ms INTEGER NOT NULL,
+                       product_id TEXT, angle INTEGER, fragment_count INTEGER, line TEXT,
+                       camera_id TEXT, camera_verdict TEXT, model TEXT, model_label TEXT,
+                       model_score REAL, segment_classes TEXT, segment_regions TEXT, route TEXT,
+                       error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT,
+                       attributes TEXT NOT NULL);
+                     CREATE INDEX IF NOT EXISTS {open_table}_recorded ON {open_table} (recorded_ms);
+                     CREATE INDEX IF NOT EXISTS {open_table}_product ON {open_table} (product_id);"
+                ))
+                .map_err(|e| e.to_string())?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|e| open_error(e.to_string()))?
+        .map_err(open_error)?;
+        Ok(SqliteStore {
+            path,
+            table,
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (connection, table) = (self.connection.clone(), self.table.clone());
+        let url = format!("sqlite:{}", self.path.display());
+        tokio::task::spawn_blocking(move || {
+            let connection = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&connection, &table)
+        })
+        .await
+        .map_err(|e| StoreError::Query {
+            url: url.clone(),
+            message: e.to_string(),
+        })?
+        .map_err(|e| match e {
+            // Another process holds the lock for longer than the busy timeout: try later.
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    || f.code == rusqlite::ErrorCode::DatabaseLocked =>
+            {
+                StoreError::Unavailable {
+                    url,
+                    message: e.to_string(),
+                }
+            }
+            other => StoreError::Query {
+                url,
+                message: other.to_string(),
+            },
+        })
+    }
+
+    /// Inserts `record` unless its uuid is stored already.
+    pub async fn insert(&self, record: Inspection) -> Result<Written, StoreError> {
+        self.with(move |c, table| {
+            let placeholders: Vec<String> =
+                (1..=COLUMNS.len() + 1).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "INSERT INTO {table} ({}, attributes) VALUES ({}) ON CONFLICT (uuid) DO NOTHING",
+                COLUMNS.join(", "),
+                placeholders.join(", ")
+            );
+            let r = &record;
+            let changed = c.execute(
+                &sql,
+                params![
+                    r.uuid,
+                    r.recorded_ms,
+                    r.captured_ms,
+                    r.latency_ms,
+                    r.product_id,
+                    r.angle,
+                    r.fragment_count,
+                    r.line,
+                    r.camera_id,
+                    r.camera_verdict,
+                    r.model,
+                    r.model_label,
+                    r.model_score,
+                    r.segment_classes,
+                    r.segment_regions,
+                    r.route,
+                    r.error_kind,
+                    r.error_message,
+                    r.trace_id,
+                    r.filename,
+                    r.attributes_json()
+                ],
+            )?;
+            Ok(if changed == 1 {
+                Written::Recorded
+            } else {
+                Written::Duplicate
+            })
+        })
+        .await
+    }
+
+    /// Number of records.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        self.with(|c, table| {
+            c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    /// Deletes records written before `cutoff_ms`.
+    pub async fn delete_older_than(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |c, table| {
+            c.execute(
+                &format!("DELETE FROM {table} WHERE recorded_ms < ?1"),
+                params![cutoff_ms],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,171 @@
+//! Inspection stores against real databases: SQLite in a temporary directory, and the
+//! PostgreSQL server named by `LOUPE_TEST_POSTGRES_URL` (`.ci/run` sets it; without it the
+//! PostgreSQL tests say SKIPPED and pass).
+
+use std::collections::HashMap;
+
+use loupe_report::{Inspection, Report, Store, Written};
+use loupe_sdk::{BuildContext, FlowFile, factory::factory};
+use serde_json::json;
+
+fn record(uuid: &str, recorded_ms: i64) -> Inspection {
+    let attrs: HashMap<String, String> = [
+        ("product.id", "p00007"),
+        ("camera.angle", "5"),
+        ("line", "L2"),
+        ("camera.verdict", "loose_wire"),
+        ("classify.label", "burr"),
+        ("classify.score", "0.9876"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut ff = FlowFile::create(b"img".to_vec(), attrs);
+    ff.uuid = uuid.to_string();
+    Inspection::from_flow_file(&ff, recorded_ms)
+}
+
+/// Insert, duplicate, count, retention: the same contract for every store.
+async fn contract(store: &Store) {
+    assert_eq!(
+        store.insert(&record("a", 1_000)).await.unwrap(),
+        Written::Recorded
+    );
+    assert_eq!(
+        store.insert(&record("b", 5_000)).await.unwrap(),
+        Written::Recorded
+    );
+    assert_eq!(
+        store.insert(&record("a", 9_000)).await.unwrap(),
+        Written::Duplicate
+    );
+    assert_eq!(store.count().await.unwrap(), 2);
+    assert_eq!(store.delete_older_than(2_000).await.unwrap(), 1);
+    assert_eq!(store.count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_one_record_per_uuid_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open("sqlite:data/report.db", dir.path(), "inspections")
+        .await
+        .unwrap();
+    contract(&store).await;
+    drop(store);
+    assert!(dir.path().join("data/report.db").is_file());
+    let again = Store::open("sqlite:data/report.db", dir.path(), "inspections")
+        .await
+        .unwrap();
+    assert_eq!(again.count().await.unwrap(), 1, "kept on disk");
+    assert_eq!(
+        again.insert(&record("b", 7_000)).await.unwrap(),
+        Written::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn unsupported_or_unreachable_databases_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open("mysql://root@localhost/x", dir.path(), "t")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not supported"), "{err}");
+    let err = Store::open("postgres://loupe:hunter2@127.0.0.1:1/none", dir.path(), "t")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot open database"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the password must not leak: {err}"
+    );
+}
+
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("LOUPE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!(
+            "SKIPPED: LOUPE_TEST_POSTGRES_URL not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+    }
+    url
+}
+
+/// A table of its own per test run, dropped at the end.
+fn unique_table(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn drop_table(url: &str, table: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_one_record_per_uuid_and_shares_the_table() {
+    let Some(url) = postgres_url() else { return };
+    let table = unique_table("loupe_test");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url, dir.path(), &table).await.unwrap();
+    contract(&store).await;
+    // A second report node on the same database sees the same records.
+    let other = Store::open(&url, dir.path(), &table).await.unwrap();
+    assert_eq!(
+        other.insert(&record("b", 1)).await.unwrap(),
+        Written::Duplicate
+    );
+    assert_eq!(other.count().await.unwrap(), 1);
+    drop_table(&url, &table).await;
+}
+
+#[tokio::test]
+async fn the_report_node_inserts_each_flow_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![json!({"database": "sqlite:r.db"})];
+    let table = unique_table("loupe_node");
+    let url = postgres_url();
+    if let Some(url) = &url {
+        stores.push(json!({"database": url, "table": table}));
+    }
+    for settings in stores {
+        let ctx = BuildContext {
+            node_id: "report-test".into(),
+            base_dir: dir.path().to_path_buf(),
+            max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+        };
+        let node = factory::<Report>().build(&settings, &ctx).await.unwrap();
+        let flow_files: Vec<FlowFile> = (0..20)
+            .map(|i| {
+                FlowFile::create(
+                    vec![0u8; 10],
+                    HashMap::from([("product.id".to_string(), format!("p{i}"))]),
+                )
+            })
+            .collect();
+        for ff in flow_files.iter().chain(flow_files.iter().take(5)) {
+            assert!(node.processor.process(ff.clone()).await.unwrap().is_empty());
+        }
+        let database = settings["database"].as_str().unwrap().to_string();
+        let table = settings["table"]
+            .as_str()
+            .unwrap_or("inspections")
+            .to_string();
+        let store = Store::open(&database, dir.path(), &table).await.unwrap();
+        assert_eq!(
+            store.count().await.unwrap(),
+            20,
+            "{database}: 25 deliveries, 20 FlowFiles"
+        );
+    }
+    if let Some(url) = &url {
+        drop_table(url, &table).await;
+    }
+}
