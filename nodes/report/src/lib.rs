@@ -21,6 +21,7 @@
 
 mod error;
 pub mod notify;
+pub mod product;
 pub mod record;
 mod retention;
 mod settings;
@@ -87,11 +88,90 @@ impl NodeKind for Report {
         if let (Some(store), Some(days)) = (&store, settings.retention_days) {
             retention::spawn(store, days, RETENTION_INTERVAL);
         }
+        let products = store.as_ref().map(|store| {
+            let products = Arc::new(Products {
+                store: store.clone(),
+                timeout: settings.product_timeout,
+                defect_labels: settings.defect_labels.clone(),
+                camera_flag: settings.camera_flag.clone(),
+            });
+            products.spawn_sweeper();
+            products
+        });
         Ok(Node::processor(ReportProcessor {
             description,
             sink,
             store,
+            products,
         }))
+    }
+}
+
+/// Product verdicts from the stored angles (see [`product`]).
+#[derive(Debug)]
+struct Products {
+    store: Arc<Store>,
+    timeout: Duration,
+    defect_labels: Vec<String>,
+    camera_flag: String,
+}
+
+impl Products {
+    /// Decides `product_id` if it can be (all angles in, or `timed_out`) and stores the
+    /// verdict; logs the products this node decided.
+    async fn check(&self, product_id: &str, timed_out: bool) -> Result<(), StoreError> {
+        let rows = self.store.angles_of(product_id).await?;
+        let now = loupe_sdk::flowfile::now_ms();
+        let Some(verdict) = product::decide(
+            product_id,
+            &rows,
+            &self.defect_labels,
+            &self.camera_flag,
+            timed_out,
+            now,
+        ) else {
+            return Ok(());
+        };
+        if self.store.record_product(&verdict).await? {
+            match verdict.verdict {
+                product::Verdict::Defective => tracing::warn!(product = %product_id,
+                    line = ?verdict.line, defects = %verdict.defects,
+                    angles = verdict.defect_angles, "product confirmed defective"),
+                product::Verdict::Incomplete => tracing::warn!(product = %product_id,
+                    angles = verdict.angles, expected = verdict.expected,
+                    "product incomplete: angles missing after the timeout"),
+                product::Verdict::Ok => tracing::debug!(product = %product_id, "product ok"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the products whose angles stopped arriving, every quarter of the timeout (at
+    /// most every 30 s), until the node is dropped.
+    fn spawn_sweeper(self: &Arc<Self>) {
+        let this = Arc::downgrade(self);
+        let every = (self.timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(this) = this.upgrade() else { return };
+                let cutoff = loupe_sdk::flowfile::now_ms() - this.timeout.as_millis() as i64;
+                let stale = match this.store.undecided_before(cutoff, 1000).await {
+                    Ok(stale) => stale,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "product sweep failed; retried");
+                        continue;
+                    }
+                };
+                for product_id in stale {
+                    if let Err(e) = this.check(&product_id, true).await {
+                        tracing::warn!(product = %product_id, error = %e, "product verdict postponed");
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -104,6 +184,7 @@ pub struct ReportProcessor {
     description: NodeDescription,
     sink: Option<JsonLinesSink>,
     store: Option<Arc<Store>>,
+    products: Option<Arc<Products>>,
 }
 
 impl ReportProcessor {
@@ -135,6 +216,14 @@ impl Processor for ReportProcessor {
                 }
                 other => ProcessError::internal(other.to_string()),
             })?;
+            if let (Some(products), Some(product_id)) = (&self.products, &record.product_id)
+                && record.fragment_count.is_some()
+            {
+                // The record is stored; a failure to decide now is retried by the sweeper.
+                if let Err(e) = products.check(product_id, false).await {
+                    tracing::warn!(product = %product_id, error = %e, "product verdict postponed");
+                }
+            }
         }
         if let Some(sink) = &self.sink {
             sink.write(flow_file).await?;

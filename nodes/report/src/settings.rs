@@ -24,6 +24,20 @@ pub struct ReportSettings {
     /// Absent: keep everything.
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// How long a product may wait for its missing angles (`fragment.count`) after its first
+    /// one was recorded before it is reported `incomplete` (humantime).
+    #[serde(
+        default = "default_product_timeout",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub product_timeout: std::time::Duration,
+    /// Model labels that make an image, and so its product, defective.
+    #[serde(default = "default_defect_labels")]
+    pub defect_labels: Vec<String>,
+    /// The `camera.verdict` value that means the factory camera flagged the image.
+    #[serde(default = "default_camera_flag")]
+    pub camera_flag: String,
     /// JSON-lines file each FlowFile is also appended to as one record. Relative paths
     /// resolve against the flow file's directory; missing parent directories are created.
     #[serde(default)]
@@ -42,6 +56,18 @@ pub struct ReportSettings {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_product_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
+}
+
+fn default_defect_labels() -> Vec<String> {
+    vec!["loose_wire".to_string(), "defect".to_string()]
+}
+
+fn default_camera_flag() -> String {
+    "loose_wire".to_string()
 }
 
 fn default_table() -> String {
@@ -82,6 +108,12 @@ impl ReportSettings {
                     "`{}` is not a plain table name (letters, digits, _)",
                     self.table
                 ),
+            ));
+        }
+        if self.product_timeout.is_zero() {
+            problems.push(SettingsError::new(
+                "product_timeout",
+                "must be more than 0s",
             ));
         }
         if self.retention_days == Some(0) {

@@ -169,3 +169,89 @@ async fn the_report_node_inserts_each_flow_file_once() {
         drop_table(url, &table).await;
     }
 }
+
+/// One angle of a product as `capture` + `classify` describe it.
+fn angle(product: &str, angle: u32, label: &str) -> FlowFile {
+    FlowFile::create(
+        b"img".to_vec(),
+        [
+            ("product.id", product.to_string()),
+            ("camera.angle", angle.to_string()),
+            ("fragment.count", "8".to_string()),
+            ("line", "L1".to_string()),
+            ("camera.verdict", "loose_wire".to_string()),
+            ("classify.label", label.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    )
+}
+
+#[tokio::test]
+async fn products_get_one_verdict_from_their_angles_and_stragglers_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = unique_table("loupe_products");
+    let url = postgres_url();
+    let mut databases = vec!["sqlite:products.db".to_string()];
+    databases.extend(url.clone());
+    for database in databases {
+        let ctx = BuildContext {
+            node_id: "report-test".into(),
+            base_dir: dir.path().to_path_buf(),
+            max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+        };
+        let settings = json!({"database": database, "table": table, "product_timeout": "300ms"});
+        let node = factory::<Report>().build(&settings, &ctx).await.unwrap();
+        let store = Store::open(&database, dir.path(), &table).await.unwrap();
+        for a in 0..8 {
+            let label = if a == 5 { "loose_wire" } else { "burr" };
+            node.processor
+                .process(angle("bad", a, label))
+                .await
+                .unwrap();
+            node.processor
+                .process(angle("good", a, "ok"))
+                .await
+                .unwrap();
+            if a < 3 {
+                node.processor
+                    .process(angle("partial", a, "ok"))
+                    .await
+                    .unwrap();
+            }
+        }
+        assert_eq!(
+            store.product("bad").await.unwrap().as_deref(),
+            Some("defective")
+        );
+        assert_eq!(store.product("good").await.unwrap().as_deref(), Some("ok"));
+        assert_eq!(
+            store.product("partial").await.unwrap(),
+            None,
+            "still waiting"
+        );
+        let mut verdict = None;
+        for _ in 0..200 {
+            verdict = store.product("partial").await.unwrap();
+            if verdict.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(verdict.as_deref(), Some("incomplete"), "{database}");
+        // A late angle of a decided product changes nothing.
+        node.processor
+            .process(angle("partial", 7, "loose_wire"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.product("partial").await.unwrap().as_deref(),
+            Some("incomplete")
+        );
+    }
+    if let Some(url) = &url {
+        drop_table(url, &table).await;
+        drop_table(url, &format!("{table}_products")).await;
+    }
+}

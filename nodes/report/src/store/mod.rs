@@ -14,6 +14,7 @@ mod sqlite;
 
 use std::path::Path;
 
+use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
 
@@ -93,6 +94,44 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.count().await,
             Store::Postgres(s) => s.count().await,
+        }
+    }
+
+    /// The stored angles of one product.
+    pub async fn angles_of(&self, product_id: &str) -> Result<Vec<AngleRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.angles_of(product_id).await,
+            Store::Postgres(s) => s.angles_of(product_id).await,
+        }
+    }
+
+    /// Stores a product's verdict unless it has one already; true when this call stored it
+    /// (so exactly one report node acts on a verdict).
+    pub async fn record_product(&self, verdict: &ProductVerdict) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record_product(verdict.clone()).await,
+            Store::Postgres(s) => s.record_product(verdict).await,
+        }
+    }
+
+    /// Up to `limit` products with angles and no verdict whose first angle was recorded
+    /// before `cutoff_ms`.
+    pub async fn undecided_before(
+        &self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.undecided_before(cutoff_ms, limit).await,
+            Store::Postgres(s) => s.undecided_before(cutoff_ms, limit).await,
+        }
+    }
+
+    /// A product's stored verdict (`defective`, `ok`, `incomplete`), if decided.
+    pub async fn product(&self, product_id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.product(product_id).await,
+            Store::Postgres(s) => s.product(product_id).await,
         }
     }
 

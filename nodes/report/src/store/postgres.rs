@@ -7,6 +7,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use super::{COLUMNS, StoreError, redact};
+use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
 
@@ -51,7 +52,12 @@ impl PostgresStore {
                    route TEXT, error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT,
                    attributes JSONB NOT NULL);
                  CREATE INDEX IF NOT EXISTS {table}_recorded ON {table} (recorded_ms);
-                 CREATE INDEX IF NOT EXISTS {table}_product ON {table} (product_id);"
+                 CREATE INDEX IF NOT EXISTS {table}_product ON {table} (product_id);
+                 CREATE TABLE IF NOT EXISTS {table}_products (
+                   product_id TEXT PRIMARY KEY, verdict TEXT NOT NULL, line TEXT,
+                   angles INTEGER NOT NULL, expected INTEGER NOT NULL,
+                   defect_angles INTEGER NOT NULL, camera_flagged INTEGER NOT NULL,
+                   defects TEXT NOT NULL, decided_ms BIGINT NOT NULL);"
             ))
             .await
             .map_err(|e| StoreError::Open {
@@ -151,6 +157,91 @@ impl PostgresStore {
                     &[&cutoff_ms],
                 )
                 .await
+        })
+        .await
+    }
+
+    /// The stored angles of one product.
+    pub async fn angles_of(&self, product_id: &str) -> Result<Vec<AngleRow>, StoreError> {
+        self.with(async |client, table| {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT angle, fragment_count, model_label, camera_verdict, line, recorded_ms \
+                         FROM {table} WHERE product_id = $1"
+                    ),
+                    &[&product_id],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| AngleRow {
+                    angle: row.get(0),
+                    fragment_count: row.get(1),
+                    model_label: row.get(2),
+                    camera_verdict: row.get(3),
+                    line: row.get(4),
+                    recorded_ms: row.get(5),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Stores a product's verdict unless it has one; true when this call stored it.
+    pub async fn record_product(&self, v: &ProductVerdict) -> Result<bool, StoreError> {
+        self.with(async |client, table| {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table}_products (product_id, verdict, line, angles, expected, \
+                         defect_angles, camera_flagged, defects, decided_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (product_id) DO NOTHING"
+                    ),
+                    &[
+                        &v.product_id, &v.verdict.as_str(), &v.line, &v.angles, &v.expected,
+                        &v.defect_angles, &v.camera_flagged, &v.defects, &v.decided_ms,
+                    ],
+                )
+                .await
+                .map(|n| n == 1)
+        })
+        .await
+    }
+
+    /// Products with angles and no verdict whose first angle was recorded before `cutoff_ms`.
+    pub async fn undecided_before(
+        &self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with(async |client, table| {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT i.product_id FROM {table} i \
+                         WHERE i.product_id IS NOT NULL AND i.fragment_count IS NOT NULL \
+                         AND NOT EXISTS (SELECT 1 FROM {table}_products p WHERE p.product_id = i.product_id) \
+                         GROUP BY i.product_id HAVING MIN(i.recorded_ms) < $1 LIMIT $2"
+                    ),
+                    &[&cutoff_ms, &limit],
+                )
+                .await?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+        .await
+    }
+
+    /// A product's stored verdict.
+    pub async fn product(&self, product_id: &str) -> Result<Option<String>, StoreError> {
+        self.with(async |client, table| {
+            let row = client
+                .query_opt(
+                    &format!("SELECT verdict FROM {table}_products WHERE product_id = $1"),
+                    &[&product_id],
+                )
+                .await?;
+            Ok(row.map(|r| r.get(0)))
         })
         .await
     }

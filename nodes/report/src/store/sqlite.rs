@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, params};
 
 use super::{COLUMNS, StoreError};
+use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
 
@@ -53,7 +54,12 @@ impl SqliteStore {
                        error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT,
                        attributes TEXT NOT NULL);
                      CREATE INDEX IF NOT EXISTS {open_table}_recorded ON {open_table} (recorded_ms);
-                     CREATE INDEX IF NOT EXISTS {open_table}_product ON {open_table} (product_id);"
+                     CREATE INDEX IF NOT EXISTS {open_table}_product ON {open_table} (product_id);
+                     CREATE TABLE IF NOT EXISTS {open_table}_products (
+                       product_id TEXT PRIMARY KEY, verdict TEXT NOT NULL, line TEXT,
+                       angles INTEGER NOT NULL, expected INTEGER NOT NULL,
+                       defect_angles INTEGER NOT NULL, camera_flagged INTEGER NOT NULL,
+                       defects TEXT NOT NULL, decided_ms INTEGER NOT NULL);"
                 ))
                 .map_err(|e| e.to_string())?;
             Ok(connection)
@@ -174,6 +180,80 @@ impl SqliteStore {
                 params![cutoff_ms],
             )
             .map(|n| n as u64)
+        })
+        .await
+    }
+
+    /// The stored angles of one product.
+    pub async fn angles_of(&self, product_id: &str) -> Result<Vec<AngleRow>, StoreError> {
+        let product_id = product_id.to_string();
+        self.with(move |c, table| {
+            let mut statement = c.prepare(&format!(
+                "SELECT angle, fragment_count, model_label, camera_verdict, line, recorded_ms \
+                 FROM {table} WHERE product_id = ?1"
+            ))?;
+            let rows = statement.query_map(params![product_id], |row| {
+                Ok(AngleRow {
+                    angle: row.get(0)?,
+                    fragment_count: row.get(1)?,
+                    model_label: row.get(2)?,
+                    camera_verdict: row.get(3)?,
+                    line: row.get(4)?,
+                    recorded_ms: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Stores a product's verdict unless it has one; true when this call stored it.
+    pub async fn record_product(&self, v: ProductVerdict) -> Result<bool, StoreError> {
+        self.with(move |c, table| {
+            c.execute(
+                &format!(
+                    "INSERT INTO {table}_products (product_id, verdict, line, angles, expected, \
+                     defect_angles, camera_flagged, defects, decided_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (product_id) DO NOTHING"
+                ),
+                params![
+                    v.product_id, v.verdict.as_str(), v.line, v.angles, v.expected,
+                    v.defect_angles, v.camera_flagged, v.defects, v.decided_ms
+                ],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    /// Products with angles and no verdict whose first angle was recorded before `cutoff_ms`.
+    pub async fn undecided_before(
+        &self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with(move |c, table| {
+            let mut statement = c.prepare(&format!(
+                "SELECT i.product_id FROM {table} i \
+                 WHERE i.product_id IS NOT NULL AND i.fragment_count IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM {table}_products p WHERE p.product_id = i.product_id) \
+                 GROUP BY i.product_id HAVING MIN(i.recorded_ms) < ?1 LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![cutoff_ms, limit], |row| row.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// A product's stored verdict.
+    pub async fn product(&self, product_id: &str) -> Result<Option<String>, StoreError> {
+        let product_id = product_id.to_string();
+        self.with(move |c, table| {
+            let mut statement = c.prepare(&format!(
+                "SELECT verdict FROM {table}_products WHERE product_id = ?1"
+            ))?;
+            let mut rows = statement.query_map(params![product_id], |row| row.get(0))?;
+            rows.next().transpose()
         })
         .await
     }
