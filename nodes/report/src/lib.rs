@@ -20,6 +20,7 @@
 //!   next record.
 
 mod error;
+pub mod media;
 pub mod notify;
 pub mod product;
 pub mod record;
@@ -38,6 +39,7 @@ use loupe_sdk::{
 };
 
 pub use error::ReportError;
+pub use media::MediaStore;
 pub use record::Inspection;
 pub use settings::ReportSettings;
 pub use sink::{JsonLinesSink, Written};
@@ -85,8 +87,12 @@ impl NodeKind for Report {
             )),
             None => None,
         };
-        if let (Some(store), Some(days)) = (&store, settings.retention_days) {
-            retention::spawn(store, days, RETENTION_INTERVAL);
+        let media = settings
+            .media_dir
+            .as_ref()
+            .map(|dir| MediaStore::new(ctx.resolve(dir)));
+        if let Some(days) = settings.retention_days {
+            retention::spawn(store.as_ref(), media.clone(), days, RETENTION_INTERVAL);
         }
         let products = store.as_ref().map(|store| {
             let products = Arc::new(Products {
@@ -103,6 +109,7 @@ impl NodeKind for Report {
             sink,
             store,
             products,
+            media,
         }))
     }
 }
@@ -185,6 +192,7 @@ pub struct ReportProcessor {
     sink: Option<JsonLinesSink>,
     store: Option<Arc<Store>>,
     products: Option<Arc<Products>>,
+    media: Option<MediaStore>,
 }
 
 impl ReportProcessor {
@@ -207,8 +215,23 @@ impl Processor for ReportProcessor {
 
     /// Writes one record; outputs nothing (a duplicate is not written, and is not an error).
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        if let Some(store) = &self.store {
-            let record = Inspection::from_flow_file(&flow_file, loupe_sdk::flowfile::now_ms());
+        let now = loupe_sdk::flowfile::now_ms();
+        let mut record = Inspection::from_flow_file(&flow_file, now);
+        // `segment`'s overlay and mask belong to their parent's record: media only.
+        let is_child = flow_file
+            .attr("segment.output")
+            .is_some_and(|o| !o.is_empty());
+        if let Some(media) = &self.media {
+            let (media, content, for_record) = (media.clone(), flow_file.clone(), record.clone());
+            let path = tokio::task::spawn_blocking(move || {
+                media.store(&content, &for_record, &media::day_of(now))
+            })
+            .await
+            .map_err(|e| ProcessError::internal(format!("media store: {e}")))?
+            .map_err(|e| ProcessError::internal(e.to_string()))?;
+            record.media_path = Some(path);
+        }
+        if let Some(store) = self.store.as_ref().filter(|_| !is_child) {
             store.insert(&record).await.map_err(|e| match e {
                 // The runner retries these: a database restart loses nothing.
                 StoreError::Unavailable { .. } => {

@@ -52,6 +52,8 @@ pub struct Inspection {
     pub trace_id: Option<String>,
     /// `filename`.
     pub filename: Option<String>,
+    /// Where the image is in the media store (relative to its directory), when kept.
+    pub media_path: Option<String>,
     /// Every attribute, sorted by name.
     pub attributes: BTreeMap<String, String>,
 }
@@ -92,6 +94,7 @@ impl Inspection {
             trace_id: get(loupe_sdk::attr::TRACEPARENT)
                 .and_then(|t| t.split('-').nth(1).map(str::to_string)),
             filename: get(loupe_sdk::attr::FILENAME),
+            media_path: None,
             attributes: flow_file
                 .attributes
                 .iter()

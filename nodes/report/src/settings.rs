@@ -38,6 +38,11 @@ pub struct ReportSettings {
     /// The `camera.verdict` value that means the factory camera flagged the image.
     #[serde(default = "default_camera_flag")]
     pub camera_flag: String,
+    /// Directory the images, their records as JSON, and `segment`'s overlays and masks are
+    /// kept in, one folder per day (relative to the flow file's directory; created).
+    /// Absent: no media are kept.
+    #[serde(default)]
+    pub media_dir: Option<PathBuf>,
     /// JSON-lines file each FlowFile is also appended to as one record. Relative paths
     /// resolve against the flow file's directory; missing parent directories are created.
     #[serde(default)]

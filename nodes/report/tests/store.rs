@@ -255,3 +255,63 @@ async fn products_get_one_verdict_from_their_angles_and_stragglers_are_reported(
         drop_table(url, &format!("{table}_products")).await;
     }
 }
+
+#[tokio::test]
+async fn media_are_kept_by_day_and_overlays_join_their_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = BuildContext {
+        node_id: "report-test".into(),
+        base_dir: dir.path().to_path_buf(),
+        max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    let settings = json!({"database": "sqlite:r.db", "media_dir": "media"});
+    let node = factory::<Report>().build(&settings, &ctx).await.unwrap();
+    let original = FlowFile::create(
+        b"png bytes".to_vec(),
+        HashMap::from([
+            (
+                "filename".to_string(),
+                "../../../etc/sheet 7.png".to_string(),
+            ),
+            ("mime.type".to_string(), "image/png".to_string()),
+            ("segment.defect".to_string(), "true".to_string()),
+        ]),
+    );
+    let overlay = original
+        .child(b"overlay bytes".to_vec())
+        .with_attr("segment.output", "overlay")
+        .with_attr("segment.parent", original.uuid.clone())
+        .with_attr("filename", "sheet 7.overlay.png");
+    node.processor.process(original.clone()).await.unwrap();
+    node.processor.process(overlay).await.unwrap();
+
+    let store = Store::open("sqlite:r.db", dir.path(), "inspections")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count().await.unwrap(),
+        1,
+        "the overlay is media of its parent, not a record"
+    );
+    let days: Vec<_> = std::fs::read_dir(dir.path().join("media"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(days.len(), 1);
+    let mut files: Vec<String> = std::fs::read_dir(days[0].path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let short: String = original.uuid.replace('-', "").chars().take(8).collect();
+    assert_eq!(
+        files,
+        [
+            format!("sheet_7_{short}.json"),
+            format!("sheet_7_{short}.overlay.png"),
+            format!("sheet_7_{short}.png"),
+        ]
+    );
+    assert!(!dir.path().join("etc").exists(), "no path traversal");
+}

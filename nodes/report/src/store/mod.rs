@@ -170,7 +170,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The columns in insert order, shared by both stores' statements.
-pub(crate) const COLUMNS: [&str; 20] = [
+pub(crate) const COLUMNS: [&str; 21] = [
     "uuid",
     "recorded_ms",
     "captured_ms",
@@ -191,6 +191,7 @@ pub(crate) const COLUMNS: [&str; 20] = [
     "error_message",
     "trace_id",
     "filename",
+    "media_path",
 ];
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ impl PostgresStore {
                    product_id TEXT, angle INTEGER, fragment_count INTEGER, line TEXT,
                    camera_id TEXT, camera_verdict TEXT, model TEXT, model_label TEXT,
                    model_score DOUBLE PRECISION, segment_classes TEXT, segment_regions TEXT,
-                   route TEXT, error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT,
+                   route TEXT, error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT, media_path TEXT,
                    attributes JSONB NOT NULL);
                  CREATE INDEX IF NOT EXISTS {table}_recorded ON {table} (recorded_ms);
                  CREATE INDEX IF NOT EXISTS {table}_product ON {table} (product_id);
@@ -128,7 +128,7 @@ impl PostgresStore {
                         &r.angle, &r.fragment_count, &r.line, &r.camera_id, &r.camera_verdict,
                         &r.model, &r.model_label, &r.model_score, &r.segment_classes,
                         &r.segment_regions, &r.route, &r.error_kind, &r.error_message,
-                        &r.trace_id, &r.filename, &attributes,
+                        &r.trace_id, &r.filename, &r.media_path, &attributes,
                     ],
                 )
                 .await?;

@@ -51,7 +51,7 @@ impl SqliteStore {
                        product_id TEXT, angle INTEGER, fragment_count INTEGER, line TEXT,
                        camera_id TEXT, camera_verdict TEXT, model TEXT, model_label TEXT,
                        model_score REAL, segment_classes TEXT, segment_regions TEXT, route TEXT,
-                       error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT,
+                       error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT, media_path TEXT,
                        attributes TEXT NOT NULL);
                      CREATE INDEX IF NOT EXISTS {open_table}_recorded ON {open_table} (recorded_ms);
                      CREATE INDEX IF NOT EXISTS {open_table}_product ON {open_table} (product_id);
@@ -149,6 +149,7 @@ impl SqliteStore {
                     r.error_message,
                     r.trace_id,
                     r.filename,
+                    r.media_path,
                     r.attributes_json()
                 ],
             )?;
