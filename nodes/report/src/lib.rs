@@ -94,12 +94,23 @@ impl NodeKind for Report {
         if let Some(days) = settings.retention_days {
             retention::spawn(store.as_ref(), media.clone(), days, RETENTION_INTERVAL);
         }
+        let notifier = match (&settings.notify, &store) {
+            (Some(notify), Some(_)) => Some(notify::Notifier::start(notify)?),
+            (Some(_), None) => {
+                return Err(NodeError::Other(
+                    "report: `notify` needs `database`: product verdicts are made from the stored angles"
+                        .to_string(),
+                ));
+            }
+            _ => None,
+        };
         let products = store.as_ref().map(|store| {
             let products = Arc::new(Products {
                 store: store.clone(),
                 timeout: settings.product_timeout,
                 defect_labels: settings.defect_labels.clone(),
                 camera_flag: settings.camera_flag.clone(),
+                notifier,
             });
             products.spawn_sweeper();
             products
@@ -121,6 +132,7 @@ struct Products {
     timeout: Duration,
     defect_labels: Vec<String>,
     camera_flag: String,
+    notifier: Option<notify::Notifier>,
 }
 
 impl Products {
@@ -141,9 +153,12 @@ impl Products {
         };
         if self.store.record_product(&verdict).await? {
             match verdict.verdict {
-                product::Verdict::Defective => tracing::warn!(product = %product_id,
-                    line = ?verdict.line, defects = %verdict.defects,
-                    angles = verdict.defect_angles, "product confirmed defective"),
+                product::Verdict::Defective => {
+                    tracing::warn!(product = %product_id, line = ?verdict.line,
+                        defects = %verdict.defects, angles = verdict.defect_angles,
+                        "product confirmed defective");
+                    self.notify(&verdict);
+                }
                 product::Verdict::Incomplete => tracing::warn!(product = %product_id,
                     angles = verdict.angles, expected = verdict.expected,
                     "product incomplete: angles missing after the timeout"),
@@ -151,6 +166,37 @@ impl Products {
             }
         }
         Ok(())
+    }
+
+    /// Tells the engineers (this node decided the verdict: exactly one notice per product).
+    fn notify(&self, verdict: &product::ProductVerdict) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let mut notice = notify::Notice::new(
+            verdict.product_id.clone(),
+            verdict
+                .line
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string()),
+            verdict.verdict.as_str(),
+        );
+        notice.defects = verdict
+            .defects
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect();
+        notice.angles = verdict.angles.max(0) as u32;
+        notice.camera_verdicts = verdict.camera_flagged.max(0) as u32;
+        notice
+            .details
+            .insert("defect_angles".into(), verdict.defect_angles.into());
+        notice
+            .details
+            .insert("expected_angles".into(), verdict.expected.into());
+        let outcome = notifier.notify(&notice);
+        tracing::debug!(product = %verdict.product_id, ?outcome, "notification");
     }
 
     /// Decides the products whose angles stopped arriving, every quarter of the timeout (at

@@ -43,6 +43,11 @@ pub struct ReportSettings {
     /// Absent: no media are kept.
     #[serde(default)]
     pub media_dir: Option<PathBuf>,
+    /// Tell people at once when a product is confirmed defective: a signed webhook and/or
+    /// MQTT, with a cooldown (see `loupe_report::notify`). Needs `database` (verdicts are
+    /// made from the stored angles). Absent: no notifications.
+    #[serde(default)]
+    pub notify: Option<crate::notify::NotifySettings>,
     /// JSON-lines file each FlowFile is also appended to as one record. Relative paths
     /// resolve against the flow file's directory; missing parent directories are created.
     #[serde(default)]
@@ -114,6 +119,11 @@ impl ReportSettings {
                     self.table
                 ),
             ));
+        }
+        if let Some(notify) = &self.notify {
+            for p in notify.problems() {
+                problems.push(SettingsError::new(format!("notify.{}", p.path), p.message));
+            }
         }
         if self.product_timeout.is_zero() {
             problems.push(SettingsError::new(
