@@ -137,7 +137,22 @@ fn main() {
                     .expect("connect"),
             )
         });
-        // Warm the connection and the model before measuring.
+        // Wait until the node has warmed its model up (health SERVING), then warm the
+        // connection before measuring.
+        runtime.block_on(async {
+            let started = Instant::now();
+            loop {
+                let flow_file = FlowFile::create(png.as_slice().to_vec(), HashMap::new());
+                match node.process(flow_file).await {
+                    Ok(_) => break,
+                    Err(e) if started.elapsed() < Duration::from_secs(120) => {
+                        eprintln!("waiting for the node: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => panic!("the node never became ready: {e}"),
+                }
+            }
+        });
         runtime.block_on(point(node.clone(), png.clone(), 2, 1.0));
         for concurrency in [1usize, 8, 32] {
             let (rate, h) =

@@ -81,7 +81,9 @@ pub struct ClassifySettings {
     /// `true` when the winning probability is at or above it.
     #[serde(default)]
     pub threshold_override: Option<f32>,
-    /// Most images classified in one inference (dynamic batching); `1` turns batching off.
+    /// Most images classified in one inference (dynamic batching); `1` (the default) turns
+    /// batching off. On a CPU with one intra-op thread batching gains nothing (measured:
+    /// `benches/README.md`); raise it where one inference is parallel (GPU, more threads).
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
     /// Longest the first image of a batch waits for more (humantime, e.g. `2ms`). Only spent
@@ -110,7 +112,7 @@ fn default_intra_threads() -> usize {
 }
 
 fn default_max_batch() -> usize {
-    8
+    1
 }
 
 fn default_max_batch_delay() -> Duration {

@@ -116,7 +116,8 @@ pub struct SegmentSettings {
     /// Emit the class mask to the `mask` relationship.
     #[serde(default = "default_true")]
     pub mask: bool,
-    /// Most images segmented in one inference (dynamic batching); `1` turns batching off.
+    /// Most images segmented in one inference (dynamic batching); `1` (the default) turns
+    /// batching off; see the classify node's `max_batch` and `benches/README.md`.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
     /// Longest the first image of a batch waits for more while others are on their way.
@@ -152,7 +153,7 @@ fn default_true() -> bool {
     true
 }
 fn default_max_batch() -> usize {
-    4
+    1
 }
 fn default_max_batch_delay() -> Duration {
     Duration::from_millis(2)
