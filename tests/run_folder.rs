@@ -113,9 +113,14 @@ fn killing_a_remote_node_mid_run_loses_nothing() {
     fill_folder(&inbox, 1000);
     let report = dir.path().join("report.jsonl");
     let config = dir.path().join("report-node.yaml");
+    // Both a JSON-lines file and the SQLite database: neither may lose or repeat a record.
     std::fs::write(
         &config,
-        format!("settings:\n  path: \"{}\"\n", report.display()),
+        format!(
+            "settings:\n  path: \"{}\"\n  database: \"sqlite:{}\"\n",
+            report.display(),
+            dir.path().join("report.db").display()
+        ),
     )
     .unwrap();
     let mut node = Served::start("report", &config, "127.0.0.1:0");
@@ -154,6 +159,14 @@ fn killing_a_remote_node_mid_run_loses_nothing() {
     assert_eq!(names.len(), 1000, "nothing lost");
     assert_eq!(records.len(), 1000, "no duplicates (idempotent by uuid)");
     assert!(written_before_restart < 1000, "the crash happened mid-run");
+    let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = format!("sqlite:{}", dir.path().join("report.db").display());
+        let store = loupe_report::Store::open(&db, dir.path(), "inspections")
+            .await
+            .unwrap();
+        store.count().await.unwrap()
+    });
+    assert_eq!(rows, 1000, "the database has each FlowFile once");
 }
 
 #[test]
