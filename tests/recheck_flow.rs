@@ -1,0 +1,66 @@
+//! The shipped loose-wire re-check flow (`flows/loose-wire-recheck.yaml`) on a generated camera
+//! folder: every photo recorded once with its route, every coil a product verdict, photos kept.
+
+mod common;
+
+use common::{loupe, onnxruntime_available, repo, run_once};
+
+#[test]
+fn the_recheck_flow_records_routes_products_and_media() {
+    if !onnxruntime_available() {
+        return;
+    }
+    // The flow's relative paths (`../.loupe/...`, `../models/...`) resolve against its own
+    // directory: run a copy in a scratch tree whose `models` is the repository's.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("flows")).unwrap();
+    std::fs::copy(
+        repo().join("flows/loose-wire-recheck.yaml"),
+        dir.path().join("flows/loose-wire-recheck.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(repo().join("models"), dir.path().join("models")).unwrap();
+    let inbox = dir.path().join(".loupe/recheck/inbox");
+    let out = loupe()
+        .args(["synth", "coils", "--products", "6", "--seed", "21", "--out"])
+        .arg(&inbox)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run_once(&dir.path().join("flows/loose-wire-recheck.yaml"));
+
+    let db = dir.path().join(".loupe/recheck/report.db");
+    let (records, products) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite:{}", db.display());
+        let store = loupe_report::Store::open(&url, dir.path(), "inspections")
+            .await
+            .unwrap();
+        let mut verdicts = Vec::new();
+        for p in 0..6 {
+            verdicts.push(store.product(&format!("p{p:05}")).await.unwrap());
+        }
+        (store.count().await.unwrap(), verdicts)
+    });
+    assert_eq!(records, 48, "6 coils x 8 angles, each once");
+    assert!(
+        products
+            .iter()
+            .all(|v| matches!(v.as_deref(), Some("ok" | "defective"))),
+        "every coil has a verdict: {products:?}"
+    );
+    let day_dirs: Vec<_> = std::fs::read_dir(dir.path().join(".loupe/recheck/media"))
+        .unwrap()
+        .flatten()
+        .collect();
+    let kept = std::fs::read_dir(day_dirs[0].path()).unwrap().count();
+    assert_eq!(kept, 96, "each photo and its record JSON");
+    assert_eq!(
+        std::fs::read_dir(&inbox.join("images")).unwrap().count(),
+        0,
+        "every photo moved to done"
+    );
+}
