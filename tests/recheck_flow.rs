@@ -59,7 +59,7 @@ fn the_recheck_flow_records_routes_products_and_media() {
     let kept = std::fs::read_dir(day_dirs[0].path()).unwrap().count();
     assert_eq!(kept, 96, "each photo and its record JSON");
     assert_eq!(
-        std::fs::read_dir(&inbox.join("images")).unwrap().count(),
+        std::fs::read_dir(inbox.join("images")).unwrap().count(),
         0,
         "every photo moved to done"
     );
