@@ -64,3 +64,35 @@ fn the_recheck_flow_records_routes_products_and_media() {
         "every photo moved to done"
     );
 }
+
+#[test]
+fn the_demo_ends_with_a_summary_for_the_plant() {
+    if !onnxruntime_available() {
+        return;
+    }
+    // The demo works in the repository (its flow's paths assume it): `.loupe/` is ignored.
+    // A scratch copy of the flow keeps a parallel `loupe demo` by hand out of this test's way.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("flows")).unwrap();
+    std::fs::copy(
+        repo().join("flows/loose-wire-recheck.yaml"),
+        dir.path().join("flows/loose-wire-recheck.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(repo().join("models"), dir.path().join("models")).unwrap();
+    let out = loupe()
+        .current_dir(dir.path())
+        .args(["demo", "--products", "3", "--seed", "5"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("camera flagged"), "{stdout}");
+    assert!(stdout.contains("of 24 images"), "{stdout}");
+    assert!(stdout.contains("missed by the model"), "{stdout}");
+    assert!(stdout.contains("products: 3 judged"), "{stdout}");
+}

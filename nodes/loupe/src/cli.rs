@@ -82,13 +82,17 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Run the demo: generate a camera folder and run `flows/demo.yaml` over it.
+    /// The main job: generate a camera folder of coil photos and re-check the camera's
+    /// loose-wire flags with `flows/loose-wire-recheck.yaml`, then summarise.
     Demo {
-        /// How many images to generate.
-        #[arg(long, default_value_t = 300)]
-        images: usize,
+        /// How many coils to generate (8 photos each).
+        #[arg(long, default_value_t = 50)]
+        products: u32,
+        /// Seed of the generated coils.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
         /// The flow to run.
-        #[arg(long, default_value = "flows/demo.yaml")]
+        #[arg(long, default_value = "flows/loose-wire-recheck.yaml")]
         flow: PathBuf,
     },
     /// Evaluate a model on a labelled folder through the serving code path.

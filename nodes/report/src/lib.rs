@@ -28,6 +28,7 @@ mod retention;
 mod settings;
 mod sink;
 pub mod store;
+pub mod summary;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,8 @@ pub use media::MediaStore;
 pub use record::Inspection;
 pub use settings::ReportSettings;
 pub use sink::{JsonLinesSink, Written};
-pub use store::{Store, StoreError};
+pub use store::{Store, StoreError, VerdictCount};
+pub use summary::Summary;
 
 /// The `report` node type (register it with `Registry::with::<Report>()`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,7 +156,7 @@ impl Products {
         if self.store.record_product(&verdict).await? {
             match verdict.verdict {
                 product::Verdict::Defective => {
-                    tracing::warn!(product = %product_id, line = ?verdict.line,
+                    tracing::info!(product = %product_id, line = ?verdict.line,
                         defects = %verdict.defects, angles = verdict.defect_angles,
                         "product confirmed defective");
                     self.notify(&verdict);

@@ -1,37 +1,50 @@
 //! `loupe demo`: the main job of the quick start.
 //!
-//! Generates a camera drop folder of small test images, runs `flows/demo.yaml`
-//! (capture -> classify -> report) over it once, and prints what happened.
+//! Generates a camera drop folder of coil photos with `loupe synth coils` (8 angles per coil,
+//! the simulated factory camera's verdict in the manifest), runs
+//! `flows/loose-wire-recheck.yaml` (capture -> preprocess -> classify -> route -> report) over
+//! it once with a progress display, and ends with a summary a plant manager reads.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use image::{Rgb, RgbImage};
 
 use crate::cli::Progress;
 
 /// Where the demo's camera folder and results live (relative to the working directory, which
 /// the flow file's paths also assume: the repository root).
-const DEMO_DIR: &str = ".loupe/demo";
+const DEMO_DIR: &str = ".loupe/recheck";
 
-/// Runs the demo.
-pub fn demo(images: usize, flow: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(images > 0, "--images must be at least 1");
+/// Runs the demo over `products` generated coils.
+pub fn demo(products: u32, seed: u64, flow: &Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(products > 0, "--products must be at least 1");
     super::setup::setup()?;
     let dir = PathBuf::from(DEMO_DIR);
+    // A fresh run: the records of an earlier demo would mix into the summary.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot clear the previous demo in {}", dir.display()))?;
+    }
     let inbox = dir.join("inbox");
-    std::fs::create_dir_all(&inbox)
-        .with_context(|| format!("cannot create {}", inbox.display()))?;
-    let report = dir.join("report.jsonl");
-    let _ = std::fs::remove_file(&report);
     eprintln!(
-        "loupe: writing {images} camera images to {}",
+        "loupe: generating {products} coils x 8 camera angles into {}",
         inbox.display()
     );
-    for i in 0..images {
-        write_image(&inbox, i)?;
-    }
+    let options = loupe_synth::CoilOptions {
+        products,
+        seed,
+        ..Default::default()
+    };
+    let dataset = loupe_synth::generate_coils(&options, &inbox)
+        .with_context(|| format!("cannot generate the camera folder {}", inbox.display()))?;
+    eprintln!(
+        "loupe: the simulated camera flagged {} of {} images as loose_wire",
+        dataset.camera.images.ok.loose_wire
+            + dataset.camera.images.burr.loose_wire
+            + dataset.camera.images.loose_wire.loose_wire,
+        dataset.images
+    );
     let code = super::runtime()?.block_on(super::run::run(super::run::Args {
         flow: flow.to_path_buf(),
         once: true,
@@ -41,45 +54,21 @@ pub fn demo(images: usize, flow: &Path) -> anyhow::Result<ExitCode> {
         progress_interval: 5,
         connect_timeout: 10,
     }))?;
-    print_outcome(&report)?;
-    Ok(code)
-}
-
-/// A deterministic 64x64 image dominated by one colour, with a little texture.
-fn write_image(inbox: &Path, i: usize) -> anyhow::Result<()> {
-    let dominant = i % 3;
-    let img = RgbImage::from_fn(64, 64, |x, y| {
-        let t = ((x * 7 + y * 13 + i as u32 * 31) % 40) as u8;
-        let mut px = [30 + t, 30 + t, 30 + t];
-        px[dominant] = 180 + t;
-        Rgb(px)
-    });
-    let path = inbox.join(format!("cam1-{i:05}.png"));
-    img.save(&path)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn print_outcome(report: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(report).unwrap_or_default();
-    let mut labels = std::collections::BTreeMap::<String, usize>::new();
-    let mut failures = 0;
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line)?;
-        match v["attributes"]["classify.label"].as_str() {
-            Some(label) => *labels.entry(label.to_string()).or_default() += 1,
-            None => failures += 1,
-        }
-    }
+    let db = dir.join("report.db");
+    let summary = super::runtime()?.block_on(async {
+        let store = loupe_report::Store::open(
+            &format!("sqlite:{}", db.display()),
+            Path::new("."),
+            "inspections",
+        )
+        .await?;
+        loupe_report::Summary::of(&store, "loose_wire", &["loose_wire".to_string()]).await
+    })?;
+    println!("\n{}", summary.text());
     println!(
-        "recorded {} inspections in {}",
-        text.lines().count(),
-        report.display()
+        "records: {}   photos: {}",
+        db.display(),
+        dir.join("media").display()
     );
-    for (label, n) in labels {
-        println!("  {label:<12} {n}");
-    }
-    if failures > 0 {
-        println!("  failed       {failures}");
-    }
-    Ok(())
+    Ok(code)
 }

@@ -58,7 +58,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             attributes_out.as_deref(),
             timeout,
         )),
-        Command::Demo { images, flow } => demo::demo(images, &flow),
+        Command::Demo {
+            products,
+            seed,
+            flow,
+        } => demo::demo(products, seed, &flow),
         Command::Eval {
             model,
             data,

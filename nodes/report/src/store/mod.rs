@@ -135,6 +135,23 @@ impl Store {
         }
     }
 
+    /// Images per (camera verdict, model label, route, true label), the figures of a run's
+    /// summary. The true label is the `truth.label` attribute (`loupe synth` data has it).
+    pub async fn verdict_counts(&self) -> Result<Vec<VerdictCount>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.verdict_counts().await,
+            Store::Postgres(s) => s.verdict_counts().await,
+        }
+    }
+
+    /// Products per verdict (`defective`, `ok`, `incomplete`).
+    pub async fn product_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.product_counts().await,
+            Store::Postgres(s) => s.product_counts().await,
+        }
+    }
+
     /// Deletes records written before `cutoff_ms`; returns how many.
     pub async fn delete_older_than(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         match self {
@@ -142,6 +159,21 @@ impl Store {
             Store::Postgres(s) => s.delete_older_than(cutoff_ms).await,
         }
     }
+}
+
+/// Images with one combination of verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictCount {
+    /// `camera.verdict`.
+    pub camera_verdict: Option<String>,
+    /// The model's label.
+    pub model_label: Option<String>,
+    /// `route`.
+    pub route: Option<String>,
+    /// `truth.label`, where the data knows it.
+    pub truth: Option<String>,
+    /// Images.
+    pub images: u64,
 }
 
 /// Whether `name` can be a table name here (letters, digits, `_`; not starting with a digit):

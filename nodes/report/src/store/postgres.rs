@@ -6,7 +6,7 @@
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
-use super::{COLUMNS, StoreError, redact};
+use super::{COLUMNS, StoreError, VerdictCount, redact};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
@@ -242,6 +242,48 @@ impl PostgresStore {
                 )
                 .await?;
             Ok(row.map(|r| r.get(0)))
+        })
+        .await
+    }
+
+    /// Images per (camera verdict, model label, route, true label).
+    pub async fn verdict_counts(&self) -> Result<Vec<VerdictCount>, StoreError> {
+        self.with(async |client, table| {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT camera_verdict, model_label, route, attributes->>'truth.label', \
+                         COUNT(*) FROM {table} GROUP BY 1, 2, 3, 4"
+                    ),
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| VerdictCount {
+                    camera_verdict: row.get(0),
+                    model_label: row.get(1),
+                    route: row.get(2),
+                    truth: row.get(3),
+                    images: row.get::<_, i64>(4) as u64,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Products per verdict.
+    pub async fn product_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(async |client, table| {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT verdict, COUNT(*) FROM {table}_products GROUP BY verdict ORDER BY verdict"
+                    ),
+                    &[],
+                )
+                .await?;
+            Ok(rows.iter().map(|row| (row.get(0), row.get::<_, i64>(1) as u64)).collect())
         })
         .await
     }

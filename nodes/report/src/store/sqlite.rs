@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
-use super::{COLUMNS, StoreError};
+use super::{COLUMNS, StoreError, VerdictCount};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
@@ -255,6 +255,41 @@ impl SqliteStore {
             ))?;
             let mut rows = statement.query_map(params![product_id], |row| row.get(0))?;
             rows.next().transpose()
+        })
+        .await
+    }
+
+    /// Images per (camera verdict, model label, route, true label).
+    pub async fn verdict_counts(&self) -> Result<Vec<VerdictCount>, StoreError> {
+        self.with(|c, table| {
+            let mut statement = c.prepare(&format!(
+                "SELECT camera_verdict, model_label, route, \
+                 json_extract(attributes, '$.\"truth.label\"'), COUNT(*) FROM {table} \
+                 GROUP BY 1, 2, 3, 4"
+            ))?;
+            let rows = statement.query_map([], |row| {
+                Ok(VerdictCount {
+                    camera_verdict: row.get(0)?,
+                    model_label: row.get(1)?,
+                    route: row.get(2)?,
+                    truth: row.get(3)?,
+                    images: row.get::<_, i64>(4)? as u64,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Products per verdict.
+    pub async fn product_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|c, table| {
+            let mut statement = c.prepare(&format!(
+                "SELECT verdict, COUNT(*) FROM {table}_products GROUP BY verdict ORDER BY verdict"
+            ))?;
+            let rows =
+                statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
         })
         .await
     }
