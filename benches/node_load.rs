@@ -8,14 +8,13 @@
 //! `LOUPE_LOAD_SECONDS` sets the seconds per point, default 10).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use image::{DynamicImage, ImageFormat, RgbImage};
 use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::{FlowFile, Processor};
 
@@ -69,13 +68,10 @@ fn coil_png() -> Vec<u8> {
         both: 0.0,
         ..Default::default()
     };
-    let photo = loupe_synth::coil_photo(&options, 3, 2).expect("render");
-    let image = RgbImage::from_raw(photo.size, photo.size, photo.rgb).expect("pixels");
-    let mut bytes = Cursor::new(Vec::new());
-    DynamicImage::ImageRgb8(image)
-        .write_to(&mut bytes, ImageFormat::Png)
-        .expect("encode");
-    bytes.into_inner()
+    loupe_synth::coil_photo(&options, 3, 2)
+        .expect("render")
+        .png()
+        .expect("encode")
 }
 
 async fn point(

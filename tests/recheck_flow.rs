@@ -5,13 +5,9 @@ mod common;
 
 use common::{loupe, onnxruntime_available, repo, run_once};
 
-#[test]
-fn the_recheck_flow_records_routes_products_and_media() {
-    if !onnxruntime_available() {
-        return;
-    }
-    // The flow's relative paths (`../.loupe/...`, `../models/...`) resolve against its own
-    // directory: run a copy in a scratch tree whose `models` is the repository's.
+/// A scratch tree holding a copy of the shipped re-check flow and the repository's models:
+/// the flow's relative paths (`../.loupe/...`, `../models/...`) resolve inside it.
+fn scratch_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("flows")).unwrap();
     std::fs::copy(
@@ -20,6 +16,15 @@ fn the_recheck_flow_records_routes_products_and_media() {
     )
     .unwrap();
     std::os::unix::fs::symlink(repo().join("models"), dir.path().join("models")).unwrap();
+    dir
+}
+
+#[test]
+fn the_recheck_flow_records_routes_products_and_media() {
+    if !onnxruntime_available() {
+        return;
+    }
+    let dir = scratch_tree();
     let inbox = dir.path().join(".loupe/recheck/inbox");
     let out = loupe()
         .args(["synth", "coils", "--products", "6", "--seed", "21", "--out"])
@@ -70,16 +75,9 @@ fn the_demo_ends_with_a_summary_for_the_plant() {
     if !onnxruntime_available() {
         return;
     }
-    // The demo works in the repository (its flow's paths assume it): `.loupe/` is ignored.
-    // A scratch copy of the flow keeps a parallel `loupe demo` by hand out of this test's way.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("flows")).unwrap();
-    std::fs::copy(
-        repo().join("flows/loose-wire-recheck.yaml"),
-        dir.path().join("flows/loose-wire-recheck.yaml"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(repo().join("models"), dir.path().join("models")).unwrap();
+    // The demo runs where its flow's paths assume (the repository root): a scratch tree keeps
+    // it out of the way of a `loupe demo` run by hand.
+    let dir = scratch_tree();
     let out = loupe()
         .current_dir(dir.path())
         .args(["demo", "--products", "3", "--seed", "5"])

@@ -9,12 +9,10 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::io::Cursor;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use image::{DynamicImage, ImageFormat, RgbImage};
 use loupe_classify::{Classifier, Classify};
 use loupe_sdk::model::tensor;
 use loupe_sdk::{BuildContext, FlowFile, factory::factory};
@@ -33,13 +31,10 @@ fn coil_png() -> Vec<u8> {
         both: 0.0,
         ..Default::default()
     };
-    let photo = loupe_synth::coil_photo(&options, 3, 2).expect("render");
-    let image = RgbImage::from_raw(photo.size, photo.size, photo.rgb).expect("pixels");
-    let mut bytes = Cursor::new(Vec::new());
-    DynamicImage::ImageRgb8(image)
-        .write_to(&mut bytes, ImageFormat::Png)
-        .expect("encode");
-    bytes.into_inner()
+    loupe_synth::coil_photo(&options, 3, 2)
+        .expect("render")
+        .png()
+        .expect("encode")
 }
 
 fn benches(c: &mut Criterion) {

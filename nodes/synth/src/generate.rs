@@ -34,6 +34,13 @@ pub struct CoilPhoto {
     pub defects: Vec<DefectRecord>,
 }
 
+impl CoilPhoto {
+    /// The photo encoded as PNG (the bytes `generate_coils` writes for `--format png`).
+    pub fn png(&self) -> Result<Vec<u8>, image::ImageError> {
+        render::encode(&self.rgb, self.size, self.size, 3, ImageFormat::Png)
+    }
+}
+
 /// Renders photo `angle` (0..7) of product `product` exactly as [`generate_coils`] does
 /// (same pixels for PNG output), without writing anything.
 pub fn coil_photo(opts: &CoilOptions, product: u32, angle: u32) -> Result<CoilPhoto, SynthError> {
