@@ -52,6 +52,8 @@ class Config:
     full_batch: int = 32
     full_lr: float = 5e-4
     full_with_crops: bool = True
+    # Steps per whole-image epoch (0 = one pass over the training images).
+    full_steps: int = 400
     balance: float = 0.6
     weight_decay: float = 1e-4
     # Loss weights [ok/background, burr, loose_wire] of the image and of the cells (cells are
@@ -248,6 +250,8 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
         all_masks = torch.from_numpy(masks)
         labels = torch.from_numpy(train_set.labels)
         steps = math.ceil(len(train_set) / cfg.full_batch)
+        if cfg.full_steps:
+            steps = min(steps, cfg.full_steps)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.full_lr, weight_decay=cfg.weight_decay)
         sched = common.warmup_cosine(opt, cfg.full_epochs * steps, warmup=0.05)
         for epoch in range(cfg.full_epochs):
@@ -423,7 +427,9 @@ threshold: 0.9
         "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
                      if k not in ("extra", "threads", "max_train_seconds")}
         | {"seconds": report["train_seconds"],
-           "torch": report["torch"]},
+           "torch": report["torch"]}
+        | ({"reused_trained_model": report["reused_trained_model"]}
+           if "reused_trained_model" in report else {}),
         "metrics": {
             "test": _card_metrics(test),
             "validation": _card_metrics(report["validation"]),
@@ -450,28 +456,56 @@ def _card_metrics(m: dict) -> dict:
     return {k: m[k] for k in keys if k in m}
 
 
-def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
-        report_path: Path | None = None) -> dict:
+def run(cfg: Config, train_dir: Path | list[Path], val_dir: Path | list[Path], test_dir: Path,
+        out: Path, report_path: Path | None = None, reuse: tuple[Path, Path] | None = None) -> dict:
+    """Train, export, choose the threshold on validation, evaluate, write the card.
+
+    `reuse` = (model.onnx, report .json) of an earlier run of the same configuration on the
+    same training data: training is skipped and that model is exported as is, with its
+    training record; the threshold choice and every figure are computed again (e.g. after the
+    validation set grew). Training never looks at the validation or test sets.
+    """
     import torch
 
     size = (cfg.size, cfg.size)
     t0 = time.time()
-    train_set = data.load_coils(train_dir, size, cfg.color_order)
-    val_set = data.load_coils(val_dir, size, cfg.color_order)
+    train_dirs = train_dir if isinstance(train_dir, (list, tuple)) else [train_dir]
+    train_set = data.concat_coils([data.load_coils(d, size, cfg.color_order) for d in train_dirs])
+    val_dirs = val_dir if isinstance(val_dir, (list, tuple)) else [val_dir]
+    val_set = data.concat_coils([data.load_coils(d, size, cfg.color_order) for d in val_dirs])
     test_set = data.load_coils(test_dir, size, cfg.color_order)
     log(f"classifier: data loaded in {time.time() - t0:.0f}s: train {train_set.counts()}, "
         f"val {val_set.counts()}, test {test_set.counts()}")
-    t1 = time.time()
-    model, history = train(cfg, train_set, val_set)
-    train_seconds = round(time.time() - t1, 1)
-    model.export_probabilities = True
     out = Path(out)
     onnx_path = out / "model.onnx"
     example = data.normalise(torch.from_numpy(val_set.pixels[:2]), 1 / 255, cfg.mean, cfg.std)
-    common.export_onnx(model, example, onnx_path, "image", "probabilities")
-    p_val = predict_onnx(onnx_path, val_set, cfg)
-    p_torch = predict_torch(model, val_set, cfg)
-    diff = float(np.abs(p_val - p_torch).max())
+    if reuse is None:
+        t1 = time.time()
+        model, history = train(cfg, train_set, val_set)
+        train_seconds = round(time.time() - t1, 1)
+        model.export_probabilities = True
+        common.export_onnx(model, example, onnx_path, "image", "probabilities")
+        p_val = predict_onnx(onnx_path, val_set, cfg)
+        p_torch = predict_torch(model, val_set, cfg)
+        diff = float(np.abs(p_val - p_torch).max())
+        parameters = sum(p.numel() for p in model.parameters())
+        torch_version = torch.__version__
+        reused = None
+    else:
+        import json
+        import shutil
+
+        earlier = json.loads(Path(reuse[1]).read_text())
+        out.mkdir(parents=True, exist_ok=True)
+        if Path(reuse[0]).resolve() != onnx_path.resolve():
+            shutil.copyfile(reuse[0], onnx_path)
+        history, train_seconds = earlier["history"], earlier["train_seconds"]
+        diff = earlier["onnx_vs_torch_max_abs_diff"]
+        parameters, torch_version = earlier["parameters"], earlier["torch"]
+        reused = {"onnx_sha256": common.sha256(onnx_path),
+                  "why": "trained once; threshold and figures recomputed on the final splits"}
+        log(f"classifier: reusing the trained model {reuse[0]} ({reused['onnx_sha256'][:12]})")
+        p_val = predict_onnx(onnx_path, val_set, cfg)
     threshold = choose_threshold(p_val, val_set.labels, cfg)
     log(f"classifier: threshold {threshold}")
     p_test = predict_onnx(onnx_path, test_set, cfg)
@@ -484,15 +518,24 @@ def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
         "timing": common.time_batch1(onnx_path, example.numpy()),
         "onnx_vs_torch_max_abs_diff": float(f"{diff:.2e}"),
         "model_bytes": onnx_path.stat().st_size,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "torch": torch.__version__,
+        "parameters": parameters,
+        "torch": torch_version,
     }
-    sizes = {
-        name: {"folder": str(ds.folder), "seed": ds.info.get("seed"),
-               "products": len(set(ds.product_ids)), "images": len(ds), "counts": ds.counts(),
-               "generator": ds.info.get("generator", ds.info.get("command"))}
-        for name, ds in (("train", train_set), ("validation", val_set), ("test", test_set))
-    }
+    if reused:
+        report["reused_trained_model"] = reused
+    def describe(ds):
+        return {"folder": common.repo_relative(ds.folder), "seed": ds.info.get("seed"),
+                "products": len(set(ds.product_ids)), "images": len(ds), "counts": ds.counts(),
+                "prevalence": ds.info.get("prevalence"),
+                "generator": ds.info.get("generator", ds.info.get("command"))}
+
+    sizes = {"train": describe(train_set), "validation": describe(val_set),
+             "test": describe(test_set)}
+    for name, ds in (("train", train_set), ("validation", val_set)):
+        parts = getattr(ds, "parts", None)
+        if parts:
+            sizes[name] = {"total": {"images": len(ds), "counts": ds.counts()},
+                           "parts": [describe(d) for d in parts]}
     (out / "model.yaml").write_text(card_text(cfg, threshold, report, sizes), encoding="utf-8")
     if report_path:
         common.write_json(report_path, report)

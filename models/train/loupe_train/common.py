@@ -136,6 +136,17 @@ def ort_predict(sess, batch: np.ndarray, chunk: int = 64) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def repo_relative(path: Path) -> str:
+    """`path` relative to the repository root (e.g. models/train/data/coils-test) when it is
+    inside it, else as given: cards must not record one machine's absolute paths."""
+    repo = Path(__file__).resolve().parents[3]
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(repo).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -214,6 +214,27 @@ class CoilSet:
         return {l: int((self.labels == i).sum()) for i, l in enumerate(COIL_LABELS)}
 
 
+def concat_coils(sets: list["CoilSet"]) -> "CoilSet":
+    """Several coil data sets as one (for training on more than one generated folder).
+
+    Product ids are prefixed with the folder's seed so that they stay distinct; `folder` and
+    `info` are those of the first set, `folders` lists them all."""
+    if len(sets) == 1:
+        return sets[0]
+    ids = [f"{ds.info.get('seed', k)}/{pid}" for k, ds in enumerate(sets) for pid in ds.product_ids]
+    out = CoilSet(
+        folder=sets[0].folder,
+        pixels=np.concatenate([ds.pixels for ds in sets]),
+        labels=np.concatenate([ds.labels for ds in sets]),
+        camera_loose=np.concatenate([ds.camera_loose for ds in sets]),
+        product_ids=ids,
+        records=[r for ds in sets for r in ds.records],
+        info=sets[0].info,
+    )
+    out.parts = sets
+    return out
+
+
 def check_coil_records(folder: Path, records: list[dict]) -> None:
     """Every record has a known label and the file exists; every class has an image."""
     counts = {l: 0 for l in COIL_LABELS}

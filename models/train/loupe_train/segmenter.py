@@ -33,19 +33,32 @@ CLASSES = data.SURFACE_CLASSES
 @dataclass
 class Config:
     # Model input = the full 256 px image (thin scratches and small pits do not survive
-    # downscaling); training uses random `crop` px crops of it, which the fully
-    # convolutional U-Net allows, at about half the cost.
+    # downscaling). Training uses random `crop` px crops (the network is fully convolutional);
+    # crop = size trains on whole sheets, which a large patch (up to ~170 px across) needs:
+    # its interior only differs from the sheet's own mill-scale blotches by its soft edge and
+    # texture, so the network must see the whole blotch. Crops are cheaper (more steps in the
+    # same CPU time); the last epochs use whole sheets, as served.
     size: int = 256
     crop: int = 192
+    # The last `full_size_epochs` epochs train on whole sheets (crop = size).
+    full_size_epochs: int = 2
     color_order: str = "GRAY"
     mean: tuple = (0.5,)
     std: tuple = (0.25,)
-    # Channels per level: base * multipliers (4 pooling steps).
+    # Channels per level: base * multipliers. Level 0 is one full-resolution conv; each
+    # further level halves the resolution (a stride-2 conv), so len(multipliers) - 1 steps
+    # down (5 by default: the bottleneck is 8 x 8 at 256 px and its 3x3 convs see the whole
+    # sheet). `reps`: convs per encoder level after the first (the decoder uses one fewer
+    # at full and half resolution, where convs are costly on a CPU).
     base: int = 8
-    multipliers: tuple = (1, 2, 4, 8, 12)
-    epochs: int = 14
-    batch: int = 16
-    lr: float = 4e-3
+    multipliers: tuple = (1, 2, 4, 6, 8, 12)
+    reps: int = 2
+    # Global context: the bottleneck's mean over the image is mixed back into every cell
+    # (tells a patch from the sheet's own mill scale by comparing with the whole sheet).
+    context: bool = True
+    epochs: int = 9
+    batch: int = 8
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     dice_weight: float = 1.0
     image_recall_target: float = 0.99
@@ -64,50 +77,62 @@ class Config:
 
 def build_model(cfg: Config):
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
-    def double(cin, cout):
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        )
+    def conv(cin, cout, stride=1):
+        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True)]
 
-    b = cfg.base
+    widths = [cfg.base * m for m in cfg.multipliers]
     cin = len(cfg.mean)
-    widths = [b * m for m in cfg.multipliers]
 
     class UNet(nn.Module):
-        """U-Net: len(widths) - 1 max-pool steps down, transposed convs up, skips.
+        """An encoder-decoder with skips (U-Net), built for CPU speed.
 
-        Four steps down give the bottleneck a receptive field of ~200 px: a large patch's
-        interior only differs from the sheet's own mill-scale blotches by what surrounds it.
+        Level 0: one 3x3 conv at full resolution; level k: a stride-2 3x3 conv then
+        `reps - 1` more; at the bottom a global-context branch (mean over the image, 1x1
+        conv, added back). Decoder: bilinear 2x upsampling, concatenation with the skip,
+        3x3 convs; a 1x1 head gives the 5 class logits per pixel at full resolution.
         """
 
         def __init__(self):
             super().__init__()
+            self.stem = nn.Sequential(*conv(cin, widths[0]))
             self.down = nn.ModuleList()
-            c = cin
-            for w in widths:
-                self.down.append(double(c, w))
+            c = widths[0]
+            for w in widths[1:]:
+                layers = conv(c, w, 2)
+                for _ in range(cfg.reps - 1):
+                    layers += conv(w, w)
+                self.down.append(nn.Sequential(*layers))
                 c = w
-            self.ups = nn.ModuleList()
-            self.dec = nn.ModuleList()
-            for w in reversed(widths[:-1]):
-                self.ups.append(nn.ConvTranspose2d(c, w, 2, 2))
-                self.dec.append(double(2 * w, w))
+            self.context = (nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True))
+                            if cfg.context else None)
+            self.up = nn.ModuleList()
+            for level in range(len(widths) - 2, -1, -1):
+                w = widths[level]
+                layers = conv(c + w, w)
+                for _ in range(cfg.reps - 1 - (1 if level <= 1 else 0)):
+                    layers += conv(w, w)
+                self.up.append(nn.Sequential(*layers))
                 c = w
             self.head = nn.Conv2d(c, len(CLASSES), 1)
-            self.pool = nn.MaxPool2d(2)
             self.export_probabilities = False
 
         def forward(self, x):
-            skips = []
-            for i, block in enumerate(self.down):
-                x = block(x if i == 0 else self.pool(x))
+            x = self.stem(x)
+            skips = [x]
+            for block in self.down:
+                x = block(x)
                 skips.append(x)
             skips.pop()
-            for up, dec in zip(self.ups, self.dec):
-                x = dec(torch.cat([up(x), skips.pop()], 1))
+            if self.context is not None:
+                x = x + self.context(x.mean(dim=(2, 3), keepdim=True))
+            for block in self.up:
+                skip = skips.pop()
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                x = block(torch.cat([x, skip], 1))
             z = self.head(x)
             return torch.softmax(z, dim=1) if self.export_probabilities else z
 
@@ -123,6 +148,8 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
     common.set_threads(cfg.threads)
     common.seed_everything(cfg.seed)
     model = build_model(cfg)
+    # channels_last: oneDNN's fast path for the few-channel convs at high resolution.
+    model = model.to(memory_format=torch.channels_last)
     g = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     steps = math.ceil(len(train_set) / cfg.batch)
@@ -142,13 +169,15 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
     for epoch in range(cfg.epochs):
         model.train()
         order = rng.permutation(len(train_set))
+        crop = cfg.size if epoch >= cfg.epochs - cfg.full_size_epochs else min(cfg.crop, cfg.size)
         loss_sum, n = 0.0, 0
         for s in range(steps):
             idx = torch.from_numpy(order[s * cfg.batch : (s + 1) * cfg.batch])
             x, y = augment(pixels[idx], g, masks[idx], hflip=cfg.hflip, vflip=cfg.vflip,
-                           shift=cfg.shift, crop=min(cfg.crop, cfg.size),
+                           shift=cfg.shift, crop=crop,
                            brightness=cfg.brightness, contrast=cfg.contrast)
-            x = data.normalise(x, 1 / 255, cfg.mean, cfg.std)
+            x = data.normalise(x, 1 / 255, cfg.mean, cfg.std).contiguous(
+                memory_format=torch.channels_last)
             y = y.long()
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weights)
@@ -165,10 +194,12 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
             sched.step()
             loss_sum += loss.item() * len(idx)
             n += len(idx)
-        entry = {"epoch": epoch + 1, "loss": round(loss_sum / n, 4),
+        entry = {"epoch": epoch + 1, "crop": crop, "loss": round(loss_sum / n, 4),
                  "seconds": round(time.time() - start, 1)}
-        if val_set is not None and (epoch + 1) % 2 == 0 or epoch + 1 == cfg.epochs:
-            if val_set is not None:
+        last = epoch + 1 == cfg.epochs or (
+            cfg.max_train_seconds and time.time() - start > cfg.max_train_seconds)
+        if val_set is not None and ((epoch + 1) % 2 == 0 or last):
+            if True:
                 probs = predict_torch(model, val_set, cfg)
                 d = metrics.dice_from_counts(
                     metrics.dice_counts(probs.argmax(1), val_set.masks, len(CLASSES)))
@@ -178,6 +209,7 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
         if cfg.max_train_seconds and time.time() - start > cfg.max_train_seconds:
             log("segmenter: time budget reached, stopping early")
             break
+    model = model.to(memory_format=torch.contiguous_format)
     model.eval()
     return model, history
 
@@ -238,13 +270,25 @@ def _ratio(a, b):
     return round(a / b, 5) if b else None
 
 
+def _met(value, target) -> str:
+    return "met" if value is not None and value >= target else "missed"
+
+
+def _dice_text(dice: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in dice.items())
+
+
+def _note_extra(cfg: Config) -> str:
+    text = cfg.extra.get("note")
+    return f"\n  {text}" if text else ""
+
+
 def card_text(cfg: Config, image_threshold: dict, report: dict, sizes: dict) -> str:
     test = report["test"]
     c = len(cfg.mean)
     head = f"""# Model card: what the segmentation model expects and what its output means.
 # Generated by models/train (python -m loupe_train.segmenter); retrain, do not edit by hand.
-# Same style as the classifier card (nodes/classify/src/card.rs); the `segment` node's loader
-# does not exist yet, so every field here is a proposal for it.
+# Read by the `segment` node (nodes/segment/src/card.rs) to preprocess exactly as in training.
 name: surface-segmenter
 version: "1.0.0"
 description: Small U-Net that segments steel-surface defects (scratch, pit, patch, inclusion).
@@ -252,8 +296,10 @@ note: >-
   Trained on synthetic sheets from `loupe synth surfaces` (seeds and sizes under `data`).
   Pixel class = argmax of the 5 probabilities. Image score = max over pixels of
   1 - p(background); defective when score >= image_threshold ({image_threshold['threshold']}).
-  Held-out: mean Dice over the 4 defect classes {test['mean_dice_defects']}, image AUROC
-  {test['image_auroc_max_defect_probability']}.
+  Held-out ({test['images']} images): mean Dice over the 4 defect classes
+  {test['mean_dice_defects']} (target 0.80, {_met(test['mean_dice_defects'], 0.80)};
+  {_dice_text(test['dice'])}); image AUROC {test['image_auroc_max_defect_probability']}
+  (target 0.98, {_met(test['image_auroc_max_defect_probability'], 0.98)}).{_note_extra(cfg)}
 input:
   name: image
   # [batch, channels, height, width]; -1 = dynamic batch.
@@ -355,7 +401,7 @@ def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
         "torch": torch.__version__,
     }
     sizes = {
-        name: {"folder": str(ds.folder), "seed": ds.info.get("seed"), "images": len(ds),
+        name: {"folder": common.repo_relative(ds.folder), "seed": ds.info.get("seed"), "images": len(ds),
                "defective_images": int(ds.has_defect().sum()),
                "generator": ds.info.get("generator", ds.info.get("command"))}
         for name, ds in (("train", train_set), ("validation", val_set), ("test", test_set))
