@@ -130,6 +130,8 @@ def main(argv=None) -> int:
     ap.add_argument("--coil-reuse", nargs=2, type=Path, metavar=("MODEL_ONNX", "REPORT_JSON"),
                     help="skip coil training: use this model.onnx and its run report from an "
                          "earlier run of the same settings (threshold and figures recomputed)")
+    ap.add_argument("--seg-reuse", nargs=2, type=Path, metavar=("MODEL_ONNX", "REPORT_JSON"),
+                    help="skip segmenter training, like --coil-reuse")
     a = ap.parse_args(argv)
     try:
         coil_cfg = _config(classifier.Config(), a.coil)
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
             t = time.time()
             report = segmenter.run(seg_cfg, dirs["train"], dirs["val"], dirs["test"],
                                    a.models / "surface-segmenter",
-                                   a.runs / "surface-segmenter.json")
+                                   a.runs / "surface-segmenter.json", reuse=a.seg_reuse)
             results["surfaces"] = {**report["test"], "seconds": round(time.time() - t)}
     except data.DataError as e:
         print(f"error: {e}", file=sys.stderr)
