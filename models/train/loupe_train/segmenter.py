@@ -41,7 +41,7 @@ class Config:
     size: int = 256
     crop: int = 192
     # The last `full_size_epochs` epochs train on whole sheets (crop = size).
-    full_size_epochs: int = 3
+    full_size_epochs: int = 8
     color_order: str = "GRAY"
     mean: tuple = (0.5,)
     std: tuple = (0.25,)
@@ -56,7 +56,7 @@ class Config:
     # Global context: the bottleneck's mean over the image is mixed back into every cell
     # (tells a patch from the sheet's own mill scale by comparing with the whole sheet).
     context: bool = True
-    epochs: int = 9
+    epochs: int = 16
     batch: int = 8
     lr: float = 3e-3
     weight_decay: float = 1e-4
