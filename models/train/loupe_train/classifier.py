@@ -12,7 +12,6 @@ for the figures in the card, never for a choice.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import common, data, metrics
+from . import cli, common, data, metrics
 from .common import log
 
 LABELS = data.COIL_LABELS
@@ -545,28 +544,8 @@ def run(cfg: Config, train_dir: Path | list[Path], val_dir: Path | list[Path], t
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=Path, required=True)
-    ap.add_argument("--val", type=Path, required=True)
-    ap.add_argument("--test", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--report", type=Path)
-    ap.add_argument("--crop-steps", type=int)
-    ap.add_argument("--full-epochs", type=int)
-    ap.add_argument("--size", type=int)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--max-train-seconds", type=float)
-    a = ap.parse_args(argv)
-    cfg = Config()
-    for k in ("crop_steps", "full_epochs", "size", "seed", "max_train_seconds"):
-        if getattr(a, k) is not None:
-            setattr(cfg, k, getattr(a, k))
-    try:
-        run(cfg, a.train, a.val, a.test, a.out, a.report)
-    except data.DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(__doc__, Config(), run, {"crop_steps": int, "full_epochs": int, "size": int, "seed": int,
+                     "max_train_seconds": float}, argv)
 
 
 if __name__ == "__main__":

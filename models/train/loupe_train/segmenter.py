@@ -15,7 +15,6 @@ the input size when it differs); mean Dice is the mean over the 4 defect classes
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import common, data, metrics
+from . import cli, common, data, metrics
 from .common import log
 
 CLASSES = data.SURFACE_CLASSES
@@ -456,27 +455,7 @@ def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=Path, required=True)
-    ap.add_argument("--val", type=Path, required=True)
-    ap.add_argument("--test", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--report", type=Path)
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--size", type=int)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--max-train-seconds", type=float)
-    a = ap.parse_args(argv)
-    cfg = Config()
-    for k in ("epochs", "size", "seed", "max_train_seconds"):
-        if getattr(a, k) is not None:
-            setattr(cfg, k, getattr(a, k))
-    try:
-        run(cfg, a.train, a.val, a.test, a.out, a.report)
-    except data.DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(__doc__, Config(), run, {"epochs": int, "size": int, "seed": int, "max_train_seconds": float}, argv)
 
 
 if __name__ == "__main__":
