@@ -67,10 +67,7 @@ fn thousand_files_each_processed_exactly_once() {
 
     let records = read_report(&report);
     assert_eq!(records.len(), 1000);
-    let names: HashSet<&str> = records
-        .iter()
-        .map(|r| r["attributes"]["filename"].as_str().unwrap())
-        .collect();
+    let names = filenames(&records);
     assert_eq!(names.len(), 1000, "each file exactly once");
     assert_eq!(
         std::fs::read_dir(&inbox).unwrap().count(),
@@ -152,10 +149,7 @@ fn killing_a_remote_node_mid_run_loses_nothing() {
     let out = run.wait_with_output().unwrap();
     assert!(out.status.success());
     let records = read_report(&report);
-    let names: HashSet<&str> = records
-        .iter()
-        .map(|r| r["attributes"]["filename"].as_str().unwrap())
-        .collect();
+    let names = filenames(&records);
     assert_eq!(names.len(), 1000, "nothing lost");
     assert_eq!(records.len(), 1000, "no duplicates (idempotent by uuid)");
     assert!(written_before_restart < 1000, "the crash happened mid-run");
@@ -249,27 +243,10 @@ fn a_served_capture_node_hands_files_over_grpc_with_acknowledgements() {
     let node = Served::start("capture", &config, "127.0.0.1:0");
     let report = dir.path().join("report.jsonl");
     let flow = dir.path().join("flow.yaml");
-    std::fs::write(
-        &flow,
-        format!(
-            r#"
-nodes:
-  - {{ id: camera, type: capture, endpoint: "{}" }}
-  - {{ id: records, type: report, auto_terminate: [failure], settings: {{ path: "{}" }} }}
-connections:
-  - {{ from: camera.success, to: records, back_pressure: {{ objects: 20 }} }}
-"#,
-            node.endpoint(),
-            report.display()
-        ),
-    )
-    .unwrap();
+    write_served_capture_flow(&flow, &node.endpoint(), &report);
     run_once(&flow);
     let records = read_report(&report);
-    let names: HashSet<&str> = records
-        .iter()
-        .map(|r| r["attributes"]["filename"].as_str().unwrap())
-        .collect();
+    let names = filenames(&records);
     assert_eq!(names.len(), 300);
     assert_eq!(records.len(), 300);
     assert_eq!(
@@ -297,28 +274,7 @@ fn killing_the_capture_node_mid_run_neither_loses_nor_duplicates() {
     let mut node = Served::start("capture", &config, "127.0.0.1:0");
     let addr = node.addr.clone();
     let flow = dir.path().join("flow.yaml");
-    std::fs::write(
-        &flow,
-        format!(
-            r#"
-nodes:
-  - id: camera
-    type: capture
-    endpoint: {}
-    retry: {{ max_attempts: 200, initial_backoff: 20ms, max_backoff: 200ms }}
-  - id: records
-    type: report
-    concurrency: 1
-    settings: {{ path: "{}" }}
-    auto_terminate: [failure]
-connections:
-  - {{ from: camera.success, to: records, back_pressure: {{ objects: 20 }} }}
-"#,
-            node.endpoint(),
-            report.display()
-        ),
-    )
-    .unwrap();
+    write_served_capture_flow(&flow, &node.endpoint(), &report);
     let run = loupe()
         .args(["run", "--once", "--progress", "off"])
         .arg(&flow)
@@ -342,10 +298,7 @@ connections:
         String::from_utf8_lossy(&out.stderr)
     );
     let records = read_report(&report);
-    let names: HashSet<&str> = records
-        .iter()
-        .map(|r| r["attributes"]["filename"].as_str().unwrap())
-        .collect();
+    let names = filenames(&records);
     assert_eq!(names.len(), 1000, "nothing lost");
     assert_eq!(
         records.len(),
@@ -358,4 +311,37 @@ connections:
         0,
         "every file settled"
     );
+}
+
+/// The distinct `filename`s of report records.
+fn filenames(records: &[serde_json::Value]) -> HashSet<&str> {
+    records
+        .iter()
+        .map(|r| r["attributes"]["filename"].as_str().unwrap())
+        .collect()
+}
+
+/// A flow from a served capture node at `endpoint` (retried patiently, so a restarted node
+/// is waited for) into an in-process JSON-lines report.
+fn write_served_capture_flow(flow: &Path, endpoint: &str, report: &Path) {
+    std::fs::write(
+        flow,
+        format!(
+            r#"
+nodes:
+  - id: camera
+    type: capture
+    endpoint: "{endpoint}"
+    retry: {{ max_attempts: 200, initial_backoff: 20ms, max_backoff: 200ms }}
+  - id: records
+    type: report
+    settings: {{ path: "{}" }}
+    auto_terminate: [failure]
+connections:
+  - {{ from: camera.success, to: records, back_pressure: {{ objects: 20 }} }}
+"#,
+            report.display()
+        ),
+    )
+    .unwrap();
 }
