@@ -5,12 +5,18 @@ code paths (loading, checks, training, export, evaluation, card writing) run in 
 
     python -m loupe_train.fake coils DIR --products 12 --seed 1
     python -m loupe_train.fake surfaces DIR --images 20 --seed 1
+    python -m loupe_train.fake feedback DIR --products 10 --seed 1
+
+`feedback` is a `loupe dataset export` folder (reviewed images, ImageFolder + manifest; see
+loupe_train/finetune.py); `make_coil_model` writes a tiny coil classifier (model.onnx + card) to
+fine-tune in the tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +136,101 @@ def make_surfaces(out: Path, images: int, seed: int, size: int = 128, omit: int 
     _write(out, lines, {"kind": "surfaces", "seed": seed, "images": images, "fake": True})
 
 
+def make_feedback(out: Path, products: int = 10, seed: int = 1, size: int = 256,
+                  angles: int = 2, val_every: int = 5, since: str = "2026-11-01",
+                  records: list[dict] | None = None) -> list[dict]:
+    """A `loupe dataset export` folder: `products` x `angles` reviewed images.
+
+    Product p is loose_wire when p % 3 == 1, burr when p % 3 == 2, else ok (the defect shows
+    from even angles); every `val_every`-th product is in the val split (all its angles). Every
+    third image is a JPEG, and every fourth record leaves the optional fields out or null, as
+    an export may. `records` (if given) are written instead of the generated ones, with
+    whatever images were generated. Returns the records written."""
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    lines = []
+    for p in range(products):
+        product_label = ["ok", "loose_wire", "burr"][p % 3]
+        split = "val" if p % val_every == val_every - 1 else "train"
+        for angle in range(angles):
+            label = product_label if angle % 2 == 0 else "ok"
+            img, _ = _coil_image(rng, label, size)
+            uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+            i = len(lines)
+            name = f"{label}/p{p:05d}_a{angle}_{uid[:8]}.{'jpg' if i % 3 == 0 else 'png'}"
+            (out / label).mkdir(parents=True, exist_ok=True)
+            if name.endswith(".jpg"):
+                img.save(out / name, quality=95)
+            else:
+                img.save(out / name)
+            model_label = label if rng.random() < 0.7 else "loose_wire"
+            record = {
+                "file": name,
+                "label": label,
+                "split": split,
+                "uuid": uid,
+                "product_id": f"p{p:05d}",
+                "angle": angle,
+                "line": "L1",
+                "camera_verdict": "loose_wire" if label != "ok" or rng.random() < 0.3 else "ok",
+                "model": "coil-classifier",
+                "model_label": model_label,
+                "model_score": round(float(rng.uniform(0.3, 1.0)), 4),
+                "reviewer": ["anna", "ben"][i % 2],
+                "reviewed_ms": 1763700000000 + 1000 * i,
+                "source_kind": "coil",
+            }
+            if i % 4 == 3:
+                for key in ("uuid", "line", "model_score", "reviewer"):
+                    del record[key]
+                record.update(camera_verdict=None, model=None, model_label=None)
+            lines.append(record)
+    if records is not None:
+        lines = records
+    classes: dict = {}
+    for r in lines:
+        classes[r.get("label")] = classes.get(r.get("label"), 0) + 1
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out, lines, {"kind": "feedback", "generator": "loupe dataset export", "since": since,
+                        "exported_ms": 1763800000000, "images": len(lines), "classes": classes,
+                        "val_fraction": 1 / val_every})
+    return lines
+
+
+def make_coil_model(out: Path, size: int = 32, layers: tuple = ((8, 2), (16, 2)),
+                    threshold: float = 0.3, seed: int = 0) -> None:
+    """A tiny untrained coil classifier exported and carded like the pipeline's (random
+    BatchNorm statistics, so that loading the fused ONNX weights back is really tested)."""
+    import torch
+
+    from . import classifier, common
+
+    torch.manual_seed(seed)
+    cfg = classifier.Config(size=size, layers=layers)
+    model = classifier.build_model(cfg)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0.0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+    model.eval()
+    model.export_probabilities = True
+    out = Path(out)
+    common.export_onnx(model, torch.randn(2, 3, size, size), out / "model.onnx", "image",
+                       "probabilities")
+    figures = {"loose_wire_recall": 1.0, "camera_false_alarms_cleared_rate": 0.5}
+    report = {"test": figures, "validation": figures, "train_seconds": 0.0,
+              "torch": torch.__version__, "timing": {}, "onnx_vs_torch_max_abs_diff": 0.0,
+              "model_bytes": (out / "model.onnx").stat().st_size,
+              "parameters": sum(p.numel() for p in model.parameters())}
+    decision = {"threshold": threshold, "highest_meeting_target": threshold}
+    sizes = {"train": {"folder": "fake", "images": 0}}
+    (out / "model.yaml").write_text(classifier.card_text(cfg, decision, report, sizes),
+                                    encoding="utf-8")
+
+
 def _write(out: Path, lines: list[dict], info: dict) -> None:
     with (out / "manifest.jsonl").open("w") as f:
         for r in lines:
@@ -139,7 +240,7 @@ def _write(out: Path, lines: list[dict], info: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("kind", choices=["coils", "surfaces"])
+    ap.add_argument("kind", choices=["coils", "surfaces", "feedback"])
     ap.add_argument("out", type=Path)
     ap.add_argument("--products", type=int, default=12)
     ap.add_argument("--images", type=int, default=20)
@@ -147,6 +248,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.kind == "coils":
         make_coils(a.out, a.products, a.seed)
+    elif a.kind == "feedback":
+        make_feedback(a.out, a.products, a.seed)
     else:
         make_surfaces(a.out, a.images, a.seed)
 

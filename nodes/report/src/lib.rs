@@ -19,6 +19,8 @@
 //!   `failure` with `error.kind`/`error.message`; a torn partial line is never glued to the
 //!   next record.
 
+pub mod daily;
+pub mod dashboard;
 mod error;
 pub mod media;
 pub mod notify;
@@ -106,6 +108,31 @@ impl NodeKind for Report {
             }
             _ => None,
         };
+        let live = settings.dashboard.as_ref().map(|_| dashboard::Live::new());
+        let dashboard = match (&settings.dashboard, &store, &live) {
+            (Some(dashboard), Some(store), Some(live)) => {
+                let sources = dashboard::Sources {
+                    store: store.clone(),
+                    media_dir: settings.media_dir.as_ref().map(|dir| ctx.resolve(dir)),
+                    provenance: dashboard.provenance.as_ref().map(|p| ctx.resolve(p)),
+                    disagreement: store::Disagreement {
+                        camera_flag: settings.camera_flag.clone(),
+                        defect_labels: settings.defect_labels.clone(),
+                    },
+                };
+                Some(
+                    dashboard::Dashboard::start(dashboard, sources, live.clone())
+                        .await
+                        .map_err(|e| NodeError::Other(format!("report: {e}")))?,
+                )
+            }
+            (Some(_), None, _) => {
+                return Err(NodeError::Other(
+                    "report: `dashboard` needs `database`".to_string(),
+                ));
+            }
+            _ => None,
+        };
         let products = store.as_ref().map(|store| {
             let products = Arc::new(Products {
                 store: store.clone(),
@@ -123,6 +150,8 @@ impl NodeKind for Report {
             store,
             products,
             media,
+            live,
+            dashboard,
         }))
     }
 }
@@ -241,9 +270,16 @@ pub struct ReportProcessor {
     store: Option<Arc<Store>>,
     products: Option<Arc<Products>>,
     media: Option<MediaStore>,
+    live: Option<dashboard::Live>,
+    dashboard: Option<dashboard::Dashboard>,
 }
 
 impl ReportProcessor {
+    /// Where the dashboard listens, if this node serves one.
+    pub fn dashboard_addr(&self) -> Option<std::net::SocketAddr> {
+        self.dashboard.as_ref().map(dashboard::Dashboard::addr)
+    }
+
     /// The JSON-lines sink records go to, if any.
     pub fn sink(&self) -> Option<&JsonLinesSink> {
         self.sink.as_ref()
@@ -280,13 +316,19 @@ impl Processor for ReportProcessor {
             record.media_path = Some(path);
         }
         if let Some(store) = self.store.as_ref().filter(|_| !is_child) {
-            store.insert(&record).await.map_err(|e| match e {
+            let written = store.insert(&record).await.map_err(|e| match e {
                 // The runner retries these: a database restart loses nothing.
                 StoreError::Unavailable { .. } => {
                     ProcessError::new(ErrorKind::Unavailable, e.to_string())
                 }
                 other => ProcessError::internal(other.to_string()),
             })?;
+            if let (Some(live), Written::Recorded) = (&self.live, written) {
+                live.publish(store::Stored {
+                    record: record.clone(),
+                    review: None,
+                });
+            }
             if let (Some(products), Some(product_id)) = (&self.products, &record.product_id)
                 && record.fragment_count.is_some()
             {

@@ -48,6 +48,10 @@ pub struct ReportSettings {
     /// made from the stored angles). Absent: no notifications.
     #[serde(default)]
     pub notify: Option<crate::notify::NotifySettings>,
+    /// Serve the web dashboard (live list, details, review, daily report, upload) over HTTP
+    /// (see `loupe_report::dashboard`). Needs `database`. Absent: no dashboard.
+    #[serde(default)]
+    pub dashboard: Option<crate::dashboard::DashboardSettings>,
     /// JSON-lines file each FlowFile is also appended to as one record. Relative paths
     /// resolve against the flow file's directory; missing parent directories are created.
     #[serde(default)]
@@ -123,6 +127,17 @@ impl ReportSettings {
         if let Some(notify) = &self.notify {
             for p in notify.problems() {
                 problems.push(SettingsError::new(format!("notify.{}", p.path), p.message));
+            }
+        }
+        if let Some(dashboard) = &self.dashboard {
+            for p in dashboard.problems() {
+                problems.push(SettingsError::new(format!("dashboard.{}", p.path), p.message));
+            }
+            if self.database_url().is_none() {
+                problems.push(SettingsError::new(
+                    "dashboard",
+                    "needs `database`: the dashboard shows the stored records",
+                ));
             }
         }
         if self.product_timeout.is_zero() {

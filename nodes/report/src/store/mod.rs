@@ -10,6 +10,7 @@
 //! created) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`).
 
 mod postgres;
+pub mod query;
 mod sqlite;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::record::Inspection;
 use crate::sink::Written;
 
 pub use postgres::PostgresStore;
+pub use query::{DailyRow, Disagreement, ListQuery, Review, Stored};
 pub use sqlite::SqliteStore;
 
 /// A store failed.
@@ -157,6 +159,54 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.delete_older_than(cutoff_ms).await,
             Store::Postgres(s) => s.delete_older_than(cutoff_ms).await,
+        }
+    }
+}
+
+impl Store {
+    /// The records `q` selects, newest first, each with its latest review.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list(q).await,
+            Store::Postgres(s) => s.list(q).await,
+        }
+    }
+
+    /// One record with its latest review.
+    pub async fn get(&self, uuid: &str) -> Result<Option<Stored>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.get(uuid).await,
+            Store::Postgres(s) => s.get(uuid).await,
+        }
+    }
+
+    /// Every review of a record, oldest first.
+    pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.reviews(uuid).await,
+            Store::Postgres(s) => s.reviews(uuid).await,
+        }
+    }
+
+    /// Stores a review (feedback) of record `uuid`; false when there is no such record.
+    /// Reviews are kept, never overwritten: the latest is the record's reviewed verdict.
+    pub async fn add_review(&self, uuid: &str, review: &Review) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.add_review(uuid, review.clone()).await,
+            Store::Postgres(s) => s.add_review(uuid, review).await,
+        }
+    }
+
+    /// The daily report's rows for records written in `[from_ms, to_ms)`, at most `limit`.
+    pub async fn daily_rows(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.daily_rows(from_ms, to_ms, limit).await,
+            Store::Postgres(s) => s.daily_rows(from_ms, to_ms, limit).await,
         }
     }
 }

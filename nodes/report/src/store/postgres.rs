@@ -6,6 +6,7 @@
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
+use super::query::{self, Cells, DailyRow, Dialect, ListQuery, Param, Review, Sql, Stored};
 use super::{COLUMNS, StoreError, VerdictCount, redact};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
@@ -57,7 +58,12 @@ impl PostgresStore {
                    product_id TEXT PRIMARY KEY, verdict TEXT NOT NULL, line TEXT,
                    angles INTEGER NOT NULL, expected INTEGER NOT NULL,
                    defect_angles INTEGER NOT NULL, camera_flagged INTEGER NOT NULL,
-                   defects TEXT NOT NULL, decided_ms BIGINT NOT NULL);"
+                   defects TEXT NOT NULL, decided_ms BIGINT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS {table}_feedback (
+                   id BIGSERIAL PRIMARY KEY, uuid TEXT NOT NULL,
+                   label TEXT NOT NULL, action TEXT NOT NULL, reviewer TEXT NOT NULL,
+                   note TEXT, reviewed_ms BIGINT NOT NULL);
+                 CREATE INDEX IF NOT EXISTS {table}_feedback_uuid ON {table}_feedback (uuid);"
             ))
             .await
             .map_err(|e| StoreError::Open {
@@ -286,5 +292,116 @@ impl PostgresStore {
             Ok(rows.iter().map(|row| (row.get(0), row.get::<_, i64>(1) as u64)).collect())
         })
         .await
+    }
+
+    /// Runs a query built by [`query`] and decodes each row with `decode`.
+    async fn select<T>(
+        &self,
+        sql: Sql,
+        decode: fn(&tokio_postgres::Row) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = sql
+            .params
+            .into_iter()
+            .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match p {
+                    Param::Text(t) => Box::new(t),
+                    Param::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        self.with(async |client, _| {
+            let rows = client.query(&sql.text, &refs).await?;
+            Ok(rows.iter().map(decode).collect())
+        })
+        .await
+    }
+
+    /// The records `q` selects, newest first, with their latest review.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
+        self.select(query::list(&self.table, q, Dialect::Postgres), |row| {
+            query::decode(row)
+        })
+        .await
+    }
+
+    /// One record with its latest review.
+    pub async fn get(&self, uuid: &str) -> Result<Option<Stored>, StoreError> {
+        let rows = self
+            .select(query::get(&self.table, uuid, Dialect::Postgres), |row| {
+                query::decode(row)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Every review of a record, oldest first.
+    pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
+        let rows = self
+            .select(query::reviews(&self.table, uuid, Dialect::Postgres), |row| {
+                query::decode_review(row, 0)
+            })
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// Stores a review of `uuid`; false when there is no such record.
+    pub async fn add_review(&self, uuid: &str, review: &Review) -> Result<bool, StoreError> {
+        self.with(async |client, table| {
+            let changed = client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table}_feedback (uuid, label, action, reviewer, note, reviewed_ms) \
+                         SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint \
+                         WHERE EXISTS (SELECT 1 FROM {table} WHERE uuid = $1::text)"
+                    ),
+                    &[
+                        &uuid,
+                        &review.label,
+                        &review.action,
+                        &review.reviewer,
+                        &review.note,
+                        &review.reviewed_ms,
+                    ],
+                )
+                .await?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// The daily report's rows for records written in `[from_ms, to_ms)`.
+    pub async fn daily_rows(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        self.select(
+            query::daily(&self.table, from_ms, to_ms, limit, Dialect::Postgres),
+            |row| query::decode_daily(row),
+        )
+        .await
+    }
+}
+
+impl Cells for tokio_postgres::Row {
+    fn text(&self, i: usize) -> Option<String> {
+        self.try_get::<_, Option<String>>(i).ok().flatten()
+    }
+
+    fn int(&self, i: usize) -> Option<i64> {
+        self.try_get::<_, Option<i64>>(i)
+            .ok()
+            .flatten()
+            .or_else(|| self.try_get::<_, Option<i32>>(i).ok().flatten().map(i64::from))
+    }
+
+    fn float(&self, i: usize) -> Option<f64> {
+        self.try_get::<_, Option<f64>>(i).ok().flatten()
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
+use super::query::{self, Cells, DailyRow, Dialect, ListQuery, Param, Review, Sql, Stored};
 use super::{COLUMNS, StoreError, VerdictCount};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
@@ -59,7 +60,13 @@ impl SqliteStore {
                        product_id TEXT PRIMARY KEY, verdict TEXT NOT NULL, line TEXT,
                        angles INTEGER NOT NULL, expected INTEGER NOT NULL,
                        defect_angles INTEGER NOT NULL, camera_flagged INTEGER NOT NULL,
-                       defects TEXT NOT NULL, decided_ms INTEGER NOT NULL);"
+                       defects TEXT NOT NULL, decided_ms INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS {open_table}_feedback (
+                       id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT NOT NULL,
+                       label TEXT NOT NULL, action TEXT NOT NULL, reviewer TEXT NOT NULL,
+                       note TEXT, reviewed_ms INTEGER NOT NULL);
+                     CREATE INDEX IF NOT EXISTS {open_table}_feedback_uuid
+                       ON {open_table}_feedback (uuid);"
                 ))
                 .map_err(|e| e.to_string())?;
             Ok(connection)
@@ -292,5 +299,108 @@ impl SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    /// Runs a query built by [`query`] and decodes each row with `decode`.
+    async fn select<T: Send + 'static>(
+        &self,
+        sql: Sql,
+        decode: fn(&rusqlite::Row<'_>) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        self.with(move |c, _| {
+            let mut statement = c.prepare(&sql.text)?;
+            let rows = statement.query_map(
+                rusqlite::params_from_iter(sql.params.iter().map(value)),
+                |row| Ok(decode(row)),
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The records `q` selects, newest first, with their latest review.
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
+        self.select(query::list(&self.table, q, Dialect::Sqlite), |row| {
+            query::decode(row)
+        })
+        .await
+    }
+
+    /// One record with its latest review.
+    pub async fn get(&self, uuid: &str) -> Result<Option<Stored>, StoreError> {
+        let rows = self
+            .select(query::get(&self.table, uuid, Dialect::Sqlite), |row| {
+                query::decode(row)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Every review of a record, oldest first.
+    pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
+        let rows = self
+            .select(query::reviews(&self.table, uuid, Dialect::Sqlite), |row| {
+                query::decode_review(row, 0)
+            })
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// Stores a review of `uuid`; false when there is no such record.
+    pub async fn add_review(&self, uuid: &str, review: Review) -> Result<bool, StoreError> {
+        let uuid = uuid.to_string();
+        self.with(move |c, table| {
+            c.execute(
+                &format!(
+                    "INSERT INTO {table}_feedback (uuid, label, action, reviewer, note, reviewed_ms) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM {table} WHERE uuid = ?1)"
+                ),
+                params![
+                    uuid,
+                    review.label,
+                    review.action,
+                    review.reviewer,
+                    review.note,
+                    review.reviewed_ms
+                ],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    /// The daily report's rows for records written in `[from_ms, to_ms)`.
+    pub async fn daily_rows(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DailyRow>, StoreError> {
+        self.select(
+            query::daily(&self.table, from_ms, to_ms, limit, Dialect::Sqlite),
+            |row| query::decode_daily(row),
+        )
+        .await
+    }
+}
+
+fn value(param: &Param) -> rusqlite::types::Value {
+    match param {
+        Param::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        Param::Int(i) => rusqlite::types::Value::Integer(*i),
+    }
+}
+
+impl Cells for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Option<String> {
+        self.get::<_, Option<String>>(i).ok().flatten()
+    }
+
+    fn int(&self, i: usize) -> Option<i64> {
+        self.get::<_, Option<i64>>(i).ok().flatten()
+    }
+
+    fn float(&self, i: usize) -> Option<f64> {
+        self.get::<_, Option<f64>>(i).ok().flatten()
     }
 }

@@ -1,0 +1,218 @@
+//! The dashboard a `report` node serves over HTTP (axum): pages for people, a small JSON API
+//! under `/api` for scripts, live updates as server-sent events.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/` | live list of inspections, newest first; filters `line`, `verdict`, `day`, `disagree` |
+//! | `/inspections/{uuid}` | one inspection: original and overlay side by side, scores, attributes, provenance, review |
+//! | `/upload` | check one image through the running flow (sent to the `capture` node's upload endpoint) |
+//! | `/daily` | daily report per day x line x defect class, with charts; `/daily.csv` downloads it |
+//! | `/api/inspections[/{uuid}]` | the list / one record as JSON (same filters) |
+//! | `POST /api/inspections/{uuid}/review` | store a review: `{"reviewer","label","action","note"}` |
+//! | `/api/events` | server-sent events: `inspection` per new record, `resync` when a client fell behind |
+//! | `/api/daily` | the daily report as JSON |
+//! | `POST /api/upload` | the upload page's proxy to the capture node |
+//! | `/media/{path}` | files of the media store (original, overlay, mask, record JSON) |
+//!
+//! Every page is self-contained (inline CSS, inline script, SVG charts): nothing is loaded
+//! from outside the node. Live updates come from this node's own records (a broadcast channel
+//! of bounded size: a browser that falls behind is told to reload, never buffered for);
+//! reads go to the database, so every report node sharing a PostgreSQL database shows all
+//! records.
+
+mod api;
+mod html;
+mod pages;
+mod provenance;
+mod settings;
+mod upload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+pub use settings::DashboardSettings;
+
+use crate::store::{Disagreement, Store, StoreError, Stored};
+
+/// How many new records wait for a slow browser before it is told to reload.
+const LIVE_BUFFER: usize = 256;
+
+/// Where the dashboard's data comes from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The records.
+    pub store: Arc<Store>,
+    /// The media directory, if images are kept.
+    pub media_dir: Option<PathBuf>,
+    /// The provenance file, resolved.
+    pub provenance: Option<PathBuf>,
+    /// What a camera flag and a defect are (for the disagreement filter).
+    pub disagreement: Disagreement,
+}
+
+/// Sends new records to the browsers following the live list.
+#[derive(Debug, Clone)]
+pub struct Live(broadcast::Sender<Arc<Stored>>);
+
+impl Live {
+    /// A new channel.
+    pub fn new() -> Live {
+        Live(broadcast::channel(LIVE_BUFFER).0)
+    }
+
+    /// Tells the browsers about a new record (nobody listening is fine).
+    pub fn publish(&self, record: Stored) {
+        let _ = self.0.send(Arc::new(record));
+    }
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live::new()
+    }
+}
+
+/// A running dashboard; stops when dropped.
+#[derive(Debug)]
+pub struct Dashboard {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Dashboard {
+    /// Binds `settings.listen` and serves until dropped.
+    pub async fn start(
+        settings: &DashboardSettings,
+        sources: Sources,
+        live: Live,
+    ) -> Result<Dashboard, std::io::Error> {
+        let addr: SocketAddr = settings.listen.parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("dashboard.listen `{}` is not HOST:PORT", settings.listen),
+            )
+        })?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("dashboard cannot listen on {addr}: {e}"))
+        })?;
+        let addr = listener.local_addr()?;
+        let uploader = match &settings.upload_url {
+            Some(url) => Some(upload::Uploader::new(url).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+            })?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            settings: settings.clone(),
+            sources,
+            live,
+            live_slots: Arc::new(Semaphore::new(settings.max_live_clients)),
+            uploader,
+        });
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let app = router(shared);
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "dashboard stopped");
+            }
+        });
+        tracing::info!(url = %format!("http://{addr}/"), "dashboard listening");
+        Ok(Dashboard { addr, shutdown })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// What every handler sees.
+struct Shared {
+    settings: DashboardSettings,
+    sources: Sources,
+    live: Live,
+    live_slots: Arc<Semaphore>,
+    uploader: Option<upload::Uploader>,
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(pages::list))
+        .route("/inspections/{uuid}", get(pages::detail))
+        .route("/upload", get(pages::upload))
+        .route("/daily", get(pages::daily))
+        .route("/daily.csv", get(api::daily_csv))
+        .route("/api/inspections", get(api::list))
+        .route("/api/inspections/{uuid}", get(api::get))
+        .route("/api/inspections/{uuid}/review", post(api::review))
+        .route("/api/daily", get(api::daily))
+        .route("/api/events", get(api::events))
+        .route(
+            "/api/upload",
+            post(upload::upload).layer(axum::extract::DefaultBodyLimit::max(
+                shared.settings.max_upload_bytes,
+            )),
+        )
+        .route("/media/{*path}", get(api::media))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(shared)
+}
+
+/// Why a request failed; becomes the response.
+#[derive(Debug, thiserror::Error)]
+enum DashboardError {
+    /// No such record or file.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The database (or the capture node) cannot answer now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something else failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for DashboardError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { .. } => DashboardError::Unavailable(e.to_string()),
+            other => DashboardError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for DashboardError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            DashboardError::NotFound(_) => StatusCode::NOT_FOUND,
+            DashboardError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            DashboardError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DashboardError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "dashboard request failed");
+        }
+        (status, self.to_string()).into_response()
+    }
+}

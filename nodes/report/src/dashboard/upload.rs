@@ -1,0 +1,108 @@
+//! The upload page's way into the flow: `POST /api/upload` is passed on to the `capture`
+//! node's upload endpoint (`dashboard.upload_url`), so a hand-checked image goes through the
+//! running flow like a camera's and its record appears in the list.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::{DashboardError, Shared};
+
+/// How long the capture node may take to accept an upload (it answers once the flow has
+/// the FlowFile, so back pressure shows here).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most of the capture node's answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// A client of the capture node's upload endpoint.
+pub(super) struct Uploader {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: http::Uri,
+}
+
+impl Uploader {
+    /// For the endpoint at `url` (`http://HOST:PORT/upload`).
+    pub(super) fn new(url: &str) -> Result<Uploader, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("dashboard.upload_url `{url}`: {e}"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Ok(Uploader {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            uri,
+        })
+    }
+}
+
+/// `POST /api/upload`: the image as the body; `X-Loupe-Filename` and `X-Loupe-Attr-*`
+/// headers are passed on. Answers what the capture node answered (`202` with the FlowFile's
+/// uuid), or `503` when it cannot be reached.
+pub(super) async fn upload(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, DashboardError> {
+    let Some(uploader) = &shared.uploader else {
+        return Err(DashboardError::NotFound(
+            "uploads are not configured: set dashboard.upload_url to the capture node's upload endpoint"
+                .to_string(),
+        ));
+    };
+    if body.is_empty() {
+        return Err(DashboardError::BadRequest("no image in the request".to_string()));
+    }
+    let mut request = http::Request::post(uploader.uri.clone());
+    for (name, value) in &headers {
+        let keep = name.as_str().starts_with("x-loupe-") || name == header::CONTENT_TYPE;
+        if keep {
+            request = request.header(name, value);
+        }
+    }
+    request = request.header("x-loupe-attr-capture.via", "dashboard-upload");
+    let request = request
+        .body(Full::new(body))
+        .map_err(|e| DashboardError::BadRequest(format!("cannot pass the upload on: {e}")))?;
+    let unreachable = |why: String| {
+        DashboardError::Unavailable(format!(
+            "the capture node at {} did not take the image: {why}",
+            uploader.uri
+        ))
+    };
+    let response = tokio::time::timeout(UPLOAD_TIMEOUT, uploader.client.request(request))
+        .await
+        .map_err(|_| unreachable(format!("no answer in {}s", UPLOAD_TIMEOUT.as_secs())))?
+        .map_err(|e| unreachable(error_chain(&e)))?;
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(header::HeaderValue::from_static("text/plain"));
+    let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((status, [(header::CONTENT_TYPE, content_type)], answer).into_response())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
