@@ -108,10 +108,12 @@
 //!
 //! ## Pulls and exhaustion
 //! A pull offers uploads first (a client is waiting), then snapshots, then directory
-//! files; every FlowFile has `capture.input` (`directory`, `upload`, `snapshot`). Only a
-//! directory-only capture answers `exhausted` (nothing left to offer, files still being
-//! written count as left, every offer acknowledged); one with `upload` or `snapshot` never
-//! does, so `loupe run --once` keeps running it.
+//! files; every FlowFile has `capture.input` (`directory`, `upload`, `snapshot`). A capture
+//! with a `directory` answers `exhausted` when the directory is (nothing left to offer, files
+//! still being written count as left, every offer acknowledged) and no upload or snapshot
+//! is waiting: `loupe run --once` processes the folder and stops, and its upload endpoint
+//! takes images while the run lasts (the dashboard's upload page during a demo). A capture
+//! without a directory never answers `exhausted`.
 //!
 //! ## As a processor
 //! `process` passes the FlowFile through unchanged to `success`.

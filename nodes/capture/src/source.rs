@@ -4,7 +4,8 @@
 //! A pull offers, in this order, uploads (a client is waiting), snapshots, then directory
 //! files, up to `max` in all. Delivery ids tell the inputs apart (`upload-...`,
 //! `snapshot-...`, anything else is a directory file), so an acknowledgement reaches the
-//! input that made the offer. Only a directory-only capture ever reports `exhausted`.
+//! input that made the offer. Only a capture with a directory ever reports `exhausted`: when
+//! the directory is, and no upload or snapshot is waiting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,7 +139,7 @@ impl CaptureSource {
             if room > 0 || only_input {
                 match dir.pass(room).await {
                     Ok(p) => {
-                        pulled.exhausted = p.exhausted && only_input;
+                        pulled.exhausted = p.exhausted && self.ready_in_memory() == 0;
                         pulled.offers = p.offers;
                     }
                     Err(e) if only_input || self.ready_in_memory() == 0 => {

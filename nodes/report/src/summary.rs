@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use crate::store::{Store, StoreError, VerdictCount};
+use std::collections::BTreeMap;
+
+use crate::store::{ListQuery, Store, StoreError, Stored, VerdictCount};
 
 /// The summary of the records in a store.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,6 +125,125 @@ impl Summary {
             out.push_str(&format!(
                 "products: {total} judged — {}\n",
                 parts.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// What a segmentation run found, sheet by sheet: sheets with defects per class, and against
+/// the ground truth where the data has it (`defect` from a `loupe synth surfaces` manifest).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SurfaceSummary {
+    /// Sheets recorded.
+    pub sheets: u64,
+    /// Sheets the model found a defect on.
+    pub defective: u64,
+    /// Sheets per defect class found.
+    pub classes: BTreeMap<String, u64>,
+    /// Sheets that could not be inspected (an error on the way).
+    pub failed: u64,
+    /// Sheets that truly have a defect (when the truth is known).
+    pub real_defects: Option<u64>,
+    /// Of those, how many the model missed.
+    pub missed: Option<u64>,
+    /// Sheets that truly are clean (when the truth is known).
+    pub clean: Option<u64>,
+    /// Of those, how many the model flagged.
+    pub false_alarms: Option<u64>,
+}
+
+impl SurfaceSummary {
+    /// Reads every record of `store` (a demo's worth: at most 100 000).
+    pub async fn of(store: &Store) -> Result<SurfaceSummary, StoreError> {
+        let mut records = Vec::new();
+        let mut query = ListQuery {
+            limit: crate::store::query::MAX_PAGE,
+            ..Default::default()
+        };
+        loop {
+            let page = store.list(&query).await?;
+            let full = page.len() as u32 >= query.limit;
+            query.before = page
+                .last()
+                .map(|s| (s.record.recorded_ms, s.record.uuid.clone()));
+            records.extend(page);
+            if !full || records.len() >= 100_000 {
+                break;
+            }
+        }
+        Ok(SurfaceSummary::from_records(&records))
+    }
+
+    /// The figures of `records`.
+    pub fn from_records(records: &[Stored]) -> SurfaceSummary {
+        let mut s = SurfaceSummary::default();
+        let mut known = false;
+        let (mut real, mut missed, mut clean, mut false_alarms) = (0, 0, 0, 0);
+        for stored in records {
+            let r = &stored.record;
+            s.sheets += 1;
+            if r.error_kind.is_some() {
+                s.failed += 1;
+                continue;
+            }
+            let found = stored.verdict() == Some("defect");
+            if found {
+                s.defective += 1;
+                for class in r.segment_classes.as_deref().unwrap_or("").split(',') {
+                    let class = class.trim();
+                    if !class.is_empty() {
+                        *s.classes.entry(class.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            match r.attributes.get("defect").map(String::as_str) {
+                Some("true") => {
+                    known = true;
+                    real += 1;
+                    missed += u64::from(!found);
+                }
+                Some("false") => {
+                    known = true;
+                    clean += 1;
+                    false_alarms += u64::from(found);
+                }
+                _ => {}
+            }
+        }
+        if known {
+            s.real_defects = Some(real);
+            s.missed = Some(missed);
+            s.clean = Some(clean);
+            s.false_alarms = Some(false_alarms);
+        }
+        s
+    }
+
+    /// A few lines a plant manager reads.
+    pub fn text(&self) -> String {
+        let classes: Vec<String> = self
+            .classes
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        let mut out = format!(
+            "inspected {} sheets: the model found defects on {}",
+            self.sheets, self.defective
+        );
+        if !classes.is_empty() {
+            out.push_str(&format!(" (sheets per class: {})", classes.join(", ")));
+        }
+        out.push('\n');
+        if self.failed > 0 {
+            out.push_str(&format!("{} sheets could not be inspected (see the dashboard)\n", self.failed));
+        }
+        if let (Some(real), Some(missed), Some(clean), Some(fa)) =
+            (self.real_defects, self.missed, self.clean, self.false_alarms)
+        {
+            out.push_str(&format!(
+                "real defects (ground truth of the generated data): {real} sheets, missed by the model: {missed}; \
+                 clean sheets: {clean}, flagged by the model: {fa}\n"
             ));
         }
         out

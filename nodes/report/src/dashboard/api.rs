@@ -348,6 +348,7 @@ pub(super) async fn events(State(shared): State<Arc<Shared>>) -> Result<Response
         };
         Ok::<_, Infallible>(event)
     });
+    let stream = futures::StreamExt::take_until(stream, shared.shutdown.clone().cancelled_owned());
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -110,14 +110,15 @@ impl Dashboard {
             })?),
             None => None,
         };
+        let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             sources,
             live,
             live_slots: Arc::new(Semaphore::new(settings.max_live_clients)),
             uploader,
+            shutdown: shutdown.clone(),
         });
-        let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let app = router(shared);
         tokio::spawn(async move {
@@ -151,6 +152,8 @@ struct Shared {
     live: Live,
     live_slots: Arc<Semaphore>,
     uploader: Option<upload::Uploader>,
+    /// Cancelled when the dashboard stops: live streams end, so browsers reconnect.
+    shutdown: CancellationToken,
 }
 
 fn router(shared: Arc<Shared>) -> Router {
