@@ -1,20 +1,22 @@
 //! The shipped loose-wire re-check flow (`flows/loose-wire-recheck.yaml`) on a generated camera
-//! folder: every photo recorded once with its route, every coil a product verdict, photos kept.
+//! folder: every photo recorded once with its route, every coil a product verdict, photos kept;
+//! and both demos (`loupe demo`, `loupe demo surfaces`) end with their summaries.
 
 mod common;
 
-use common::{loupe, onnxruntime_available, repo, run_once};
+use common::{copy_flow_with_free_ports, loupe, onnxruntime_available, repo, run_once};
 
 /// A scratch tree holding a copy of the shipped re-check flow and the repository's models:
 /// the flow's relative paths (`../.loupe/...`, `../models/...`) resolve inside it.
 fn scratch_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("flows")).unwrap();
-    std::fs::copy(
-        repo().join("flows/loose-wire-recheck.yaml"),
-        dir.path().join("flows/loose-wire-recheck.yaml"),
-    )
-    .unwrap();
+    for flow in ["loose-wire-recheck.yaml", "surface-defects.yaml"] {
+        copy_flow_with_free_ports(
+            &repo().join("flows").join(flow),
+            &dir.path().join("flows").join(flow),
+        );
+    }
     std::os::unix::fs::symlink(repo().join("models"), dir.path().join("models")).unwrap();
     dir
 }
@@ -80,7 +82,7 @@ fn the_demo_ends_with_a_summary_for_the_plant() {
     let dir = scratch_tree();
     let out = loupe()
         .current_dir(dir.path())
-        .args(["demo", "--products", "3", "--seed", "5"])
+        .args(["demo", "--products", "3", "--seed", "5", "--exit"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -93,4 +95,51 @@ fn the_demo_ends_with_a_summary_for_the_plant() {
     assert!(stdout.contains("of 24 images"), "{stdout}");
     assert!(stdout.contains("missed by the model"), "{stdout}");
     assert!(stdout.contains("products: 3 judged"), "{stdout}");
+    assert!(stdout.contains("dashboard: http://127.0.0.1:"), "{stdout}");
+}
+
+#[test]
+fn the_surface_demo_outlines_defects_and_keeps_overlays() {
+    if !onnxruntime_available() {
+        return;
+    }
+    let dir = scratch_tree();
+    let out = loupe()
+        .current_dir(dir.path())
+        .args([
+            "demo",
+            "surfaces",
+            "--products",
+            "6",
+            "--seed",
+            "3",
+            "--exit",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("inspected 6 sheets"), "{stdout}");
+    assert!(stdout.contains("missed by the model"), "{stdout}");
+    assert!(stdout.contains("dashboard: http://127.0.0.1:"), "{stdout}");
+    // Each sheet: the photo, its record, its overlay and its mask, next to each other.
+    let media = dir.path().join(".loupe/surface-defects/media");
+    let day = std::fs::read_dir(&media)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let names: Vec<String> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();
+    assert_eq!(count(".overlay.png"), 6, "{names:?}");
+    assert_eq!(count(".mask.png"), 6, "{names:?}");
+    assert_eq!(count(".json"), 6, "{names:?}");
 }

@@ -39,6 +39,29 @@ pub fn onnxruntime_available() -> bool {
     }
 }
 
+/// A TCP port free on 127.0.0.1 right now (the OS picks it; another process could take it
+/// before it is used, which the OS makes unlikely by not reusing it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Copies a shipped flow file to `to`, moving its dashboard and upload ports to free ones so
+/// tests running at once (and a demo running by hand) never collide.
+pub fn copy_flow_with_free_ports(flow: &Path, to: &Path) {
+    let mut text = std::fs::read_to_string(flow).unwrap();
+    for port in ["8090", "8091", "8092", "8093"] {
+        text = text.replace(
+            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{}", free_port()),
+        );
+    }
+    std::fs::write(to, text).unwrap();
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

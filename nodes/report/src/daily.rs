@@ -135,7 +135,8 @@ pub fn aggregate(rows: &[DailyRow], defect_labels: &[String]) -> Vec<DailyLine> 
     for ((day, line), n) in inspected {
         let mut any = false;
         for ((_, _, _), entry) in lines.range(
-            (day.clone(), line.clone(), String::new())..(day.clone(), line.clone(), "\u{10ffff}".into()),
+            (day.clone(), line.clone(), String::new())
+                ..(day.clone(), line.clone(), "\u{10ffff}".into()),
         ) {
             any = true;
             out.push(DailyLine {
@@ -237,16 +238,35 @@ mod tests {
         let report = aggregate(&rows, &labels);
         assert_eq!(report.len(), 2);
         let l = &report[0];
-        assert_eq!((l.day.as_str(), l.line.as_str(), l.defect.as_str()), ("2025-11-21", "L1", "loose_wire"));
         assert_eq!(
-            (l.products, l.camera_flagged, l.confirmed, l.false_alarms, l.missed_by_camera),
+            (l.day.as_str(), l.line.as_str(), l.defect.as_str()),
+            ("2025-11-21", "L1", "loose_wire")
+        );
+        assert_eq!(
+            (
+                l.products,
+                l.camera_flagged,
+                l.confirmed,
+                l.false_alarms,
+                l.missed_by_camera
+            ),
             (4, 3, 2, 2, 1)
         );
         assert_eq!(l.false_alarm_pct().map(|p| p.round()), Some(67.0));
-        assert_eq!((report[1].day.as_str(), report[1].defect.as_str(), report[1].products), ("2025-11-22", "", 1));
+        assert_eq!(
+            (
+                report[1].day.as_str(),
+                report[1].defect.as_str(),
+                report[1].products
+            ),
+            ("2025-11-22", "", 1)
+        );
         let text = csv(&report);
         assert!(text.starts_with("day,line,defect_class,"));
-        assert!(text.contains("2025-11-21,L1,loose_wire,4,3,2,2,66.7,1\r\n"), "{text}");
+        assert!(
+            text.contains("2025-11-21,L1,loose_wire,4,3,2,2,66.7,1\r\n"),
+            "{text}"
+        );
     }
 
     #[test]

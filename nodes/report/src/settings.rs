@@ -131,7 +131,10 @@ impl ReportSettings {
         }
         if let Some(dashboard) = &self.dashboard {
             for p in dashboard.problems() {
-                problems.push(SettingsError::new(format!("dashboard.{}", p.path), p.message));
+                problems.push(SettingsError::new(
+                    format!("dashboard.{}", p.path),
+                    p.message,
+                ));
             }
             if self.database_url().is_none() {
                 problems.push(SettingsError::new(

@@ -236,11 +236,17 @@ impl SurfaceSummary {
         }
         out.push('\n');
         if self.failed > 0 {
-            out.push_str(&format!("{} sheets could not be inspected (see the dashboard)\n", self.failed));
+            out.push_str(&format!(
+                "{} sheets could not be inspected (see the dashboard)\n",
+                self.failed
+            ));
         }
-        if let (Some(real), Some(missed), Some(clean), Some(fa)) =
-            (self.real_defects, self.missed, self.clean, self.false_alarms)
-        {
+        if let (Some(real), Some(missed), Some(clean), Some(fa)) = (
+            self.real_defects,
+            self.missed,
+            self.clean,
+            self.false_alarms,
+        ) {
             out.push_str(&format!(
                 "real defects (ground truth of the generated data): {real} sheets, missed by the model: {missed}; \
                  clean sheets: {clean}, flagged by the model: {fa}\n"

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use loupe_report::store::{Disagreement, ListQuery, Review};
 use loupe_report::{Inspection, Report, Store, Written};
 use loupe_sdk::{BuildContext, FlowFile, factory::factory};
 use serde_json::json;
@@ -42,6 +43,183 @@ async fn contract(store: &Store) {
     assert_eq!(store.count().await.unwrap(), 2);
     assert_eq!(store.delete_older_than(2_000).await.unwrap(), 1);
     assert_eq!(store.count().await.unwrap(), 1);
+}
+
+fn labelled(uuid: &str, recorded_ms: i64, line: &str, camera: &str, label: &str) -> Inspection {
+    let attrs: HashMap<String, String> = [
+        ("product.id", uuid),
+        ("line", line),
+        ("camera.verdict", camera),
+        ("classify.label", label),
+        ("classify.score", "0.5"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut ff = FlowFile::create(b"img".to_vec(), attrs);
+    ff.uuid = uuid.to_string();
+    Inspection::from_flow_file(&ff, recorded_ms)
+}
+
+fn review(label: &str, who: &str, at: i64) -> Review {
+    Review {
+        label: label.into(),
+        action: "corrected".into(),
+        reviewer: who.into(),
+        note: Some("n".into()),
+        reviewed_ms: at,
+    }
+}
+
+fn uuids(rows: &[loupe_report::store::Stored]) -> Vec<&str> {
+    rows.iter().map(|s| s.record.uuid.as_str()).collect()
+}
+
+/// Listing, filters, paging, reviews and the daily rows: the same for every store.
+async fn read_contract(store: &Store) {
+    const DAY: i64 = 86_400_000;
+    for r in [
+        labelled("r1", DAY + 1, "L1", "loose_wire", "loose_wire"),
+        labelled("r2", DAY + 2, "L1", "loose_wire", "burr"),
+        labelled("r3", DAY + 3, "L2", "ok", "ok"),
+        labelled("r4", 2 * DAY + 4, "L1", "ok", "loose_wire"),
+    ] {
+        store.insert(&r).await.unwrap();
+    }
+    let all = store
+        .list(&ListQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(uuids(&all), ["r4", "r3", "r2", "r1"], "newest first");
+    assert_eq!(
+        all[0].record.attributes.get("line").map(String::as_str),
+        Some("L1")
+    );
+    assert_eq!(all[0].record.model_score, Some(0.5));
+    let page = |before: Option<(i64, String)>| ListQuery {
+        limit: 2,
+        before,
+        ..Default::default()
+    };
+    let first = store.list(&page(None)).await.unwrap();
+    let last = first.last().unwrap();
+    let second = store
+        .list(&page(Some((
+            last.record.recorded_ms,
+            last.record.uuid.clone(),
+        ))))
+        .await
+        .unwrap();
+    assert_eq!(
+        (uuids(&first), uuids(&second)),
+        (vec!["r4", "r3"], vec!["r2", "r1"])
+    );
+    let l1 = ListQuery {
+        line: Some("L1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(uuids(&store.list(&l1).await.unwrap()), ["r4", "r2", "r1"]);
+    let day1 = ListQuery {
+        from_ms: Some(DAY),
+        to_ms: Some(2 * DAY),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(uuids(&store.list(&day1).await.unwrap()), ["r3", "r2", "r1"]);
+    let disagree = ListQuery {
+        disagree: Some(Disagreement {
+            camera_flag: "loose_wire".into(),
+            defect_labels: vec!["loose_wire".into()],
+        }),
+        limit: 10,
+        ..Default::default()
+    };
+    // r2: camera flagged, model cleared; r4: camera passed, model found a loose wire.
+    assert_eq!(uuids(&store.list(&disagree).await.unwrap()), ["r4", "r2"]);
+
+    // Reviews: kept, the latest counts, a missing record refused.
+    assert!(
+        !store
+            .add_review("nope", &review("ok", "anna", 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_review("r4", &review("burr", "anna", 10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_review("r4", &review("ok", "ben", 20))
+            .await
+            .unwrap()
+    );
+    let r4 = store.get("r4").await.unwrap().unwrap();
+    let latest = r4.review.as_ref().unwrap();
+    assert_eq!(
+        (latest.label.as_str(), latest.reviewer.as_str()),
+        ("ok", "ben")
+    );
+    assert_eq!(r4.verdict(), Some("ok"));
+    let history = store.reviews("r4").await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|r| r.reviewer.as_str())
+            .collect::<Vec<_>>(),
+        ["anna", "ben"]
+    );
+    assert_eq!(store.get("missing").await.unwrap(), None);
+    // r4 is no longer a disagreement once a reviewer says it is ok... but the camera passed it:
+    // agreement. Only r2 is left.
+    assert_eq!(uuids(&store.list(&disagree).await.unwrap()), ["r2"]);
+    let ok = ListQuery {
+        verdict: Some("ok".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(uuids(&store.list(&ok).await.unwrap()), ["r4", "r3"]);
+    let reviewed = ListQuery {
+        reviewed_since: Some(15),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(uuids(&store.list(&reviewed).await.unwrap()), ["r4"]);
+
+    let mut rows = store.daily_rows(DAY, 3 * DAY, 100).await.unwrap();
+    rows.sort_by_key(|r| r.recorded_ms);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[3].reviewed_label.as_deref(), Some("ok"));
+    assert_eq!(rows[0].product, "r1");
+    assert_eq!(
+        store.daily_rows(2 * DAY, 3 * DAY, 100).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sqlite_store_lists_filters_pages_and_keeps_reviews() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open("sqlite:report.db", dir.path(), "inspections")
+        .await
+        .unwrap();
+    read_contract(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_store_lists_filters_pages_and_keeps_reviews() {
+    let Some(url) = postgres_url() else { return };
+    let table = unique_table("loupe_read");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url, dir.path(), &table).await.unwrap();
+    read_contract(&store).await;
+    drop_table(&url, &table).await;
 }
 
 #[tokio::test]
@@ -104,7 +282,9 @@ async fn drop_table(url: &str, table: &str) {
         .unwrap();
     tokio::spawn(connection);
     client
-        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}, {table}_products, {table}_feedback"
+        ))
         .await
         .unwrap();
 }

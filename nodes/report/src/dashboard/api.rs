@@ -54,10 +54,7 @@ fn given(value: &Option<String>) -> Option<String> {
 impl Filters {
     /// Whether only disagreements are wanted.
     pub fn disagree(&self) -> bool {
-        matches!(
-            self.disagree.as_deref(),
-            Some("1" | "on" | "true" | "yes")
-        )
+        matches!(self.disagree.as_deref(), Some("1" | "on" | "true" | "yes"))
     }
 
     /// The store query these filters make.
@@ -75,9 +72,7 @@ impl Filters {
                     .split_once(':')
                     .and_then(|(ms, uuid)| Some((ms.parse::<i64>().ok()?, uuid.to_string())));
                 Some(parsed.ok_or_else(|| {
-                    DashboardError::BadRequest(format!(
-                        "before `{cursor}` is not RECORDED_MS:UUID"
-                    ))
+                    DashboardError::BadRequest(format!("before `{cursor}` is not RECORDED_MS:UUID"))
                 })?)
             }
             None => None,

@@ -105,9 +105,10 @@ impl Dashboard {
         })?;
         let addr = listener.local_addr()?;
         let uploader = match &settings.upload_url {
-            Some(url) => Some(upload::Uploader::new(url).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
-            })?),
+            Some(url) => Some(
+                upload::Uploader::new(url)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
             None => None,
         };
         let shutdown = CancellationToken::new();

@@ -27,7 +27,9 @@ pub(super) fn row_html(s: &Stored, d: &Disagreement) -> String {
     let r = &s.record;
     let opt = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
     let model = match (&r.model_label, r.model_score) {
-        (Some(label), Some(score)) => format!("{} <span class=\"muted\">{score:.3}</span>", esc(label)),
+        (Some(label), Some(score)) => {
+            format!("{} <span class=\"muted\">{score:.3}</span>", esc(label))
+        }
         (Some(label), None) => esc(label),
         (None, _) => match &r.error_kind {
             Some(kind) => format!("<span class=\"error\">error: {}</span>", esc(kind)),
@@ -105,8 +107,16 @@ pub(super) async fn list(
     if let Some(last) = records.last()
         && records.len() as u32 >= query.limit.clamp(1, crate::store::query::MAX_PAGE)
     {
-        let mut next = format!("before={}:{}", last.record.recorded_ms, url_encode(&last.record.uuid));
-        for (key, v) in [("line", &filters.line), ("verdict", &filters.verdict), ("day", &filters.day)] {
+        let mut next = format!(
+            "before={}:{}",
+            last.record.recorded_ms,
+            url_encode(&last.record.uuid)
+        );
+        for (key, v) in [
+            ("line", &filters.line),
+            ("verdict", &filters.verdict),
+            ("day", &filters.day),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
                 let _ = write!(next, "&{key}={}", url_encode(v.trim()));
             }
@@ -114,7 +124,10 @@ pub(super) async fn list(
         if filters.disagree() {
             next.push_str("&disagree=1");
         }
-        let _ = write!(body, "<p><a id=\"older\" href=\"/?{next}\">Older inspections →</a></p>");
+        let _ = write!(
+            body,
+            "<p><a id=\"older\" href=\"/?{next}\">Older inspections →</a></p>"
+        );
     }
     Ok(Html(page(
         &shared.settings.title,
@@ -229,7 +242,14 @@ pub(super) async fn detail(
         let _ = write!(facts, "<tr><th>{}</th><td>{value}</td></tr>", esc(name));
     };
     let opt = |v: &Option<String>| esc(v.as_deref().unwrap_or("—"));
-    fact("Product", format!("{} angle {}", opt(&r.product_id), r.angle.map(|a| a.to_string()).unwrap_or_else(|| "—".into())));
+    fact(
+        "Product",
+        format!(
+            "{} angle {}",
+            opt(&r.product_id),
+            r.angle.map(|a| a.to_string()).unwrap_or_else(|| "—".into())
+        ),
+    );
     fact("Line", opt(&r.line));
     fact("Camera verdict", opt(&r.camera_verdict));
     fact(
@@ -238,7 +258,9 @@ pub(super) async fn detail(
             "{} → {} {}",
             opt(&r.model),
             opt(&r.model_label),
-            r.model_score.map(|s| format!("({s:.4})")).unwrap_or_default()
+            r.model_score
+                .map(|s| format!("({s:.4})"))
+                .unwrap_or_default()
         ),
     );
     if let Some(classes) = &r.segment_classes {
@@ -246,9 +268,19 @@ pub(super) async fn detail(
     }
     fact("Route", opt(&r.route));
     if let Some(kind) = &r.error_kind {
-        fact("Error", format!("<span class=\"error\">{}: {}</span>", esc(kind), opt(&r.error_message)));
+        fact(
+            "Error",
+            format!(
+                "<span class=\"error\">{}: {}</span>",
+                esc(kind),
+                opt(&r.error_message)
+            ),
+        );
     }
-    let _ = write!(body, "<div class=\"card\"><h2>Verdict</h2><table id=\"facts\">{facts}</table>");
+    let _ = write!(
+        body,
+        "<div class=\"card\"><h2>Verdict</h2><table id=\"facts\">{facts}</table>"
+    );
     let scores: Vec<(String, f64)> = r
         .attributes
         .get("classify.scores")
@@ -257,7 +289,12 @@ pub(super) async fn detail(
         .unwrap_or_else(|| {
             r.attributes
                 .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix("segment.area_pct.")?.to_string(), v.parse::<f64>().ok()? / 100.0)))
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.strip_prefix("segment.area_pct.")?.to_string(),
+                        v.parse::<f64>().ok()? / 100.0,
+                    ))
+                })
                 .collect()
         });
     if !scores.is_empty() {
@@ -278,7 +315,11 @@ pub(super) async fn detail(
     let options: String = labels
         .iter()
         .map(|l| {
-            let selected = if Some(l.as_str()) == s.verdict() { " selected" } else { "" };
+            let selected = if Some(l.as_str()) == s.verdict() {
+                " selected"
+            } else {
+                ""
+            };
             format!("<option value=\"{l}\"{selected}>{l}</option>", l = esc(l))
         })
         .collect();
@@ -302,13 +343,21 @@ pub(super) async fn detail(
             esc(&review.label),
             esc(&review.reviewer),
             time(review.reviewed_ms),
-            review.note.as_deref().map(|n| format!(" — {}", esc(n))).unwrap_or_default()
+            review
+                .note
+                .as_deref()
+                .map(|n| format!(" — {}", esc(n)))
+                .unwrap_or_default()
         );
     }
     body.push_str("</ol></div></div>");
     // Provenance.
     let trace = match (&r.trace_id, &shared.settings.trace_url) {
-        (Some(id), Some(url)) => format!("<a href=\"{}\">{}</a>", esc(&url.replace("{trace_id}", id)), esc(id)),
+        (Some(id), Some(url)) => format!(
+            "<a href=\"{}\">{}</a>",
+            esc(&url.replace("{trace_id}", id)),
+            esc(id)
+        ),
         (Some(id), None) => esc(id),
         (None, _) => "—".to_string(),
     };
@@ -331,7 +380,11 @@ pub(super) async fn detail(
             Ok(events) if !events.is_empty() => {
                 body.push_str("<table id=\"events\"><thead><tr><th>Time</th><th>Event</th><th>Node</th><th>Relationship</th><th>Details</th></tr></thead><tbody>");
                 for e in events {
-                    let child = if e.uuid != r.uuid { format!(" (child {})", esc(&e.uuid)) } else { String::new() };
+                    let child = if e.uuid != r.uuid {
+                        format!(" (child {})", esc(&e.uuid))
+                    } else {
+                        String::new()
+                    };
                     let _ = write!(
                         body,
                         "<tr><td>{}</td><td>{}{child}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -344,16 +397,27 @@ pub(super) async fn detail(
                 }
                 body.push_str("</tbody></table>");
             }
-            Ok(_) => body.push_str("<p class=\"muted\">No provenance events for this FlowFile.</p>"),
+            Ok(_) => {
+                body.push_str("<p class=\"muted\">No provenance events for this FlowFile.</p>")
+            }
             Err(e) => {
-                let _ = write!(body, "<p class=\"muted\">Provenance file not readable: {}</p>", esc(&e.to_string()));
+                let _ = write!(
+                    body,
+                    "<p class=\"muted\">Provenance file not readable: {}</p>",
+                    esc(&e.to_string())
+                );
             }
         }
     }
     // Attributes.
     body.push_str("<h2>Attributes</h2><table id=\"attributes\">");
     for (key, value) in &r.attributes {
-        let _ = write!(body, "<tr><th>{}</th><td>{}</td></tr>", esc(key), esc(value));
+        let _ = write!(
+            body,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            esc(key),
+            esc(value)
+        );
     }
     body.push_str("</table>");
     Ok(Html(page(
@@ -404,7 +468,13 @@ pub(super) async fn upload(State(shared): State<Arc<Shared>>) -> Html<String> {
                  of the report node to the capture node's upload endpoint.</p>"
             .to_string(),
     };
-    Html(page(&shared.settings.title, "Check an image", Tab::Upload, &body, UPLOAD_SCRIPT))
+    Html(page(
+        &shared.settings.title,
+        "Check an image",
+        Tab::Upload,
+        &body,
+        UPLOAD_SCRIPT,
+    ))
 }
 
 /// Sends the chosen file, then waits for its record.
@@ -455,7 +525,11 @@ pub(super) async fn daily(
         "from={}&to={}{}",
         url_encode(&report.from),
         url_encode(&report.to),
-        report.line.as_deref().map(|l| format!("&line={}", url_encode(l))).unwrap_or_default()
+        report
+            .line
+            .as_deref()
+            .map(|l| format!("&line={}", url_encode(l)))
+            .unwrap_or_default()
     );
     let mut body = format!(
         "<h1>Daily defect report</h1><form id=\"range\" class=\"filters\" method=\"get\" action=\"/daily\">\
@@ -487,15 +561,29 @@ pub(super) async fn daily(
             .collect();
         body.push_str(&bar_chart(
             "Products per day: camera flags vs confirmed defects",
-            &[("camera flagged", "#9aa5b1"), ("confirmed defect", "#b3261e"), ("false alarm", "#e0a100")],
+            &[
+                ("camera flagged", "#9aa5b1"),
+                ("confirmed defect", "#b3261e"),
+                ("false alarm", "#e0a100"),
+            ],
             &counts,
             "",
         ));
         let rates: Vec<(String, Vec<f64>)> = per_day
             .iter()
-            .map(|(day, v)| (day[5..].to_string(), vec![if v[0] > 0.0 { 100.0 * v[2] / v[0] } else { 0.0 }]))
+            .map(|(day, v)| {
+                (
+                    day[5..].to_string(),
+                    vec![if v[0] > 0.0 { 100.0 * v[2] / v[0] } else { 0.0 }],
+                )
+            })
             .collect();
-        body.push_str(&bar_chart("Camera false-alarm rate", &[("false alarms / camera flags", "#e0a100")], &rates, "%"));
+        body.push_str(&bar_chart(
+            "Camera false-alarm rate",
+            &[("false alarms / camera flags", "#e0a100")],
+            &rates,
+            "%",
+        ));
     }
     body.push_str(
         "<table id=\"daily\"><thead><tr><th>Day</th><th>Line</th><th>Defect class</th><th class=\"num\">Products</th>\
@@ -509,12 +597,18 @@ pub(super) async fn daily(
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&l.day),
             esc(&l.line),
-            if l.defect.is_empty() { "<span class=\"muted\">none</span>".to_string() } else { esc(&l.defect) },
+            if l.defect.is_empty() {
+                "<span class=\"muted\">none</span>".to_string()
+            } else {
+                esc(&l.defect)
+            },
             l.products,
             l.camera_flagged,
             l.confirmed,
             l.false_alarms,
-            l.false_alarm_pct().map(|p| format!("{p:.1}%")).unwrap_or_else(|| "—".into()),
+            l.false_alarm_pct()
+                .map(|p| format!("{p:.1}%"))
+                .unwrap_or_else(|| "—".into()),
             l.missed_by_camera
         );
     }
@@ -522,5 +616,11 @@ pub(super) async fn daily(
     if report.rows.is_empty() {
         body.push_str("<p class=\"muted\">No inspections in this range.</p>");
     }
-    Ok(Html(page(&shared.settings.title, "Daily report", Tab::Daily, &body, "")))
+    Ok(Html(page(
+        &shared.settings.title,
+        "Daily report",
+        Tab::Daily,
+        &body,
+        "",
+    )))
 }

@@ -36,7 +36,10 @@ pub(super) struct ProvenanceEvent {
 
 /// The events of FlowFile `uuid` and of the FlowFiles made from it, in file order. Blocking.
 pub(super) fn events_of(file: &Path, uuid: &str) -> std::io::Result<Vec<ProvenanceEvent>> {
-    let reader = BufReader::new(std::io::Read::take(std::fs::File::open(file)?, MAX_READ_BYTES));
+    let reader = BufReader::new(std::io::Read::take(
+        std::fs::File::open(file)?,
+        MAX_READ_BYTES,
+    ));
     let mut events = Vec::new();
     for line in reader.lines() {
         let line = line?;

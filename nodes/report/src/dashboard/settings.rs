@@ -85,13 +85,13 @@ impl DashboardSettings {
         if let Some(url) = &self.trace_url
             && !url.contains("{trace_id}")
         {
-            problems.push(SettingsError::new(
-                "trace_url",
-                "must contain `{trace_id}`",
-            ));
+            problems.push(SettingsError::new("trace_url", "must contain `{trace_id}`"));
         }
         if self.max_upload_bytes == 0 {
-            problems.push(SettingsError::new("max_upload_bytes", "must be more than 0"));
+            problems.push(SettingsError::new(
+                "max_upload_bytes",
+                "must be more than 0",
+            ));
         }
         if self.max_live_clients == 0 {
             problems.push(SettingsError::new("max_live_clients", "must be at least 1"));

@@ -58,7 +58,9 @@ pub(super) async fn upload(
         ));
     };
     if body.is_empty() {
-        return Err(DashboardError::BadRequest("no image in the request".to_string()));
+        return Err(DashboardError::BadRequest(
+            "no image in the request".to_string(),
+        ));
     }
     let mut request = http::Request::post(uploader.uri.clone());
     for (name, value) in &headers {
@@ -81,8 +83,8 @@ pub(super) async fn upload(
         .await
         .map_err(|_| unreachable(format!("no answer in {}s", UPLOAD_TIMEOUT.as_secs())))?
         .map_err(|e| unreachable(error_chain(&e)))?;
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -342,9 +342,10 @@ impl PostgresStore {
     /// Every review of a record, oldest first.
     pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
         let rows = self
-            .select(query::reviews(&self.table, uuid, Dialect::Postgres), |row| {
-                query::decode_review(row, 0)
-            })
+            .select(
+                query::reviews(&self.table, uuid, Dialect::Postgres),
+                |row| query::decode_review(row, 0),
+            )
             .await?;
         Ok(rows.into_iter().flatten().collect())
     }
@@ -398,7 +399,12 @@ impl Cells for tokio_postgres::Row {
         self.try_get::<_, Option<i64>>(i)
             .ok()
             .flatten()
-            .or_else(|| self.try_get::<_, Option<i32>>(i).ok().flatten().map(i64::from))
+            .or_else(|| {
+                self.try_get::<_, Option<i32>>(i)
+                    .ok()
+                    .flatten()
+                    .map(i64::from)
+            })
     }
 
     fn float(&self, i: usize) -> Option<f64> {

@@ -179,7 +179,10 @@ pub fn list(table: &str, query: &ListQuery, dialect: Dialect) -> Sql {
     let (mut sql, b) = Sql::new(dialect);
     let mut conditions: Vec<String> = Vec::new();
     if let Some(line) = &query.line {
-        conditions.push(format!("i.line = {}", b.bind(&mut sql, Param::Text(line.clone()))));
+        conditions.push(format!(
+            "i.line = {}",
+            b.bind(&mut sql, Param::Text(line.clone()))
+        ));
     }
     match query.verdict.as_deref() {
         Some("error") => conditions.push("i.error_kind IS NOT NULL".to_string()),
@@ -190,10 +193,16 @@ pub fn list(table: &str, query: &ListQuery, dialect: Dialect) -> Sql {
         None => {}
     }
     if let Some(from) = query.from_ms {
-        conditions.push(format!("i.recorded_ms >= {}", b.bind(&mut sql, Param::Int(from))));
+        conditions.push(format!(
+            "i.recorded_ms >= {}",
+            b.bind(&mut sql, Param::Int(from))
+        ));
     }
     if let Some(to) = query.to_ms {
-        conditions.push(format!("i.recorded_ms < {}", b.bind(&mut sql, Param::Int(to))));
+        conditions.push(format!(
+            "i.recorded_ms < {}",
+            b.bind(&mut sql, Param::Int(to))
+        ));
     }
     if let Some(d) = &query.disagree {
         let flag = b.bind(&mut sql, Param::Text(d.camera_flag.clone()));
@@ -205,7 +214,10 @@ pub fn list(table: &str, query: &ListQuery, dialect: Dialect) -> Sql {
         let defect = if labels.is_empty() {
             "1 = 0".to_string()
         } else {
-            format!("COALESCE(f.label, i.model_label) IN ({})", labels.join(", "))
+            format!(
+                "COALESCE(f.label, i.model_label) IN ({})",
+                labels.join(", ")
+            )
         };
         conditions.push(format!(
             "COALESCE(f.label, i.model_label) IS NOT NULL \
@@ -213,7 +225,10 @@ pub fn list(table: &str, query: &ListQuery, dialect: Dialect) -> Sql {
         ));
     }
     if let Some(since) = query.reviewed_since {
-        conditions.push(format!("f.reviewed_ms >= {}", b.bind(&mut sql, Param::Int(since))));
+        conditions.push(format!(
+            "f.reviewed_ms >= {}",
+            b.bind(&mut sql, Param::Int(since))
+        ));
     }
     if let Some((ms, uuid)) = &query.before {
         let (a, c, u) = (
