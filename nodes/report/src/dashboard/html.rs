@@ -108,8 +108,13 @@ pub(super) fn bar_chart(
     let max = groups
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
-        .fold(0.0_f64, f64::max)
-        .max(1.0);
+        .fold(0.0_f64, f64::max);
+    // Whole-number ticks for counts: the top of the axis is a multiple of 4.
+    let max = if unit == "%" {
+        max.max(1.0)
+    } else {
+        ((max / 4.0).ceil() * 4.0).max(4.0)
+    };
     let plot_h = height - bottom - top;
     let slot = (width - left - 10.0) / groups.len().max(1) as f64;
     let bar = (slot * 0.8 / series.len().max(1) as f64).min(40.0);
@@ -132,7 +137,7 @@ pub(super) fn bar_chart(
         );
     }
     for (g, (label, values)) in groups.iter().enumerate() {
-        let x0 = left + slot * g as f64 + slot * 0.1;
+        let x0 = left + slot * g as f64 + (slot - bar * values.len() as f64) / 2.0;
         for (s, value) in values.iter().enumerate() {
             let h = plot_h * value / max;
             let colour = series.get(s).map_or("#888", |(_, c)| c);
@@ -151,7 +156,7 @@ pub(super) fn bar_chart(
         let _ = write!(
             svg,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
-            x0 + slot * 0.4,
+            x0 + bar * values.len() as f64 / 2.0,
             height - bottom + 14.0,
             esc(label)
         );

@@ -1,0 +1,242 @@
+"""The report node's dashboard in a real headless Chromium (Debian's `chromium` +
+`chromium-driver`, driven over the W3C WebDriver protocol by `webdriver.py`).
+
+The shipped flows run for real (`loupe run`, ONNX Runtime inference, SQLite records, media),
+on free ports in a scratch tree. The tests load every page, watch a new record arrive live,
+review one (the record changes, the review is stored with who and when), check an image by
+hand through the upload page, and save screenshots to `$LOUPE_SCREENSHOTS` (default
+`target/screenshots/`). They also check that no page loads anything from elsewhere.
+
+Needs `LOUPE_TEST_CHROMEDRIVER` (path of chromedriver; `LOUPE_TEST_CHROMIUM` optionally names
+the browser): `.ci/run` installs the Debian packages and sets it. Without it the tests say
+SKIPPED and pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from webdriver import Browser
+
+SCREENSHOTS = Path(os.environ.get("LOUPE_SCREENSHOTS", REPO / "target" / "screenshots"))
+PORTS = ("8090", "8091", "8092", "8093")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    driver = os.environ.get("LOUPE_TEST_CHROMEDRIVER")
+    if not driver:
+        pytest.skip(
+            "SKIPPED: LOUPE_TEST_CHROMEDRIVER not set "
+            "(apt-get install chromium chromium-driver; export LOUPE_TEST_CHROMEDRIVER=/usr/bin/chromedriver)"
+        )
+    chromium = os.environ.get("LOUPE_TEST_CHROMIUM") or shutil.which("chromium")
+    b = Browser(driver, chromium, tmp_path_factory.mktemp("browser"))
+    yield b
+    b.close()
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Flow:
+    """A shipped flow running in a scratch tree with its ports moved to free ones."""
+
+    def __init__(self, loupe: Path, root: Path, flow: str, state: str):
+        (root / "flows").mkdir(parents=True)
+        text = (REPO / "flows" / flow).read_text()
+        self.ports = {}
+        for port in PORTS:
+            if f"127.0.0.1:{port}" in text:
+                self.ports[port] = _free_port()
+                text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{self.ports[port]}")
+        (root / "flows" / flow).write_text(text)
+        (root / "models").symlink_to(REPO / "models")
+        self.root, self.loupe, self.flow, self.state = root, loupe, flow, root / state
+        self.process = None
+
+    def dashboard(self, port: str) -> str:
+        return f"http://127.0.0.1:{self.ports[port]}"
+
+    def synth(self, *args: str) -> None:
+        subprocess.run([str(self.loupe), "synth", *args, "--out", str(self.state / "inbox")], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self.log = open(self.root / "run.log", "wb")
+        self.process = subprocess.Popen(
+            [str(self.loupe), "run", f"flows/{self.flow}", "--progress", "off",
+             "--provenance", str(self.state / "provenance.jsonl")],
+            cwd=self.root,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_records(self, base: str, n: int, timeout: float = 120.0) -> list:
+        deadline = time.monotonic() + timeout
+        records = []
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.root / "run.log").read_text()
+            try:
+                records = _get_json(f"{base}/api/inspections?limit=1000")
+                if len(records) >= n:
+                    return records
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{len(records)} of {n} records after {timeout}s:\n" + (self.root / "run.log").read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def recheck(loupe_bin_path, tmp_path_factory):
+    flow = Flow(loupe_bin_path, tmp_path_factory.mktemp("recheck"), "loose-wire-recheck.yaml", ".loupe/recheck")
+    flow.synth("coils", "--products", "3", "--seed", "5")
+    flow.start()
+    base = flow.dashboard("8090")
+    flow.wait_records(base, 24)
+    yield flow, base
+    flow.stop()
+
+
+def _only_local_resources(browser: Browser, base: str) -> None:
+    names = browser.script("return performance.getEntriesByType('resource').map(e => e.name)")
+    outside = [n for n in names if not n.startswith(base)]
+    assert not outside, f"the page loaded from elsewhere: {outside}"
+
+
+def test_live_list_review_and_daily_report(browser, recheck):
+    flow, base = recheck
+    browser.get(base + "/")
+    browser.wait("the 24 records", lambda: len(browser.find_all("#inspections tbody tr")) >= 24)
+    browser.wait("the live stream", lambda: "live" in browser.find("#live-status").text)
+    _only_local_resources(browser, base)
+    browser.screenshot(SCREENSHOTS / "dashboard-list.png")
+
+    # A new photo in the camera folder appears at the top without a reload.
+    done = sorted((flow.state / "done").rglob("*.png"))[0]
+    shutil.copy(done, flow.state / "inbox" / "late-arrival.png")
+    browser.wait(
+        "the new record in the live list",
+        lambda: len(browser.find_all("#inspections tbody tr")) >= 25,
+        timeout=60,
+    )
+    newest = browser.find("#inspections tbody tr a.detail").attribute("href").rsplit("/", 1)[1]
+    assert _get_json(f"{base}/api/inspections/{newest}")["filename"] == "late-arrival.png"
+    assert len(browser.find_all("#inspections tbody tr")) == 25
+    browser.screenshot(SCREENSHOTS / "dashboard-list-live.png")
+
+    # Filters: only the camera-vs-model disagreements.
+    browser.find("input[name=disagree]").click()
+    browser.find("#filters button[type=submit]").click()
+    browser.wait("the filtered list", lambda: "disagree=1" in browser.url)
+    rows = browser.find_all("#inspections tbody tr")
+    assert all("disagree" in r.attribute("className") for r in rows)
+
+    # Review: open a record, correct its verdict, see it changed and stored.
+    browser.get(base + "/")
+    browser.wait("rows", lambda: browser.find_all("#inspections tbody tr a.detail"))
+    browser.find("#inspections tbody tr a.detail").click()
+    browser.wait("the detail page", lambda: "/inspections/" in browser.url)
+    uuid = browser.url.rsplit("/", 1)[1]
+    browser.wait("the original image", lambda: browser.script(
+        "const i = document.getElementById('original'); return i && i.complete && i.naturalWidth > 0;"))
+    before = _get_json(f"{base}/api/inspections/{uuid}")
+    assert before["review"] is None
+    model = before["model_label"]
+    other = next(l for l in ("ok", "burr", "loose_wire") if l != model)
+    browser.screenshot(SCREENSHOTS / "dashboard-detail.png")
+    browser.find("#reviewer").send_keys("Inspector Anna")
+    browser.script("document.getElementById('label').value = arguments[0];", other)
+    browser.find("#note").send_keys("checked on the bench")
+    browser.find("#correct").click()
+    browser.wait("the reviewed verdict", lambda: browser.find("#verdict").text == other)
+    assert "Inspector Anna" in browser.find("#reviews").text
+    after = _get_json(f"{base}/api/inspections/{uuid}")
+    assert after["review"]["label"] == other
+    assert after["review"]["reviewer"] == "Inspector Anna"
+    assert after["review"]["action"] == "corrected"
+    assert after["review"]["reviewed_ms"] > 0
+    browser.screenshot(SCREENSHOTS / "dashboard-reviewed.png")
+    # Confirming the model instead is one click (the name is remembered).
+    browser.find("#confirm").click()
+    browser.wait("the confirmed verdict", lambda: browser.find("#verdict").text == model)
+    assert _get_json(f"{base}/api/inspections/{uuid}")["review"]["action"] == "confirmed"
+
+    # The daily report: the table, the charts, the CSV.
+    browser.get(base + "/daily")
+    table = browser.wait("the daily table", lambda: browser.find("#daily").text)
+    assert "L1" in table and "loose_wire" in table
+    assert len(browser.find_all("svg.chart")) == 2
+    _only_local_resources(browser, base)
+    browser.screenshot(SCREENSHOTS / "dashboard-daily.png")
+    csv_url = browser.find("#csv").attribute("href")
+    with urllib.request.urlopen(csv_url, timeout=10) as r:
+        csv = r.read().decode()
+    assert csv.startswith("day,line,defect_class,products_inspected,camera_flagged,confirmed")
+    assert ",L1,loose_wire,4," in csv, csv  # 3 coils + the late photo (its own product)
+
+
+def test_upload_page_checks_one_image_through_the_running_flow(browser, recheck):
+    flow, base = recheck
+    browser.get(base + "/upload")
+    image = sorted((flow.state / "done").rglob("*.png"))[1]
+    browser.find("#file").send_keys(str(image))
+    browser.find("#line").send_keys("BENCH")
+    browser.find("#send").click()
+    verdict = browser.wait("the verdict of the uploaded image", lambda: browser.find_all("#upload-verdict") and browser.find("#upload-verdict").text, timeout=60)
+    assert verdict in ("ok", "burr", "loose_wire")
+    browser.screenshot(SCREENSHOTS / "dashboard-upload.png")
+    browser.find("#result-link").click()
+    browser.wait("the uploaded image's page", lambda: "/inspections/" in browser.url)
+    uuid = browser.url.rsplit("/", 1)[1]
+    record = _get_json(f"{base}/api/inspections/{uuid}")
+    assert record["line"] == "BENCH"
+    assert record["attributes"]["capture.input"] == "upload"
+    assert record["model_label"] == verdict
+
+
+def test_surface_detail_shows_original_and_overlay(browser, loupe_bin_path, tmp_path_factory):
+    flow = Flow(loupe_bin_path, tmp_path_factory.mktemp("surfaces"), "surface-defects.yaml", ".loupe/surface-defects")
+    flow.synth("surfaces", "--images", "2", "--seed", "3")
+    flow.start()
+    try:
+        base = flow.dashboard("8092")
+        records = flow.wait_records(base, 2)
+        defect = next(r for r in records if r["model_label"] == "defect")
+        browser.get(f"{base}/inspections/{defect['uuid']}")
+        for image in ("original", "overlay"):
+            browser.wait(f"the {image} image", lambda: browser.script(
+                f"const i = document.getElementById('{image}'); return i && i.complete && i.naturalWidth > 0;"))
+        assert "defect" in browser.find("#verdict").text
+        assert "FORK" in browser.find("#events").text, "provenance events listed"
+        _only_local_resources(browser, base)
+        browser.screenshot(SCREENSHOTS / "dashboard-surface-detail.png")
+    finally:
+        flow.stop()
