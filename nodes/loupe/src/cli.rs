@@ -82,18 +82,28 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// The main job: generate a camera folder of coil photos and re-check the camera's
-    /// loose-wire flags with `flows/loose-wire-recheck.yaml`, then summarise.
+    /// The main job: generate a camera folder, run the shipped flow over it, summarise, then
+    /// keep the dashboard up until Ctrl-C.
+    ///
+    /// `coils` (default) re-checks the camera's loose-wire flags with
+    /// `flows/loose-wire-recheck.yaml`; `surfaces` finds steel-sheet defects with
+    /// `flows/surface-defects.yaml`.
     Demo {
-        /// How many coils to generate (8 photos each).
+        /// Which demo.
+        #[arg(value_enum, default_value_t = DemoKind::Coils)]
+        kind: DemoKind,
+        /// How many coils (8 photos each) or sheets to generate.
         #[arg(long, default_value_t = 50)]
         products: u32,
-        /// Seed of the generated coils.
+        /// Seed of the generated data.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// The flow to run.
-        #[arg(long, default_value = "flows/loose-wire-recheck.yaml")]
-        flow: PathBuf,
+        /// The flow to run (default: the demo's shipped flow).
+        #[arg(long)]
+        flow: Option<PathBuf>,
+        /// Stop after the summary instead of keeping the dashboard up.
+        #[arg(long)]
+        exit: bool,
     },
     /// Evaluate a model on a labelled folder through the serving code path.
     ///
@@ -132,6 +142,12 @@ pub enum Command {
         /// What to generate.
         #[command(subcommand)]
         what: SynthCommand,
+    },
+    /// Training data from the report database: the images people reviewed in the dashboard.
+    Dataset {
+        /// What to do.
+        #[command(subcommand)]
+        what: DatasetCommand,
     },
 }
 
@@ -189,6 +205,58 @@ pub enum SynthCommand {
         #[arg(long, default_value_t = 256)]
         size: u32,
     },
+}
+
+/// `loupe dataset` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Export the reviewed images as a fine-tuning set: one folder per reviewed label.
+    ///
+    /// Takes every record whose latest review is at or after `--since` (UTC), labelled with
+    /// that review's label, and writes DIR/<label>/<image> (a copy of the original from the
+    /// media directory), DIR/manifest.jsonl (one line per image, sorted by file; `split`
+    /// train or val, decided per product by a stable hash) and DIR/dataset.json (counts).
+    /// Records without media, or whose image file is gone, are skipped and counted.
+    Export {
+        /// First day of reviews to take, `YYYY-MM-DD` (UTC, from the start of the day).
+        #[arg(long)]
+        since: String,
+        /// Output directory (created; must be empty unless `--force`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Write into a non-empty DIR: an earlier export there is replaced, other files are
+        /// left alone.
+        #[arg(long)]
+        force: bool,
+        /// The flow whose report node holds the database, table and media directory.
+        #[arg(long, default_value = "flows/loose-wire-recheck.yaml")]
+        flow: PathBuf,
+        /// The report node of the flow (default: the first one with a database).
+        #[arg(long)]
+        node: Option<String>,
+        /// The database instead of the flow's: `sqlite:PATH` (relative to the working
+        /// directory) or `postgres://USER@HOST/DB`; needs `--media`.
+        #[arg(long, conflicts_with_all = ["flow", "node"], requires = "media")]
+        database: Option<String>,
+        /// The table of the records (default: the report node's, else `inspections`).
+        #[arg(long)]
+        table: Option<String>,
+        /// The media directory instead of the report node's `media_dir`.
+        #[arg(long)]
+        media: Option<PathBuf>,
+        /// Fraction of products put in the val split (0..=1).
+        #[arg(long, default_value_t = 0.2)]
+        val_fraction: f64,
+    },
+}
+
+/// The demos of `loupe demo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoKind {
+    /// Coil photos: re-check the camera's loose-wire flags with the coil classifier.
+    Coils,
+    /// Steel-sheet photos: find and outline surface defects with the segmenter.
+    Surfaces,
 }
 
 /// Progress display.

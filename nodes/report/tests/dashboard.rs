@@ -77,7 +77,11 @@ impl Http {
             request = request.header("content-type", "application/json");
         }
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let response = self.0.request(request.body(Full::new(body)).unwrap()).await.unwrap();
+        let response = self
+            .0
+            .request(request.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -85,7 +89,11 @@ impl Http {
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            status,
+            content_type,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     async fn get(&self, url: &str) -> (u16, String, String) {
@@ -112,53 +120,91 @@ async fn pages_api_review_csv_and_media() {
     let (pos_a, pos_b) = (page.find(&a).unwrap(), page.find(&b).unwrap());
     assert!(pos_b < pos_a, "newest first");
     assert!(!page.contains("<b>coil</b>"), "attribute text is escaped");
-    assert!(!page.contains("http://") && !page.contains("https://"), "nothing from outside");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing from outside"
+    );
     let (_, _, filtered) = http.get(&format!("{base}/?disagree=1")).await;
-    assert!(filtered.contains(&b) && !filtered.contains(&a), "only the camera-vs-model disagreement");
+    assert!(
+        filtered.contains(&b) && !filtered.contains(&a),
+        "only the camera-vs-model disagreement"
+    );
 
     // The detail page: the image, the scores, the review form, the attributes.
     let (status, _, detail) = http.get(&format!("{base}/inspections/{b}")).await;
     assert_eq!(status, 200);
-    for part in ["id=\"original\"", "id=\"scores\"", "id=\"review-form\"", "id=\"attributes\"", "id=\"provenance\""] {
+    for part in [
+        "id=\"original\"",
+        "id=\"scores\"",
+        "id=\"review-form\"",
+        "id=\"attributes\"",
+        "id=\"provenance\"",
+    ] {
         assert!(detail.contains(part), "{part} missing");
     }
     let src = detail.split("id=\"original\" src=\"").nth(1).unwrap();
     let src = &src[..src.find('"').unwrap()];
     let (status, content_type, _) = http.get(&format!("{base}{src}")).await;
     assert_eq!((status, content_type.as_str()), (200, "image/png"));
-    let (status, _, _) = http.get(&format!("{base}/media/..%2F..%2Fetc%2Fpasswd")).await;
+    let (status, _, _) = http
+        .get(&format!("{base}/media/..%2F..%2Fetc%2Fpasswd"))
+        .await;
     assert_eq!(status, 400, "no way out of the media directory");
     let (status, _, _) = http.get(&format!("{base}/inspections/nope")).await;
     assert_eq!(status, 404);
 
     // Review: refused without a name, stored with who and when, the latest counts.
     let url = format!("{base}/api/inspections/{b}/review");
-    let (status, _, why) = http.send("POST", &url, Some(json!({"reviewer": " ", "label": "ok"}))).await;
+    let (status, _, why) = http
+        .send("POST", &url, Some(json!({"reviewer": " ", "label": "ok"})))
+        .await;
     assert_eq!(status, 400, "{why}");
     let (status, _, _) = http
-        .send("POST", &url, Some(json!({"reviewer": "anna", "label": "../x"})))
+        .send(
+            "POST",
+            &url,
+            Some(json!({"reviewer": "anna", "label": "../x"})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, _, body) = http
-        .send("POST", &url, Some(json!({"reviewer": "anna", "label": "burr"})))
+        .send(
+            "POST",
+            &url,
+            Some(json!({"reviewer": "anna", "label": "burr"})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let stored: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stored["review"]["action"], "confirmed");
     let (_, _, body) = http
-        .send("POST", &url, Some(json!({"reviewer": "ben", "label": "loose_wire", "note": "wire end visible"})))
+        .send(
+            "POST",
+            &url,
+            Some(json!({"reviewer": "ben", "label": "loose_wire", "note": "wire end visible"})),
+        )
         .await;
     let stored: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stored["review"]["action"], "corrected");
     assert_eq!(stored["review"]["reviewer"], "ben");
     assert!(stored["review"]["reviewed_ms"].as_i64().unwrap() > 0);
-    let (_, _, list) = http.get(&format!("{base}/api/inspections?verdict=loose_wire")).await;
+    let (_, _, list) = http
+        .get(&format!("{base}/api/inspections?verdict=loose_wire"))
+        .await;
     let list: Value = serde_json::from_str(&list).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 2, "the reviewed label is the verdict");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "the reviewed label is the verdict"
+    );
     let (_, _, detail) = http.get(&format!("{base}/inspections/{b}")).await;
     assert!(detail.contains("wire end visible") && detail.contains("anna"));
     let (status, _, _) = http
-        .send("POST", &format!("{base}/api/inspections/nope/review"), Some(json!({"reviewer": "a", "label": "ok"})))
+        .send(
+            "POST",
+            &format!("{base}/api/inspections/nope/review"),
+            Some(json!({"reviewer": "a", "label": "ok"})),
+        )
         .await;
     assert_eq!(status, 404);
 
@@ -167,17 +213,24 @@ async fn pages_api_review_csv_and_media() {
     assert_eq!(status, 200);
     assert!(daily.contains("<svg class=\"chart\""), "charts");
     let (status, content_type, csv) = http.get(&format!("{base}/daily.csv")).await;
-    assert_eq!((status, content_type.as_str()), (200, "text/csv; charset=utf-8"));
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8")
+    );
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[1].ends_with(",L1,loose_wire,1,1,1,0,0.0,0"), "{csv}");
-    let (status, _, why) = http.get(&format!("{base}/daily?from=2026-02-01&to=2026-01-01")).await;
+    let (status, _, why) = http
+        .get(&format!("{base}/daily?from=2026-02-01&to=2026-01-01"))
+        .await;
     assert_eq!(status, 400, "{why}");
 
     // Upload without a capture node configured: said, not failed silently.
     let (_, _, upload) = http.get(&format!("{base}/upload")).await;
     assert!(upload.contains("id=\"upload-off\""));
-    let (status, _, _) = http.send("POST", &format!("{base}/api/upload"), Some(json!({}))).await;
+    let (status, _, _) = http
+        .send("POST", &format!("{base}/api/upload"), Some(json!({})))
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -211,7 +264,10 @@ async fn new_records_reach_live_lists_as_server_sent_events() {
     .await;
     assert_eq!(found, Ok(true), "{seen}");
     assert!(seen.contains("event: inspection"), "{seen}");
-    assert!(seen.contains("<tr data-uuid="), "the row to insert comes with it: {seen}");
+    assert!(
+        seen.contains("<tr data-uuid="),
+        "the row to insert comes with it: {seen}"
+    );
 }
 
 #[tokio::test]
@@ -225,10 +281,20 @@ async fn a_busy_port_is_a_clear_build_error() {
         max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
     };
     let settings = json!({"dashboard": {"listen": format!("127.0.0.1:{port}")}});
-    let err = factory::<Report>().build(&settings, &ctx).await.unwrap_err();
-    assert!(err.to_string().contains(&format!("dashboard cannot listen on 127.0.0.1:{port}")), "{err}");
+    let err = factory::<Report>()
+        .build(&settings, &ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("dashboard cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
     // A dashboard without a database is refused when the flow is validated.
     let settings = json!({"path": "r.jsonl", "dashboard": {}});
-    let err = factory::<Report>().build(&settings, &ctx).await.unwrap_err();
+    let err = factory::<Report>()
+        .build(&settings, &ctx)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("dashboard"), "{err}");
 }

@@ -46,7 +46,10 @@ pub fn demo(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.products > 0, "--products must be at least 1");
     super::setup::setup()?;
     let (default_flow, dir) = args.kind.defaults();
-    let flow = args.flow.clone().unwrap_or_else(|| PathBuf::from(default_flow));
+    let flow = args
+        .flow
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_flow));
     let dir = PathBuf::from(dir);
     // A fresh run: the records of an earlier demo would mix into the summary.
     if dir.exists() {
@@ -107,8 +110,9 @@ fn generate(args: &Args, inbox: &Path) -> anyhow::Result<()> {
                 seed: args.seed,
                 ..Default::default()
             };
-            let dataset = loupe_synth::generate_coils(&options, inbox)
-                .with_context(|| format!("cannot generate the camera folder {}", inbox.display()))?;
+            let dataset = loupe_synth::generate_coils(&options, inbox).with_context(|| {
+                format!("cannot generate the camera folder {}", inbox.display())
+            })?;
             eprintln!(
                 "loupe: the simulated camera flagged {} of {} images as loose_wire",
                 dataset.camera.images.ok.loose_wire
@@ -128,8 +132,9 @@ fn generate(args: &Args, inbox: &Path) -> anyhow::Result<()> {
                 seed: args.seed,
                 size: 256,
             };
-            loupe_synth::generate_surfaces(&options, inbox)
-                .with_context(|| format!("cannot generate the camera folder {}", inbox.display()))?;
+            loupe_synth::generate_surfaces(&options, inbox).with_context(|| {
+                format!("cannot generate the camera folder {}", inbox.display())
+            })?;
         }
     }
     Ok(())
@@ -165,6 +170,9 @@ fn dashboard_url(flow: &Path) -> Option<String> {
             .get("dashboard")?
             .get("listen")?
             .as_str()?;
-        Some(format!("http://{}/", listen.replace("0.0.0.0", "127.0.0.1")))
+        Some(format!(
+            "http://{}/",
+            listen.replace("0.0.0.0", "127.0.0.1")
+        ))
     })
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod call;
+mod dataset;
 mod demo;
 mod describe;
 mod eval;
@@ -59,10 +60,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
         )),
         Command::Demo {
+            kind,
             products,
             seed,
             flow,
-        } => demo::demo(products, seed, &flow),
+            exit,
+        } => demo::demo(demo::Args {
+            kind,
+            products,
+            seed,
+            flow,
+            exit,
+        }),
         Command::Eval {
             model,
             data,
@@ -80,6 +89,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Command::Synth { what } => synth::synth(what),
+        Command::Dataset { what } => dataset::dataset(what),
         Command::Schema { node_type } => {
             let registry = crate::nodes::registry();
             let factory = registry.get(&node_type).ok_or_else(|| {

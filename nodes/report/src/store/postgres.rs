@@ -384,7 +384,7 @@ impl PostgresStore {
     ) -> Result<Vec<DailyRow>, StoreError> {
         self.select(
             query::daily(&self.table, from_ms, to_ms, limit, Dialect::Postgres),
-            |row| query::decode_daily(row),
+            query::decode_daily,
         )
         .await
     }
