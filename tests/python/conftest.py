@@ -55,7 +55,7 @@ _node_counter = itertools.count(1)
 def loupe_bin() -> Path:
     """Path of the binary under test: `$LOUPE_BIN`, else the debug build."""
     env = os.environ.get("LOUPE_BIN")
-    return Path(env) if env else REPO / "target" / "debug" / "loupe"
+    return Path(env).resolve() if env else REPO / "target" / "debug" / "loupe"
 
 
 # --------------------------------------------------------------------------
