@@ -197,6 +197,27 @@ fn in_process_and_served_classify_give_identical_outputs() {
     assert_eq!(first["attributes"]["classify.label"], "ok");
     assert_eq!(first["attributes"]["camera.id"], "cam7");
 
+    // `--output json`: the outputs as one JSON line on stdout (ExecuteStreamCommand's "Output
+    // Destination Attribute"), nothing on stderr.
+    let mut call = loupe()
+        .args(["call", &node.endpoint(), "--output", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    call.stdin.take().unwrap().write_all(&png).unwrap();
+    let out = call.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outputs"][0]["attributes"]["classify.label"], "ok");
+    assert_eq!(json["outputs"][0]["size"], png.len());
+
     // A corrupt image: exit code 2, the reason on stderr.
     let mut call = loupe()
         .args(["call", &node.endpoint()])

@@ -75,9 +75,15 @@ pub enum Command {
         /// An attribute of the FlowFile sent, `key=value` (repeatable).
         #[arg(long = "attr", value_name = "KEY=VALUE")]
         attrs: Vec<String>,
-        /// Write the outputs' relationships and attributes as JSON to this file.
+        /// Write the outputs' relationships and attributes as JSON to this file (default:
+        /// standard error, with `--output content`).
         #[arg(long)]
         attributes_out: Option<PathBuf>,
+        /// What standard output carries: the outputs' `content` (NiFi ExecuteStreamCommand's
+        /// output stream), or their relationships and attributes as one line of `json` (for
+        /// ExecuteStreamCommand's "Output Destination Attribute").
+        #[arg(long, value_enum, default_value_t = CallOutput::Content)]
+        output: CallOutput,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -148,6 +154,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         what: DatasetCommand,
+    },
+    /// Apache NiFi interop: the flow as a NiFi flow definition.
+    Nifi {
+        /// What to do.
+        #[command(subcommand)]
+        what: NifiCommand,
     },
 }
 
@@ -247,6 +259,35 @@ pub enum DatasetCommand {
         /// Fraction of products put in the val split (0..=1).
         #[arg(long, default_value_t = 0.2)]
         val_fraction: f64,
+    },
+}
+
+/// What `loupe call` writes to standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallOutput {
+    /// The output FlowFiles' content.
+    Content,
+    /// `{"outputs": [{"relationship", "uuid", "size", "attributes"}]}` on one line.
+    Json,
+}
+
+/// `loupe nifi` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NifiCommand {
+    /// Write a flow as a NiFi 2.x flow definition (JSON for "Upload flow definition").
+    ///
+    /// One process group named after the flow: an InvokeHTTP per processing node (calling
+    /// the node's `POST /process` at the URL in parameter `loupe.<node-id>.url`), a
+    /// RouteOnAttribute after nodes with named relationships (`route`), ListFile + FetchFile
+    /// (or ListenHTTP) for the capture, and one connection per flow connection with its
+    /// prioritizer and back pressure. The flow is validated first; an invalid flow is
+    /// refused with its errors.
+    Export {
+        /// The flow file.
+        flow: PathBuf,
+        /// Write the JSON to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

@@ -8,6 +8,7 @@
 
 mod cli;
 mod commands;
+mod nifi_export;
 mod nodes;
 
 use clap::Parser;

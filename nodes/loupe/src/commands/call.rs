@@ -1,7 +1,14 @@
 //! `loupe call ENDPOINT`: a thin client, one FlowFile from stdin.
 //!
 //! NiFi's ExecuteStreamCommand starts one process per FlowFile, so this must start fast and
-//! must never load a model itself: the model stays loaded in the long-running node.
+//! must never load a model itself: the model stays loaded in the long-running node
+//! (start-up and call time: `cargo bench --bench call_startup`).
+//!
+//! Standard output carries the output content (`--output content`, ExecuteStreamCommand's
+//! `output stream`) or the outputs' relationships and attributes as one JSON line
+//! (`--output json`, for its "Output Destination Attribute"). Exit status 0 on success, 2 when
+//! the node routed the FlowFile to `failure` (the reason on standard error, which NiFi keeps in
+//! `execution.error`), 3 when the node could not be reached.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -13,6 +20,8 @@ use anyhow::Context;
 use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::{FlowFile, Processor, attr};
 
+use crate::cli::CallOutput;
+
 /// Exit code when the node routed the FlowFile to `failure`.
 const EXIT_FAILURE_RELATIONSHIP: u8 = 2;
 /// Exit code when the node could not be reached or refused the call.
@@ -23,6 +32,7 @@ pub async fn call(
     endpoint: &str,
     attrs: &[String],
     attributes_out: Option<&Path>,
+    output: CallOutput,
     timeout: u64,
 ) -> anyhow::Result<ExitCode> {
     let mut attributes = HashMap::new();
@@ -54,7 +64,9 @@ pub async fn call(
     let mut failed = None;
     for out in &outputs {
         let Some(ff) = out.flow_file() else { continue };
-        stdout.write_all(&ff.content)?;
+        if output == CallOutput::Content {
+            stdout.write_all(&ff.content)?;
+        }
         let sorted: std::collections::BTreeMap<_, _> = ff.attributes.iter().collect();
         described.push(serde_json::json!({
             "relationship": out.relationship,
@@ -70,12 +82,16 @@ pub async fn call(
             );
         }
     }
-    stdout.flush()?;
     let json = serde_json::to_string(&serde_json::json!({ "outputs": described }))?;
+    if output == CallOutput::Json {
+        writeln!(stdout, "{json}")?;
+    }
+    stdout.flush()?;
     match attributes_out {
         Some(path) => std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => eprintln!("{json}"),
+        None if output == CallOutput::Content => eprintln!("{json}"),
+        None => {}
     }
     if let Some(reason) = failed {
         eprintln!("loupe call: failure: {reason}");

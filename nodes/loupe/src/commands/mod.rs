@@ -5,6 +5,7 @@ mod dataset;
 mod demo;
 mod describe;
 mod eval;
+mod nifi;
 mod run;
 mod serve;
 mod setup;
@@ -52,11 +53,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             endpoint,
             attrs,
             attributes_out,
+            output,
             timeout,
         } => run_small(call::call(
             &endpoint,
             &attrs,
             attributes_out.as_deref(),
+            output,
             timeout,
         )),
         Command::Demo {
@@ -90,6 +93,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Command::Synth { what } => synth::synth(what),
         Command::Dataset { what } => dataset::dataset(what),
+        Command::Nifi { what } => nifi::nifi(what),
         Command::Schema { node_type } => {
             let registry = crate::nodes::registry();
             let factory = registry.get(&node_type).ok_or_else(|| {
