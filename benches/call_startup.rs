@@ -110,7 +110,9 @@ fn main() {
     let node = runtime.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match RemoteNode::connect(&[endpoint.clone()], &ClientOptions::default()).await {
+            match RemoteNode::connect(std::slice::from_ref(&endpoint), &ClientOptions::default())
+                .await
+            {
                 Ok(node) => break node,
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await

@@ -12,6 +12,7 @@ use ort::session::Session;
 
 use loupe_sdk::model::batch::BatchModel;
 use loupe_sdk::model::input::InputSpec;
+use loupe_sdk::model::oip::OipModel;
 use loupe_sdk::model::server::ServedModel;
 use loupe_sdk::model::tensor::{self, Prepared};
 use loupe_sdk::onnx::{self, OnnxError};
@@ -139,19 +140,7 @@ impl Classifier {
 
     /// The decision for one image's probabilities (label order), by the card's rule.
     pub fn predict(&self, probabilities: Vec<f32>) -> Prediction {
-        let index = self.card.decide(&probabilities);
-        Prediction {
-            index,
-            label: self.card.labels[index].clone(),
-            score: probabilities[index],
-            probabilities: self
-                .card
-                .labels
-                .iter()
-                .cloned()
-                .zip(probabilities)
-                .collect(),
-        }
+        predict(&self.card, probabilities)
     }
 
     /// Runs the model on a preprocessed `[n, ...]` tensor; returns, per image, one
@@ -169,20 +158,33 @@ impl Classifier {
                     ),
                 });
             }
-            Ok(self.rows(values, labels))
+            Ok(probability_rows(&self.card, values))
         })
         .map_err(ClassifierError::Inference)?
     }
+}
 
-    /// One probability vector per image from the output values.
-    fn rows(&self, values: &[f32], labels: usize) -> Vec<Vec<f32>> {
-        values
-            .chunks_exact(labels)
-            .map(|row| match self.card.output.semantics {
-                OutputSemantics::Probabilities => row.to_vec(),
-                OutputSemantics::Logits => softmax(row),
-            })
-            .collect()
+/// One probability vector per image from a class output's values (`[n, labels]`, row-major),
+/// softmax applied when the card says the output is logits. Shared by the local model and a
+/// remote (OIP) one, so both mean the same by the same numbers.
+pub fn probability_rows(card: &ModelCard, values: &[f32]) -> Vec<Vec<f32>> {
+    values
+        .chunks_exact(card.labels.len().max(1))
+        .map(|row| match card.output.semantics {
+            OutputSemantics::Probabilities => row.to_vec(),
+            OutputSemantics::Logits => softmax(row),
+        })
+        .collect()
+}
+
+/// The decision for one image's probabilities (label order), by the card's rule.
+pub fn predict(card: &ModelCard, probabilities: Vec<f32>) -> Prediction {
+    let index = card.decide(&probabilities);
+    Prediction {
+        index,
+        label: card.labels[index].clone(),
+        score: probabilities[index],
+        probabilities: card.labels.iter().cloned().zip(probabilities).collect(),
     }
 }
 
@@ -199,6 +201,22 @@ impl ServedModel for Classifier {
 
     fn id(&self) -> String {
         self.card.id()
+    }
+}
+
+/// The Open Inference Protocol serves the model under its card's name and version, through
+/// the session the node classifies with.
+impl OipModel for Classifier {
+    fn oip_name(&self) -> &str {
+        &self.card.name
+    }
+
+    fn oip_version(&self) -> &str {
+        &self.card.version
+    }
+
+    fn onnx_session(&self) -> &Mutex<Session> {
+        &self.session
     }
 }
 

@@ -20,23 +20,36 @@
 //!   more look), the new model is loaded and warmed up beside the old one, then swapped in;
 //!   requests in flight finish on the model they started with, none is dropped. A model that
 //!   fails to load is logged and the old one keeps serving (`reload_interval`).
+//! - Open Inference Protocol: served with `loupe serve classify`, the node's port also answers
+//!   `inference.GRPCInferenceService` (KServe v2 / Triton's gRPC API) for its model, under the
+//!   card's name and version, through the same ONNX Runtime session
+//!   ([`loupe_sdk::model::oip::service`]).
+//! - Remote inference: `backend: { oip: { endpoint, model, version, timeout } }` sends the
+//!   card-prepared tensor to a remote OIP server (Triton, KServe, another Loupe node) instead
+//!   of running ONNX Runtime here ([`backend`], [`remote`]).
 //!
 //! ## Layout
 //! - [`card`]: the model card (`model.yaml`), the single source of truth for preprocessing.
 //! - [`classifier`]: card + ONNX Runtime session: images in, class probabilities and the
 //!   card's decision out (shared with `loupe eval`); image -> tensor is the SDK's
 //!   [`loupe_sdk::model::tensor`].
+//! - [`backend`]: the `backend` setting (local ONNX Runtime or a remote OIP server).
+//! - [`remote`]: the card + a remote OIP model.
 //! - [`eval`]: the Models issue's figures over a labelled folder, for `loupe eval`.
 //! - this file: the node type ([`Classify`]), its settings and its processor.
 
+pub mod backend;
 pub mod card;
 pub mod classifier;
 pub mod eval;
+pub mod remote;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use loupe_sdk::model::oip;
 use loupe_sdk::model::server::{ModelServer, ServingConfig, model_problems};
 use loupe_sdk::{
     BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
@@ -45,8 +58,10 @@ use loupe_sdk::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use backend::{Backend, OipBackend};
 pub use card::ModelCard;
 pub use classifier::{Classifier, ClassifierError, Prediction};
+use remote::RemoteClassifier;
 
 /// Attribute names this node writes.
 pub mod attr {
@@ -71,8 +86,15 @@ pub struct Classify;
 #[serde(deny_unknown_fields)]
 pub struct ClassifySettings {
     /// Directory holding `model.onnx` and its model card `model.yaml`; a relative path is
-    /// resolved against the flow file's directory.
+    /// resolved against the flow file's directory. With an `oip` backend only the card is
+    /// read from it.
     pub model: PathBuf,
+    /// Where inference runs: `local` (the default: ONNX Runtime in this process) or
+    /// `{ oip: { endpoint, model, version, timeout, ready_timeout } }`, a remote Open Inference
+    /// Protocol server; the card drives preprocessing and labels either way (see [`backend`]).
+    /// The batching, threading and reload settings apply to `local` only.
+    #[serde(default)]
+    pub backend: Backend,
     /// Threads one inference may use. `0` lets ONNX Runtime use one per core, which
     /// oversubscribes the machine when several nodes share it.
     #[serde(default = "default_intra_threads")]
@@ -145,23 +167,45 @@ impl NodeKind for Classify {
     fn validate(settings: &ClassifySettings) -> Vec<SettingsError> {
         let mut problems = model_problems(&settings.model, settings.threshold_override);
         problems.extend(settings.serving().problems());
+        problems.extend(settings.backend.problems());
         problems
     }
 
     async fn build(settings: ClassifySettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let server = ModelServer::open(
-            Self::TYPE,
-            &ctx.node_id,
-            ctx.resolve(&settings.model),
-            &settings.model,
-            settings.serving(),
-        )
-        .await?;
-        Ok(Node::processor(ClassifyProcessor {
-            server,
-            threshold_override: settings.threshold_override,
-            description: loupe_sdk::factory::describe::<Self>(&settings, ctx),
-        }))
+        let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
+        let dir = ctx.resolve(&settings.model);
+        let threshold_override = settings.threshold_override;
+        match &settings.backend {
+            Backend::Local => {
+                let server = Arc::new(
+                    ModelServer::open(
+                        Self::TYPE,
+                        &ctx.node_id,
+                        dir,
+                        &settings.model,
+                        settings.serving(),
+                    )
+                    .await?,
+                );
+                let current = server.clone();
+                Ok(Node::processor(ClassifyProcessor {
+                    engine: Engine::Local(server),
+                    threshold_override,
+                    description,
+                })
+                .with_extension(oip::extension(move || current.current())))
+            }
+            Backend::Oip(backend) => {
+                let remote =
+                    RemoteClassifier::open(dir, &settings.model, backend, ctx.max_message_bytes)
+                        .await?;
+                Ok(Node::processor(ClassifyProcessor {
+                    engine: Engine::Remote(Box::new(remote)),
+                    threshold_override,
+                    description,
+                }))
+            }
+        }
     }
 }
 
@@ -178,9 +222,17 @@ impl ClassifySettings {
     }
 }
 
-/// The built node: the served model.
+/// Where the built node's inference runs.
+enum Engine {
+    /// The served model in this process (shared with the OIP front-end).
+    Local(Arc<ModelServer<Classifier>>),
+    /// A remote OIP model.
+    Remote(Box<RemoteClassifier>),
+}
+
+/// The built node: its engine and decision settings.
 struct ClassifyProcessor {
-    server: ModelServer<Classifier>,
+    engine: Engine,
     threshold_override: Option<f32>,
     description: NodeDescription,
 }
@@ -191,33 +243,55 @@ impl Processor for ClassifyProcessor {
         self.description.clone()
     }
 
-    /// One dummy inference: the first real request would otherwise pay for ONNX Runtime's
-    /// lazy initialisation, and a card/graph mismatch on the output surfaces before serving.
+    /// Local: one dummy inference, since the first real request would otherwise pay for ONNX
+    /// Runtime's lazy initialisation, and a card/graph mismatch on the output surfaces before
+    /// serving. Remote: waits for the remote model to be ready and checks it against the card.
     async fn start(&self) -> Result<(), NodeError> {
-        self.server.warm_up().await
+        match &self.engine {
+            Engine::Local(server) => server.warm_up().await,
+            Engine::Remote(remote) => remote.start().await,
+        }
     }
 
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        let inference = self.server.infer(flow_file.content.clone()).await?;
-        let (classifier, prediction) = (inference.model, inference.output);
+        let content = flow_file.content.clone();
+        match &self.engine {
+            Engine::Local(server) => {
+                let inference = server.infer(content).await?;
+                Ok(self.verdict(flow_file, inference.model.card(), inference.output))
+            }
+            Engine::Remote(remote) => {
+                let prediction = remote.classify(content).await?;
+                Ok(self.verdict(flow_file, remote.card(), prediction))
+            }
+        }
+    }
+}
+
+impl ClassifyProcessor {
+    /// The `success` output: the FlowFile with the verdict's attributes.
+    fn verdict(
+        &self,
+        flow_file: FlowFile,
+        card: &ModelCard,
+        prediction: Prediction,
+    ) -> Vec<Output> {
         let scores: serde_json::Map<String, serde_json::Value> = prediction
             .probabilities
             .iter()
             .map(|(label, p)| (label.clone(), serde_json::json!(round4(*p))))
             .collect();
-        let threshold = self
-            .threshold_override
-            .unwrap_or(classifier.card().threshold);
+        let threshold = self.threshold_override.unwrap_or(card.threshold);
         let confident = prediction.score >= threshold;
-        Ok(vec![
+        vec![
             flow_file
                 .with_attr(attr::LABEL, prediction.label)
                 .with_attr(attr::SCORE, format!("{:.4}", prediction.score))
                 .with_attr(attr::SCORES, serde_json::Value::Object(scores).to_string())
                 .with_attr(attr::CONFIDENT, confident.to_string())
-                .with_attr(attr::MODEL, classifier.card().id())
+                .with_attr(attr::MODEL, card.id())
                 .to(loupe_sdk::SUCCESS),
-        ])
+        ]
     }
 }
 

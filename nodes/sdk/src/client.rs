@@ -181,6 +181,7 @@ impl RemoteNode {
         Node {
             processor: this.clone(),
             source: is_source.then_some(this as std::sync::Arc<dyn Source>),
+            extensions: Vec::new(),
         }
     }
 }

@@ -12,6 +12,9 @@
 //! - [`factory`]: [`NodeKind`]/[`NodeFactory`]: typed settings, validation, declared relationships.
 //! - [`server`]: the `serve` scaffold (Processor + Source services, health, reflection, limits,
 //!   overload answers, graceful drain).
+//! - [`nifi`]: NiFi 1.x's `FlowFileService` (InvokeGRPC) on every served node.
+//! - [`http_front`]: HTTP/1.1 `POST /process`, `/describe`, `/health` on the same port
+//!   (NiFi 2.x's InvokeHTTP).
 //! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits.
 //! - `imaging` (feature `imaging`): image decoding with limits (formats, EXIF orientation,
 //!   decompression bombs), errors mapped to [`ProcessError`] kinds.
@@ -26,11 +29,13 @@ pub mod config;
 pub mod error;
 pub mod factory;
 pub mod flowfile;
+pub mod http_front;
 #[cfg(feature = "imaging")]
 pub mod imaging;
 pub mod invoke;
 #[cfg(feature = "onnx")]
 pub mod model;
+pub mod nifi;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod processor;

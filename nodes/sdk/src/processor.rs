@@ -58,6 +58,13 @@ pub trait Source: Send + Sync + 'static {
     async fn ack(&self, accepted: Vec<String>, rejected: Vec<String>) -> Result<(), NodeError>;
 }
 
+/// Adds a node type's own front-end (extra gRPC services, e.g. the Open Inference Protocol)
+/// to the port the node is served on; see [`Node::extensions`]. Shared (`Fn` behind an `Arc`)
+/// so that a [`Node`] stays cheap to clone; [`Node::server_extensions`] turns them into the
+/// server's [`crate::server::Extension`]s.
+pub type NodeExtension =
+    Arc<dyn Fn(&Arc<crate::server::NodeState>, &mut tonic::service::RoutesBuilder) + Send + Sync>;
+
 /// A built node: always a processor, and a source when it brings data in.
 #[derive(Clone)]
 pub struct Node {
@@ -65,6 +72,9 @@ pub struct Node {
     pub processor: Arc<dyn Processor>,
     /// The source face, for source nodes.
     pub source: Option<Arc<dyn Source>>,
+    /// Extra front-ends the node type brings, added to its port by `loupe serve` (through
+    /// [`crate::server::serve`]'s `extensions`); the in-process flow runner ignores them.
+    pub extensions: Vec<NodeExtension>,
 }
 
 impl Node {
@@ -73,6 +83,7 @@ impl Node {
         Node {
             processor: Arc::new(p),
             source: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -82,7 +93,36 @@ impl Node {
         Node {
             processor: s.clone(),
             source: Some(s),
+            extensions: Vec::new(),
         }
+    }
+
+    /// This node with one more front-end (see [`Node::extensions`]).
+    pub fn with_extension(
+        mut self,
+        extension: impl Fn(&Arc<crate::server::NodeState>, &mut tonic::service::RoutesBuilder)
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.extensions.push(Arc::new(extension));
+        self
+    }
+
+    /// The node's front-ends as the server takes them: pass to [`crate::server::serve`].
+    pub fn server_extensions(&self) -> Vec<crate::server::Extension> {
+        self.extensions
+            .iter()
+            .map(|extension| {
+                let extension = extension.clone();
+                Box::new(
+                    move |state: &Arc<crate::server::NodeState>,
+                          routes: &mut tonic::service::RoutesBuilder| {
+                        extension(state, routes)
+                    },
+                ) as crate::server::Extension
+            })
+            .collect()
     }
 }
 
@@ -91,6 +131,7 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("type", &self.processor.describe().node_type)
             .field("source", &self.source.is_some())
+            .field("extensions", &self.extensions.len())
             .finish()
     }
 }

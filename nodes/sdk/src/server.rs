@@ -1,9 +1,13 @@
 //! The `serve` scaffold every node uses.
 //!
 //! One port serves: `loupe.v1.Processor`, `loupe.v1.Source` (source nodes),
-//! `grpc.health.v1.Health` (NOT_SERVING until [`Processor::start`] finished, and again while
-//! draining) and server reflection (v1 and v1alpha). Later front-ends (NiFi's FlowFileService,
-//! HTTP, the Open Inference Protocol) plug in as [`Extension`]s on the same port.
+//! `grpc.health.v1.Health` (NOT_SERVING until [`Processor::start`](crate::Processor::start) finished, and again while
+//! draining), server reflection (v1 and v1alpha), NiFi 1.x's
+//! `org.apache.nifi.processors.grpc.FlowFileService` ([`crate::nifi`], for InvokeGRPC) and,
+//! over HTTP/1.1 on the same port, `POST /process`, `GET /describe` and `GET /health`
+//! ([`crate::http_front`], for NiFi 2.x's InvokeHTTP). Further front-ends (the Open Inference
+//! Protocol, ...) plug in as [`Extension`]s on the same port. Every front-end calls the node
+//! through the same [`NodeState`]: invoker, readiness and in-flight permits.
 //!
 //! Overload is answered RESOURCE_EXHAUSTED (unary) or by not reading more of a stream (the
 //! HTTP/2 window then slows the sender); shutdown stops taking work, waits for in-flight work
@@ -18,16 +22,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
-use tonic::service::RoutesBuilder;
+use tonic::service::{Routes, RoutesBuilder};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_health::ServingStatus;
 
 use crate::config::ServeConfig;
-use crate::error::NodeError;
+use crate::error::{ErrorKind, NodeError, ProcessError};
 use crate::invoke::Invoker;
-use crate::pb::{self, Readiness};
+use crate::pb::{self, FlowFile, Output, Readiness};
 use crate::processor::{Node, Source};
-use crate::telemetry;
+use crate::{http_front, nifi, telemetry};
 
 /// Name of the Processor service, as health and reflection know it.
 pub const PROCESSOR_SERVICE: &str = "loupe.v1.Processor";
@@ -118,23 +122,58 @@ impl NodeState {
         &self.options
     }
 
-    /// `Ok` when the node takes work; UNAVAILABLE while starting or draining.
-    pub fn check_ready(&self) -> Result<(), Status> {
+    /// `Ok` when the node takes work; an `unavailable` error while starting or draining.
+    pub fn ready(&self) -> Result<(), ProcessError> {
         match self.readiness() {
             Readiness::Ready => Ok(()),
-            Readiness::Draining => Err(Status::unavailable("node is draining (shutting down)")),
-            _ => Err(Status::unavailable("node is starting (not ready yet)")),
+            Readiness::Draining => Err(ProcessError::new(
+                ErrorKind::Unavailable,
+                "node is draining (shutting down)",
+            )),
+            _ => Err(ProcessError::new(
+                ErrorKind::Unavailable,
+                "node is starting (not ready yet)",
+            )),
         }
+    }
+
+    /// `Ok` when the node takes work; UNAVAILABLE while starting or draining.
+    pub fn check_ready(&self) -> Result<(), Status> {
+        self.ready().map_err(|e| e.to_status())
+    }
+
+    /// A slot for one FlowFile, or an `overloaded` error when `max_in_flight` are in progress.
+    pub fn permit_now(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ProcessError> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            ProcessError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "node overloaded: {} FlowFiles in flight; retry later",
+                    self.options.max_in_flight
+                ),
+            )
+        })
     }
 
     /// A slot for one FlowFile, or RESOURCE_EXHAUSTED when `max_in_flight` are in progress.
     pub fn try_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        self.permits.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "node overloaded: {} FlowFiles in flight; retry later",
-                self.options.max_in_flight
-            ))
-        })
+        self.permit_now().map_err(|e| e.to_status())
+    }
+
+    /// Processes one FlowFile for a unary front-end (NiFi's `Send`, HTTP `POST /process`):
+    /// refuses it while the node is not ready or has `max_in_flight` FlowFiles in progress,
+    /// otherwise hands it to the invoker holding a permit (so draining waits for it).
+    ///
+    /// `Err` is always retryable (`overloaded` or `unavailable`): the FlowFile was not
+    /// processed. Processing failures come back as `failure` outputs.
+    pub async fn process(
+        &self,
+        flow_file: FlowFile,
+        parent: Option<opentelemetry::Context>,
+    ) -> Result<Vec<Output>, ProcessError> {
+        self.ready()?;
+        let _permit = self.permit_now()?;
+        self.invoker.invoke(flow_file, parent).await
     }
 
     /// Waits for a slot for one FlowFile.
@@ -173,8 +212,6 @@ impl pb::processor_server::Processor for ProcessorService {
         &self,
         request: Request<pb::ProcessRequest>,
     ) -> Result<Response<pb::ProcessResponse>, Status> {
-        self.0.check_ready()?;
-        let _permit = self.0.try_permit()?;
         let parent = telemetry::extract_metadata(request.metadata());
         let flow_file = request
             .into_inner()
@@ -182,8 +219,7 @@ impl pb::processor_server::Processor for ProcessorService {
             .ok_or_else(|| Status::invalid_argument("ProcessRequest.flow_file is missing"))?;
         let outputs = self
             .0
-            .invoker
-            .invoke(flow_file, parent)
+            .process(flow_file, parent)
             .await
             .map_err(|e| e.to_status())?;
         Ok(Response::new(pb::ProcessResponse { outputs }))
@@ -338,10 +374,13 @@ pub async fn serve(
             .send_compressed(CompressionEncoding::Gzip),
         );
     }
+    // NiFi 1.x's InvokeGRPC calls every node through its own service.
+    routes.add_service(nifi::service(&state));
     routes.add_service(health_service);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(nifi::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     routes.add_service(reflection().build_v1()?);
@@ -400,8 +439,12 @@ pub async fn serve(
     // Small request/response pairs otherwise wait on Nagle + delayed ACK (~40 ms each); the
     // builder's own `tcp_nodelay` does not reach connections from a listener we pass in.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // HTTP/1.1 (NiFi's InvokeHTTP, curl) and gRPC (HTTP/2) share the port: the HTTP
+    // routes join the gRPC services' router, and the server tells the protocols apart.
+    let router = http_front::routes(routes.routes().into_axum_router(), &state);
     tonic::transport::Server::builder()
-        .add_routes(routes.routes())
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(incoming, drain)
         .await?;
     node.processor.stop().await;

@@ -24,7 +24,9 @@
 //! pixels, `area_pct`), `segment.regions.count` and `segment.model`.
 //!
 //! Serving is the classify node's: dynamic batching, warm-up before SERVING, hot reload of a
-//! changed model (all in [`loupe_sdk::model`]).
+//! changed model (all in [`loupe_sdk::model`]); with `loupe serve segment` the port also
+//! answers the Open Inference Protocol (`inference.GRPCInferenceService`) for the model, under
+//! the card's name and version, through the same session ([`loupe_sdk::model::oip::service`]).
 //!
 //! ## Layout
 //! - [`card`]: the segmentation model card.
@@ -42,11 +44,13 @@ pub mod regions;
 pub mod segmenter;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::DynamicImage;
+use loupe_sdk::model::oip::{self, OipModel};
 use loupe_sdk::model::server::{ModelServer, ServingConfig, model_problems};
 use loupe_sdk::model::{interrupted, resume_panic};
 use loupe_sdk::{
@@ -198,19 +202,39 @@ impl NodeKind for Segment {
     }
 
     async fn build(settings: SegmentSettings, ctx: &BuildContext) -> Result<Node, NodeError> {
-        let server = ModelServer::open(
-            Self::TYPE,
-            &ctx.node_id,
-            ctx.resolve(&settings.model),
-            &settings.model,
-            settings.serving(),
-        )
-        .await?;
+        let server = Arc::new(
+            ModelServer::open(
+                Self::TYPE,
+                &ctx.node_id,
+                ctx.resolve(&settings.model),
+                &settings.model,
+                settings.serving(),
+            )
+            .await?,
+        );
+        let current = server.clone();
         Ok(Node::processor(SegmentProcessor {
             server,
             description: loupe_sdk::factory::describe::<Self>(&settings, ctx),
             settings,
-        }))
+        })
+        .with_extension(oip::extension(move || current.current())))
+    }
+}
+
+/// The Open Inference Protocol serves the model under its card's name and version, through
+/// the session the node segments with.
+impl OipModel for Segmenter {
+    fn oip_name(&self) -> &str {
+        &self.card().name
+    }
+
+    fn oip_version(&self) -> &str {
+        &self.card().version
+    }
+
+    fn onnx_session(&self) -> &Mutex<ort::session::Session> {
+        self.session()
     }
 }
 
@@ -229,7 +253,7 @@ impl SegmentSettings {
 
 /// The built node.
 struct SegmentProcessor {
-    server: ModelServer<Segmenter>,
+    server: Arc<ModelServer<Segmenter>>,
     settings: SegmentSettings,
     description: NodeDescription,
 }

@@ -114,6 +114,12 @@ impl Segmenter {
         &self.card
     }
 
+    /// The ONNX Runtime session the model runs in (the node's Open Inference Protocol
+    /// front-end runs requests' tensors through it too).
+    pub fn session(&self) -> &Mutex<Session> {
+        &self.session
+    }
+
     /// One inference on an all-zero input, so the first request does not pay for ONNX
     /// Runtime's lazy set-up and an output that contradicts the card shows at start.
     pub fn warm_up(&self) -> Result<(), SegmenterError> {

@@ -46,6 +46,8 @@ pub async fn serve(
     println!("listening on {addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, node_type, "serving");
-    serve_node(node, options, listener, shutdown_signal(), Vec::new()).await?;
+    // Front-ends the node type brings (the Open Inference Protocol for model nodes).
+    let extensions = node.server_extensions();
+    serve_node(node, options, listener, shutdown_signal(), extensions).await?;
     Ok(ExitCode::SUCCESS)
 }

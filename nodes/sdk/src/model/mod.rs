@@ -8,11 +8,14 @@
 //!   `loupe eval`.
 //! - [`reload`]: a replaceable current model and the directory watcher that swaps it.
 //! - [`server`]: all of the above put together for one node ([`server::ModelServer`]).
+//! - [`oip`]: the Open Inference Protocol (KServe v2): served beside a model node's own
+//!   service, and a client for remote inference.
 
 pub mod batch;
 pub mod card;
 pub mod eval;
 pub mod input;
+pub mod oip;
 pub mod reload;
 pub mod server;
 pub mod tensor;
