@@ -44,8 +44,9 @@
 //!   output's `error.kind`/`error.message`, or why the FlowFile was not processed
 //!   (`overloaded`, `unavailable`).
 //!
-//! The body is what NiFi writes to `invokegrpc.response.body`; `EvaluateJsonPath` turns its
-//! fields into attributes.
+//! The body is what NiFi writes to `invokegrpc.response.body`; an UpdateAttribute with
+//! `${invokegrpc.response.body:jsonPath('$.attributes["classify.label"]')}` turns its fields
+//! into attributes (docs/nifi.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
