@@ -121,11 +121,18 @@ fn main() {
             }
         }
     });
-    // Warm the node (and the page cache for the binary).
-    for _ in 0..5 {
-        runtime
-            .block_on(node.process(FlowFile::create(photo.clone(), Default::default())))
-            .expect("warm-up");
+    // Wait until the node is ready (model loaded and warmed up), then warm it some more.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut warm = 0;
+    while warm < 5 {
+        match runtime.block_on(node.process(FlowFile::create(photo.clone(), Default::default()))) {
+            Ok(_) => warm += 1,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("node not ready: {e}"),
+        }
     }
     let version = time_process(
         || {
