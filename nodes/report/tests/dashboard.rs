@@ -109,6 +109,8 @@ async fn pages_api_review_csv_and_media() {
     let cleared = photo("p1", "1", "loose_wire", "burr");
     let (a, b) = (flagged.uuid.clone(), cleared.uuid.clone());
     report.process(flagged).await.unwrap();
+    // Records are ordered by the millisecond they were written: make "newest" well defined.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     report.process(cleared).await.unwrap();
     let http = Http::new();
 
