@@ -20,6 +20,7 @@ use crate::record::Inspection;
 use crate::sink::Written;
 
 pub use postgres::PostgresStore;
+use query::{Cells, Dialect, Sql};
 pub use query::{DailyRow, Disagreement, ListQuery, Review, Stored};
 pub use sqlite::SqliteStore;
 
@@ -164,28 +165,41 @@ impl Store {
 }
 
 impl Store {
+    /// Runs the statement `build` makes for this store's table and dialect; decodes each row.
+    async fn select<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(&str, Dialect) -> Sql,
+        decode: fn(&dyn Cells) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.select(build(s.table(), Dialect::Sqlite), decode).await,
+            Store::Postgres(s) => s.select(build(s.table(), Dialect::Postgres), decode).await,
+        }
+    }
+
     /// The records `q` selects, newest first, each with its latest review.
     pub async fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.list(q).await,
-            Store::Postgres(s) => s.list(q).await,
-        }
+        self.select(|table, d| query::list(table, q, d), query::decode)
+            .await
     }
 
     /// One record with its latest review.
     pub async fn get(&self, uuid: &str) -> Result<Option<Stored>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.get(uuid).await,
-            Store::Postgres(s) => s.get(uuid).await,
-        }
+        let rows = self
+            .select(|table, d| query::get(table, uuid, d), query::decode)
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     /// Every review of a record, oldest first.
     pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.reviews(uuid).await,
-            Store::Postgres(s) => s.reviews(uuid).await,
-        }
+        let rows = self
+            .select(
+                |table, d| query::reviews(table, uuid, d),
+                |row| query::decode_review(row, 0),
+            )
+            .await?;
+        Ok(rows.into_iter().flatten().collect())
     }
 
     /// Stores a review (feedback) of record `uuid`; false when there is no such record.
@@ -204,10 +218,11 @@ impl Store {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<DailyRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.daily_rows(from_ms, to_ms, limit).await,
-            Store::Postgres(s) => s.daily_rows(from_ms, to_ms, limit).await,
-        }
+        self.select(
+            |table, d| query::daily(table, from_ms, to_ms, limit, d),
+            query::decode_daily,
+        )
+        .await
     }
 }
 

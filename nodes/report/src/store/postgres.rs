@@ -6,7 +6,7 @@
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
-use super::query::{self, Cells, DailyRow, Dialect, ListQuery, Param, Review, Sql, Stored};
+use super::query::{Cells, Param, Review, Sql};
 use super::{COLUMNS, StoreError, VerdictCount, redact};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
@@ -294,11 +294,16 @@ impl PostgresStore {
         .await
     }
 
+    /// The records table.
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Runs a query built by [`query`] and decodes each row with `decode`.
-    async fn select<T>(
+    pub(super) async fn select<T>(
         &self,
         sql: Sql,
-        decode: fn(&tokio_postgres::Row) -> T,
+        decode: fn(&dyn Cells) -> T,
     ) -> Result<Vec<T>, StoreError> {
         let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = sql
             .params
@@ -316,38 +321,9 @@ impl PostgresStore {
             .collect();
         self.with(async |client, _| {
             let rows = client.query(&sql.text, &refs).await?;
-            Ok(rows.iter().map(decode).collect())
+            Ok(rows.iter().map(|row| decode(row)).collect())
         })
         .await
-    }
-
-    /// The records `q` selects, newest first, with their latest review.
-    pub async fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
-        self.select(query::list(&self.table, q, Dialect::Postgres), |row| {
-            query::decode(row)
-        })
-        .await
-    }
-
-    /// One record with its latest review.
-    pub async fn get(&self, uuid: &str) -> Result<Option<Stored>, StoreError> {
-        let rows = self
-            .select(query::get(&self.table, uuid, Dialect::Postgres), |row| {
-                query::decode(row)
-            })
-            .await?;
-        Ok(rows.into_iter().next())
-    }
-
-    /// Every review of a record, oldest first.
-    pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
-        let rows = self
-            .select(
-                query::reviews(&self.table, uuid, Dialect::Postgres),
-                |row| query::decode_review(row, 0),
-            )
-            .await?;
-        Ok(rows.into_iter().flatten().collect())
     }
 
     /// Stores a review of `uuid`; false when there is no such record.
@@ -372,20 +348,6 @@ impl PostgresStore {
                 .await?;
             Ok(changed == 1)
         })
-        .await
-    }
-
-    /// The daily report's rows for records written in `[from_ms, to_ms)`.
-    pub async fn daily_rows(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<DailyRow>, StoreError> {
-        self.select(
-            query::daily(&self.table, from_ms, to_ms, limit, Dialect::Postgres),
-            query::decode_daily,
-        )
         .await
     }
 }

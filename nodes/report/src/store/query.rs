@@ -312,7 +312,7 @@ pub trait Cells {
 }
 
 /// Decodes a row selected with the [`list`]/[`get`] columns.
-pub fn decode(row: &impl Cells) -> Stored {
+pub fn decode(row: &dyn Cells) -> Stored {
     let text = |i: usize| row.text(i);
     let int32 = |i: usize| row.int(i).and_then(|v| i32::try_from(v).ok());
     let n = COLUMNS.len();
@@ -349,7 +349,7 @@ pub fn decode(row: &impl Cells) -> Stored {
 }
 
 /// Decodes the five review columns starting at `at` (label, action, reviewer, note, time).
-pub fn decode_review(row: &impl Cells, at: usize) -> Option<Review> {
+pub fn decode_review(row: &dyn Cells, at: usize) -> Option<Review> {
     Some(Review {
         label: row.text(at)?,
         action: row.text(at + 1).unwrap_or_default(),
@@ -360,7 +360,7 @@ pub fn decode_review(row: &impl Cells, at: usize) -> Option<Review> {
 }
 
 /// Decodes a row selected with [`daily`].
-pub fn decode_daily(row: &impl Cells) -> DailyRow {
+pub fn decode_daily(row: &dyn Cells) -> DailyRow {
     DailyRow {
         recorded_ms: row.int(0).unwrap_or_default(),
         product: row.text(1).unwrap_or_default(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
-use super::query::{self, Cells, DailyRow, Dialect, ListQuery, Param, Review, Sql, Stored};
+use super::query::{Cells, Param, Review, Sql};
 use super::{COLUMNS, StoreError, VerdictCount};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
@@ -301,11 +301,16 @@ impl SqliteStore {
         .await
     }
 
+    /// The records table.
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Runs a query built by [`query`] and decodes each row with `decode`.
-    async fn select<T: Send + 'static>(
+    pub(super) async fn select<T: Send + 'static>(
         &self,
         sql: Sql,
-        decode: fn(&rusqlite::Row<'_>) -> T,
+        decode: fn(&dyn Cells) -> T,
     ) -> Result<Vec<T>, StoreError> {
         self.with(move |c, _| {
             let mut statement = c.prepare(&sql.text)?;
@@ -316,34 +321,6 @@ impl SqliteStore {
             rows.collect()
         })
         .await
-    }
-
-    /// The records `q` selects, newest first, with their latest review.
-    pub async fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
-        self.select(query::list(&self.table, q, Dialect::Sqlite), |row| {
-            query::decode(row)
-        })
-        .await
-    }
-
-    /// One record with its latest review.
-    pub async fn get(&self, uuid: &str) -> Result<Option<Stored>, StoreError> {
-        let rows = self
-            .select(query::get(&self.table, uuid, Dialect::Sqlite), |row| {
-                query::decode(row)
-            })
-            .await?;
-        Ok(rows.into_iter().next())
-    }
-
-    /// Every review of a record, oldest first.
-    pub async fn reviews(&self, uuid: &str) -> Result<Vec<Review>, StoreError> {
-        let rows = self
-            .select(query::reviews(&self.table, uuid, Dialect::Sqlite), |row| {
-                query::decode_review(row, 0)
-            })
-            .await?;
-        Ok(rows.into_iter().flatten().collect())
     }
 
     /// Stores a review of `uuid`; false when there is no such record.
@@ -366,20 +343,6 @@ impl SqliteStore {
             )
             .map(|n| n == 1)
         })
-        .await
-    }
-
-    /// The daily report's rows for records written in `[from_ms, to_ms)`.
-    pub async fn daily_rows(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<DailyRow>, StoreError> {
-        self.select(
-            query::daily(&self.table, from_ms, to_ms, limit, Dialect::Sqlite),
-            |row| query::decode_daily(row),
-        )
         .await
     }
 }
