@@ -133,18 +133,15 @@ pub fn aggregate(rows: &[DailyRow], defect_labels: &[String]) -> Vec<DailyLine> 
     }
     let mut out = Vec::new();
     for ((day, line), n) in inspected {
-        let mut any = false;
-        for ((_, _, _), entry) in lines.range(
-            (day.clone(), line.clone(), String::new())
-                ..(day.clone(), line.clone(), "\u{10ffff}".into()),
-        ) {
-            any = true;
-            out.push(DailyLine {
+        let classes: Vec<DailyLine> = lines
+            .range((day.clone(), line.clone(), String::new())..)
+            .take_while(|((d, l, _), _)| *d == day && *l == line)
+            .map(|(_, entry)| DailyLine {
                 products: n,
                 ..entry.clone()
-            });
-        }
-        if !any {
+            })
+            .collect();
+        if classes.is_empty() {
             out.push(DailyLine {
                 day,
                 line,
@@ -155,6 +152,8 @@ pub fn aggregate(rows: &[DailyRow], defect_labels: &[String]) -> Vec<DailyLine> 
                 false_alarms: 0,
                 missed_by_camera: 0,
             });
+        } else {
+            out.extend(classes);
         }
     }
     out
