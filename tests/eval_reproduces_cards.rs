@@ -1,7 +1,9 @@
 //! The proof that serving matches training: `loupe eval --check` regenerates each shipped
 //! model's held-out set from the seed and size its card records, runs the model through the
 //! serving code path, and must reproduce every `metrics.test` figure of the card within 0.5
-//! percentage points.
+//! percentage points. For the coil classifier the shipped main flow also runs over the
+//! held-out coils (`--flow flows/loose-wire-recheck.yaml`): the coil verdicts its report node
+//! stores must reproduce the card's `metrics.test.coils.clean`, and stop every defective coil.
 //!
 //! Heavy (12 000 coil images and 600 sheets are generated and evaluated; a few minutes on two
 //! cores), so it is one test per model, run by `tests/run` like every other.
@@ -31,7 +33,7 @@ fn synth(args: &[String], out: &Path) {
 
 /// Generates the card's held-out set (checking it is the one the card was measured on), then
 /// runs `loupe eval --check` on it.
-fn reproduce(model: &str, synth_args: Vec<String>) {
+fn reproduce(model: &str, synth_args: Vec<String>, flow: Option<&str>) {
     let test = held_out(model);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("held-out");
@@ -45,13 +47,16 @@ fn reproduce(model: &str, synth_args: Vec<String>) {
         );
     }
     let report = dir.path().join("eval.json");
-    let output = loupe()
+    let mut command = loupe();
+    command
         .args(["eval", "--check", "--json"])
         .arg(&report)
         .arg(repo().join("models").join(model))
-        .arg(&data)
-        .output()
-        .unwrap();
+        .arg(&data);
+    if let Some(flow) = flow {
+        command.arg("--flow").arg(repo().join(flow));
+    }
+    let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     assert!(
@@ -62,6 +67,7 @@ fn reproduce(model: &str, synth_args: Vec<String>) {
     // Every figure was compared with the card, none silently skipped.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let json = &json["clean"];
     let rows = json["card_comparison"].as_array().unwrap();
     assert!(rows.len() >= 4, "{rows:?}");
     for row in rows {
@@ -73,6 +79,16 @@ fn reproduce(model: &str, synth_args: Vec<String>) {
     }
     if let Some(defective) = test.get("defective_images") {
         assert_eq!(&json["report"]["defective_images"], defective);
+    }
+    if flow.is_some() {
+        let coils = &json["coils"];
+        let products = test["products"].as_u64().unwrap();
+        assert_eq!(coils["decided"].as_u64(), Some(products), "{coils}");
+        assert!(coils["defective"].as_u64().unwrap() > 0, "{coils}");
+        assert_eq!(
+            coils["defective_stopped"], coils["defective"],
+            "every defective coil stopped: {coils}"
+        );
     }
 }
 
@@ -95,6 +111,7 @@ fn coil_classifier_card_figures_are_reproduced_by_the_serving_path() {
             "--seed".into(),
             test["seed"].as_u64().expect("data.test.seed").to_string(),
         ],
+        Some("flows/loose-wire-recheck.yaml"),
     );
 }
 
@@ -117,5 +134,6 @@ fn surface_segmenter_card_figures_are_reproduced_by_the_serving_path() {
             "--seed".into(),
             test["seed"].as_u64().expect("data.test.seed").to_string(),
         ],
+        None,
     );
 }

@@ -72,6 +72,75 @@ fn the_recheck_flow_records_routes_products_and_media() {
     );
 }
 
+/// Frames that cannot be judged — a failed camera (black, white, static), a coil far too
+/// small in the frame — on one angle or on all of them: the coil goes to a person, never `ok`.
+#[test]
+fn unusable_frames_send_their_coil_to_review_never_to_ok() {
+    use loupe_synth::faults::Fault;
+    if !onnxruntime_available() {
+        return;
+    }
+    let dir = scratch_tree();
+    let inbox = dir.path().join(".loupe/recheck/inbox");
+    let out = loupe()
+        .args(["synth", "coils", "--products", "6", "--seed", "33", "--loose-wire", "0", "--burr", "0", "--both", "0", "--out"])
+        .arg(&inbox)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // p00000..p00003: every angle faulted; p00004: one angle; p00005: untouched.
+    let faulted = [
+        ("p00000", Fault::Black, 0..8),
+        ("p00001", Fault::White, 0..8),
+        ("p00002", Fault::Static, 0..8),
+        ("p00003", Fault::Small, 0..8),
+        ("p00004", Fault::Black, 3..4),
+    ];
+    for (product, fault, angles) in &faulted {
+        for angle in angles.clone() {
+            let path = inbox.join(format!("images/{product}_a{angle}.png"));
+            let image = image::open(&path).unwrap().into_rgb8();
+            fault.apply(&image, u64::from(angle)).save(&path).unwrap();
+        }
+    }
+    run_once(&dir.path().join("flows/loose-wire-recheck.yaml"));
+    let db = dir.path().join(".loupe/recheck/report.db");
+    let (verdicts, unusable) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite:{}", db.display());
+        let store = loupe_report::Store::open(&url, dir.path(), "inspections")
+            .await
+            .unwrap();
+        let mut verdicts = Vec::new();
+        for p in 0..6 {
+            verdicts.push(store.product(&format!("p{p:05}")).await.unwrap());
+        }
+        let records = store
+            .list(&loupe_report::store::ListQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let unusable: Vec<(String, String)> = records
+            .iter()
+            .filter(|s| s.record.attributes.get("frame.usable").map(String::as_str) == Some("false"))
+            .map(|s| {
+                (
+                    s.record.filename.clone().unwrap_or_default(),
+                    s.record.attributes.get("frame.reason").cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        (verdicts, unusable)
+    });
+    for (i, verdict) in verdicts.iter().take(5).enumerate() {
+        assert_eq!(verdict.as_deref(), Some("review"), "coil {i}: {verdicts:?} {unusable:?}");
+    }
+    assert_eq!(verdicts[5].as_deref(), Some("ok"), "{verdicts:?} {unusable:?}");
+    assert_eq!(unusable.len(), 4 * 8 + 1, "{unusable:?}");
+    assert!(unusable.iter().all(|(_, reason)| !reason.is_empty()), "{unusable:?}");
+}
+
 #[test]
 fn the_demo_ends_with_a_summary_for_the_plant() {
     if !onnxruntime_available() {
@@ -94,7 +163,8 @@ fn the_demo_ends_with_a_summary_for_the_plant() {
     assert!(stdout.contains("camera flagged"), "{stdout}");
     assert!(stdout.contains("of 24 images"), "{stdout}");
     assert!(stdout.contains("missed by the model"), "{stdout}");
-    assert!(stdout.contains("products: 3 judged"), "{stdout}");
+    assert!(stdout.contains("coils: 3 judged"), "{stdout}");
+    assert!(stdout.contains("defective coils passed: 0"), "{stdout}");
     assert!(stdout.contains("dashboard: http://127.0.0.1:"), "{stdout}");
 }
 

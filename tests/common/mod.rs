@@ -33,6 +33,11 @@ pub fn onnxruntime_available() -> bool {
     match loupe_sdk::onnx::find_library() {
         Ok(_) => true,
         Err(e) => {
+            // In CI a missing runtime is a failure, never a silent pass.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and ONNX Runtime is missing: {e}"
+            );
             eprintln!("SKIPPED: {e}");
             false
         }

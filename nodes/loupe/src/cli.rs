@@ -116,26 +116,10 @@ pub enum Command {
     /// Classifiers (a `loupe synth coils` folder): confusion matrix, per-class precision and
     /// recall, loose_wire recall, share of the camera's false alarms cleared (per image and
     /// per product). Segmenters (a `loupe synth surfaces` folder): Dice and IoU per class,
-    /// image-level AUROC. Then the comparison with the card's `metrics.test`.
-    Eval {
-        /// Model directory (model.onnx + model.yaml).
-        model: PathBuf,
-        /// Labelled folder (manifest.jsonl + images [+ masks]).
-        data: PathBuf,
-        /// Images per inference.
-        #[arg(long, default_value_t = 8)]
-        batch: usize,
-        /// Threads decoding images and running batches.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Also write the report and the card comparison as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Exit with status 1 unless every figure in the card is reproduced within 0.5
-        /// percentage points.
-        #[arg(long)]
-        check: bool,
-    },
+    /// image-level AUROC. Then the comparison with the card's `metrics.test`. With `--flow`,
+    /// the coil table under the flow's product policy; with `--fault`, all of it again under
+    /// camera faults.
+    Eval(crate::commands::eval::Args),
     /// Install the ONNX Runtime library into `.venv` (from the package index) if missing.
     Setup,
     /// Print the settings schema of a node type (JSON Schema).
@@ -196,6 +180,23 @@ pub enum SynthCommand {
         /// Fraction of products with both (counted in the two above).
         #[arg(long, default_value_t = 0.01)]
         both: f64,
+    },
+    /// A copy of a labelled folder with a camera fault applied to every image (blur:S,
+    /// jpeg:Q, exposure:F, noise:S, tilt:D, black, white, grey, static, small): the same
+    /// manifest, the images as PNG under the same names, masks copied.
+    Faults {
+        /// The labelled folder (manifest.jsonl + images).
+        #[arg(long)]
+        data: PathBuf,
+        /// The fault.
+        #[arg(long)]
+        fault: String,
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the noise faults (image i of the manifest gets seed + i).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Steel-sheet surfaces with scratches, pits, patches and inclusions, and a class
     /// mask per image.

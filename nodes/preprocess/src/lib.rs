@@ -10,7 +10,8 @@
 //! - Limits (`max_bytes`, `max_pixels`, and the SDK's side and allocation limits) are checked
 //!   from the header **before** pixels are allocated: a decompression bomb costs nothing.
 //! - Steps, in order: decode, orientation, `roi`, `resize`, `color`, `output`
-//!   (see [`PreprocessSettings`]).
+//!   (see [`PreprocessSettings`]); with `frame_check`, the output image is checked to be
+//!   worth judging and `frame.usable` / `frame.reason` / `frame.<measure>` are written.
 //! - Success: the FlowFile (same uuid) goes to `success` with the new content and the
 //!   attributes in [`attr`] plus `mime.type`.
 //! - Failure: `failure` with `error.kind` = `invalid_input` (empty, unsupported, corrupt or
@@ -21,12 +22,14 @@
 //!
 //! ## Layout
 //! - [`settings`]: the settings and their validation.
+//! - [`frame`]: the usable-frame check (exposure, focus, noise, object at its scale).
 //! - [`geometry`]: region of interest, `fit` and `fill` rectangles (pure arithmetic).
 //! - [`pipeline`]: decode, crop, resize, convert, encode (pure, synchronous).
 //! - [`error`]: [`PreprocessError`] and its error kinds.
 //! - [`processor`]: the built node.
 
 pub mod error;
+pub mod frame;
 pub mod geometry;
 pub mod pipeline;
 pub mod processor;

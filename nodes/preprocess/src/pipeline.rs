@@ -15,6 +15,7 @@ use image::{DynamicImage, ImageBuffer, Luma, LumaA, Pixel, Rgb, Rgba};
 use loupe_sdk::imaging::{self, DecodeLimits, Format, Orientation};
 
 use crate::error::PreprocessError;
+use crate::frame::{self, FrameCheckSettings, FrameReport};
 use crate::geometry::{self, FracRect, Rect};
 use crate::settings::{
     ColorMode, Filter, OutputFormat, PreprocessSettings, Resize, ResizeMode, Roi,
@@ -29,6 +30,7 @@ pub struct Pipeline {
     color: ColorMode,
     output: OutputFormat,
     jpeg_quality: u8,
+    frame_check: Option<FrameCheckSettings>,
 }
 
 /// The result of [`Pipeline::run`].
@@ -50,6 +52,8 @@ pub struct Processed {
     pub original_format: Format,
     /// The EXIF orientation that was applied to the input.
     pub orientation: Orientation,
+    /// The usable-frame check of the output image, when the settings ask for it.
+    pub frame: Option<FrameReport>,
 }
 
 impl Pipeline {
@@ -63,6 +67,7 @@ impl Pipeline {
             color: settings.color,
             output: settings.output.format,
             jpeg_quality: settings.jpeg_quality(),
+            frame_check: settings.frame_check.clone(),
         }
     }
 
@@ -86,6 +91,10 @@ impl Pipeline {
                 .crop_imm(source.x, source.y, source.width, source.height),
         };
         let image = convert(image, self.color, self.output);
+        let frame = self
+            .frame_check
+            .as_ref()
+            .map(|settings| frame::check(&image, settings));
         let content = encode(&image, self.output, self.jpeg_quality)?;
         Ok(Processed {
             content,
@@ -96,6 +105,7 @@ impl Pipeline {
             original_height,
             original_format: decoded.format,
             orientation: decoded.orientation,
+            frame,
         })
     }
 }

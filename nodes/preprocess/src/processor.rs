@@ -72,6 +72,13 @@ impl Processor for PreprocessProcessor {
         ] {
             attributes.insert(key.to_string(), value);
         }
+        if let Some(frame) = &processed.frame {
+            // A re-check of a frame must not keep the reason of an earlier check.
+            attributes.remove("frame.reason");
+            for (key, value) in frame.attributes() {
+                attributes.insert(key.to_string(), value);
+            }
+        }
         Ok(vec![flow_file.to(loupe_sdk::SUCCESS)])
     }
 }

@@ -44,6 +44,13 @@ pub struct PreprocessSettings {
     /// Default: 64 MiB (the node's largest message also applies).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: u64,
+
+    /// Check that each frame can be judged at all (exposure, focus, noise, the object at its
+    /// expected scale) and write `frame.usable`, `frame.reason` and the measures (see
+    /// `loupe_preprocess::frame`). An unusable frame still goes to `success`: the flow's
+    /// policy decides (the shipped flows send its product to review). Absent: no check.
+    #[serde(default)]
+    pub frame_check: Option<crate::frame::FrameCheckSettings>,
 }
 
 impl Default for PreprocessSettings {
@@ -55,6 +62,7 @@ impl Default for PreprocessSettings {
             output: OutputSettings::default(),
             max_pixels: default_max_pixels(),
             max_bytes: default_max_bytes(),
+            frame_check: None,
         }
     }
 }
@@ -204,6 +212,11 @@ impl PreprocessSettings {
         }
         if self.max_bytes == 0 {
             problems.push(SettingsError::new("max_bytes", "must be at least 1"));
+        }
+        if let Some(frame) = &self.frame_check {
+            for (path, message) in frame.problems() {
+                problems.push(SettingsError::new(path, message));
+            }
         }
         if let Some(roi) = &self.roi {
             if roi.width == 0 || roi.height == 0 {

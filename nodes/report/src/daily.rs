@@ -5,6 +5,11 @@
 //!
 //! Days are UTC days (`YYYY-MM-DD`), the same days the media store is laid out by; a product
 //! belongs to the day of its first image. An image without a product is its own product.
+//!
+//! The plant's figures come first, per coil ([`coils`]): per day x line, the coils judged,
+//! how many the camera would have stopped, how many Loupe stopped (to a person's review
+//! included), the camera's stops Loupe cleared, and the coils Loupe passed that a reviewer
+//! found defective.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,6 +57,122 @@ struct ProductFacts {
     line: Option<String>,
     flagged: BTreeSet<String>,
     defects: BTreeSet<String>,
+    verdict: Option<String>,
+    reviewed_defect: bool,
+}
+
+/// One day and line of the per-coil report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DailyCoils {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Production line (`unknown` when the images did not say).
+    pub line: String,
+    /// Coils with a verdict.
+    pub coils: u64,
+    /// Products without a verdict: angles not all in yet, or images that name no product.
+    pub waiting: u64,
+    /// Coils the factory camera would have stopped (it flagged an angle).
+    pub camera_stopped: u64,
+    /// Coils Loupe stopped (every verdict but `ok`).
+    pub stopped: u64,
+    /// Of those, coils sent to a person's review (an unusable frame, a failure) or
+    /// incomplete.
+    pub review: u64,
+    /// Coils the camera would have stopped that Loupe passed.
+    pub camera_stops_cleared: u64,
+    /// Coils the camera would have passed that Loupe stopped.
+    pub stopped_camera_passed: u64,
+    /// Coils Loupe passed that a reviewer labelled defective (the defects it let through, as
+    /// far as people looked).
+    pub reviewed_defective_passed: u64,
+}
+
+/// The per-coil report of record rows, sorted by day and line; a coil counts on the day of
+/// its first image.
+pub fn coils(rows: &[DailyRow], defect_labels: &[String]) -> Vec<DailyCoils> {
+    let products = facts(rows, defect_labels);
+    let mut out: BTreeMap<(String, String), DailyCoils> = BTreeMap::new();
+    for facts in products.values() {
+        let day = day_of(facts.first_ms);
+        let line = facts.line.clone().unwrap_or_else(|| "unknown".to_string());
+        let entry = out
+            .entry((day.clone(), line.clone()))
+            .or_insert_with(|| DailyCoils {
+                day,
+                line,
+                ..Default::default()
+            });
+        let Some(verdict) = &facts.verdict else {
+            entry.waiting += 1;
+            continue;
+        };
+        let camera = !facts.flagged.is_empty();
+        let stopped = crate::product::Verdict::stops(verdict);
+        entry.coils += 1;
+        entry.camera_stopped += u64::from(camera);
+        entry.stopped += u64::from(stopped);
+        entry.review += u64::from(stopped && verdict != "defective");
+        entry.camera_stops_cleared += u64::from(camera && !stopped);
+        entry.stopped_camera_passed += u64::from(!camera && stopped);
+        entry.reviewed_defective_passed += u64::from(!stopped && facts.reviewed_defect);
+    }
+    out.into_values().collect()
+}
+
+/// The per-coil report as CSV (same defusing as [`csv`]).
+pub fn coils_csv(lines: &[DailyCoils]) -> String {
+    let mut out = String::from(
+        "day,line,coils,camera_would_stop,loupe_stopped,of_which_review,camera_stops_cleared,\
+         loupe_stopped_camera_passed,reviewed_defective_passed,waiting\r\n",
+    );
+    for l in lines {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\r\n",
+            csv_field(&l.day),
+            csv_field(&l.line),
+            l.coils,
+            l.camera_stopped,
+            l.stopped,
+            l.review,
+            l.camera_stops_cleared,
+            l.stopped_camera_passed,
+            l.reviewed_defective_passed,
+            l.waiting
+        ));
+    }
+    out
+}
+
+/// Each product's facts across its images.
+fn facts<'a>(rows: &'a [DailyRow], defect_labels: &[String]) -> BTreeMap<&'a str, ProductFacts> {
+    let mut products: BTreeMap<&str, ProductFacts> = BTreeMap::new();
+    for row in rows {
+        let facts = products
+            .entry(row.product.as_str())
+            .or_insert_with(|| ProductFacts {
+                first_ms: row.recorded_ms,
+                ..Default::default()
+            });
+        facts.first_ms = facts.first_ms.min(row.recorded_ms);
+        if facts.line.is_none() {
+            facts.line = row.line.clone();
+        }
+        if let Some(camera) = &row.camera_verdict
+            && !CAMERA_PASS.contains(&camera.to_ascii_lowercase().as_str())
+        {
+            facts.flagged.insert(camera.clone());
+        }
+        facts.defects.extend(defect_classes(row, defect_labels));
+        if facts.verdict.is_none() {
+            facts.verdict = row.product_verdict.clone();
+        }
+        facts.reviewed_defect |= row
+            .reviewed_label
+            .as_ref()
+            .is_some_and(|l| defect_labels.contains(l));
+    }
+    products
 }
 
 /// The defect classes one image has: its reviewed label, else its model label, when that is
@@ -85,25 +206,7 @@ pub fn defect_classes(row: &DailyRow, defect_labels: &[String]) -> Vec<String> {
 
 /// Aggregates record rows into the report, sorted by day, line and class.
 pub fn aggregate(rows: &[DailyRow], defect_labels: &[String]) -> Vec<DailyLine> {
-    let mut products: BTreeMap<&str, ProductFacts> = BTreeMap::new();
-    for row in rows {
-        let facts = products
-            .entry(row.product.as_str())
-            .or_insert_with(|| ProductFacts {
-                first_ms: row.recorded_ms,
-                ..Default::default()
-            });
-        facts.first_ms = facts.first_ms.min(row.recorded_ms);
-        if facts.line.is_none() {
-            facts.line = row.line.clone();
-        }
-        if let Some(camera) = &row.camera_verdict
-            && !CAMERA_PASS.contains(&camera.to_ascii_lowercase().as_str())
-        {
-            facts.flagged.insert(camera.clone());
-        }
-        facts.defects.extend(defect_classes(row, defect_labels));
-    }
+    let products = facts(rows, defect_labels);
     // (day, line) -> products; (day, line, class) -> counts.
     let mut inspected: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut lines: BTreeMap<(String, String, String), DailyLine> = BTreeMap::new();
@@ -215,6 +318,7 @@ mod tests {
             model_label: Some(model.into()),
             segment_classes: None,
             reviewed_label: reviewed.map(str::to_string),
+            product_verdict: None,
         }
     }
 
@@ -284,5 +388,36 @@ mod tests {
         assert_eq!(csv_field("L1"), "L1");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+    }
+
+    #[test]
+    fn coils_are_counted_per_day_and_line_against_the_camera() {
+        let labels = vec!["loose_wire".to_string()];
+        let with = |mut r: DailyRow, verdict: Option<&str>| {
+            r.product_verdict = verdict.map(str::to_string);
+            r
+        };
+        let rows = vec![
+            // Camera flags a burr, Loupe clears it.
+            with(row("c1", DAY + 1, "loose_wire", "burr", None), Some("ok")),
+            with(row("c1", DAY + 2, "ok", "ok", None), Some("ok")),
+            // Both stop a real defect.
+            with(row("c2", DAY + 3, "loose_wire", "loose_wire", None), Some("defective")),
+            // Loupe sends an unusable frame to review; the camera passed it.
+            with(row("c3", DAY + 4, "ok", "ok", None), Some("review")),
+            // Loupe passed it, a reviewer found a loose wire.
+            with(row("c4", DAY + 5, "ok", "ok", Some("loose_wire")), Some("ok")),
+            // Still waiting for angles.
+            with(row("c5", DAY + 6, "ok", "ok", None), None),
+        ];
+        let c = coils(&rows, &labels);
+        assert_eq!(c.len(), 1);
+        let c = &c[0];
+        assert_eq!((c.coils, c.waiting, c.camera_stopped, c.stopped, c.review), (4, 1, 2, 2, 1));
+        assert_eq!((c.camera_stops_cleared, c.stopped_camera_passed), (1, 1));
+        assert_eq!(c.reviewed_defective_passed, 1);
+        let csv = coils_csv(&[c.clone()]);
+        assert!(csv.starts_with("day,line,coils,camera_would_stop,loupe_stopped"), "{csv}");
+        assert!(csv.contains("2025-11-21,L1,4,2,2,1,1,1,1,1"), "{csv}");
     }
 }

@@ -1,29 +1,23 @@
 //! # loupe-report
 //!
-//! The `report` node: the end of a flow. For now it appends one JSON line per FlowFile to a
-//! file:
+//! The `report` node: the end of a flow. Each FlowFile becomes one inspection record
+//! ([`record`]) in SQLite or PostgreSQL ([`store`], idempotent by uuid: at-least-once
+//! delivery makes one record) and/or a JSON-lines file ([`JsonLinesSink`]); its image is kept
+//! by day ([`media`]). The angles of a product make one verdict under the flow's product
+//! policy ([`policy`], [`product`]); the plant's figures are per coil ([`coils`],
+//! [`summary`]). The node also sends notifications ([`notify`]) and serves the dashboard
+//! ([`dashboard`], [`daily`]).
 //!
-//! ```json
-//! {"uuid":"…","time_ms":1700000000000,"attributes":{"a":"1","b":"2"},"size":1234}
-//! ```
-//!
-//! - `attributes` are sorted by name; `size` (content bytes) is left out when
-//!   `include_content_size` is false; `time_ms` is when the record was written.
-//! - Each record is appended and flushed on its own, under a lock: records never
-//!   interleave, and a record is in the file (as far as the OS is concerned) before the
-//!   FlowFile is reported done. The file is synced to disk when the node stops.
-//! - **Idempotent** (default): a FlowFile whose uuid is already in the file is not written
-//!   again, including across restarts (the existing uuids are read at start). This is what
-//!   turns the flow's at-least-once delivery into one record per FlowFile.
-//! - On success nothing is output. If writing fails, the SDK routes the FlowFile to
-//!   `failure` with `error.kind`/`error.message`; a torn partial line is never glued to the
-//!   next record.
+//! On success nothing is output; a record that cannot be written goes to `failure` with
+//! `error.kind`/`error.message` (a database that is down is retried first).
 
+pub mod coils;
 pub mod daily;
 pub mod dashboard;
 mod error;
 pub mod media;
 pub mod notify;
+pub mod policy;
 pub mod product;
 pub mod record;
 mod retention;
@@ -46,7 +40,7 @@ pub use media::MediaStore;
 pub use record::Inspection;
 pub use settings::ReportSettings;
 pub use sink::{JsonLinesSink, Written};
-pub use store::{Store, StoreError, VerdictCount};
+pub use store::{CoilCount, Store, StoreError, VerdictCount};
 pub use summary::Summary;
 
 /// The `report` node type (register it with `Registry::with::<Report>()`).
@@ -137,13 +131,15 @@ impl NodeKind for Report {
             let products = Arc::new(Products {
                 store: store.clone(),
                 timeout: settings.product_timeout,
-                defect_labels: settings.defect_labels.clone(),
+                policy: policy::Policy::new(&settings.product_policy, &settings.defect_labels)
+                    .map_err(|e| NodeError::Other(format!("report: {e}")))?,
                 camera_flag: settings.camera_flag.clone(),
                 notifier,
             });
             products.spawn_sweeper();
-            products
+            Ok::<_, NodeError>(products)
         });
+        let products = products.transpose()?;
         Ok(Node::processor(ReportProcessor {
             description,
             sink,
@@ -161,7 +157,7 @@ impl NodeKind for Report {
 struct Products {
     store: Arc<Store>,
     timeout: Duration,
-    defect_labels: Vec<String>,
+    policy: policy::Policy,
     camera_flag: String,
     notifier: Option<notify::Notifier>,
 }
@@ -175,7 +171,7 @@ impl Products {
         let Some(verdict) = product::decide(
             product_id,
             &rows,
-            &self.defect_labels,
+            &self.policy,
             &self.camera_flag,
             timed_out,
             now,
@@ -190,9 +186,16 @@ impl Products {
                         "product confirmed defective");
                     self.notify(&verdict);
                 }
-                product::Verdict::Incomplete => tracing::warn!(product = %product_id,
-                    angles = verdict.angles, expected = verdict.expected,
-                    "product incomplete: angles missing after the timeout"),
+                product::Verdict::Review => {
+                    tracing::info!(product = %product_id, line = ?verdict.line,
+                        reasons = %verdict.defects, "product sent to review");
+                    self.notify(&verdict);
+                }
+                product::Verdict::Incomplete => {
+                    tracing::warn!(product = %product_id,
+                        angles = verdict.angles, expected = verdict.expected,
+                        "product incomplete: angles missing after the timeout");
+                }
                 product::Verdict::Ok => tracing::debug!(product = %product_id, "product ok"),
             }
         }

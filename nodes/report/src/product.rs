@@ -1,16 +1,22 @@
 //! Product verdicts: the images of one product (its angles, joined by `fragment.identifier` /
-//! `product.id` and `fragment.count`, NiFi's convention) make one verdict. A product is
-//! `defective` if any angle is, `ok` when every angle is in and none is, and `incomplete` when
-//! its angles stopped arriving for `timeout` — reported, never silently dropped.
+//! `product.id` and `fragment.count`, NiFi's convention) make one verdict under the flow's
+//! product policy ([`crate::policy`]). A product is `defective` when enough angles stop,
+//! `review` when an angle needs a person (an unusable frame, a failure), `ok` when every angle
+//! is in and passed, and `incomplete` when its angles stopped arriving for `timeout` —
+//! reported, never silently dropped, and stopped like every verdict but `ok`.
 //!
 //! The verdict is computed from the stored records, not from memory, so it survives a
 //! restart and is the same whichever report node (sharing a PostgreSQL database) sees the
 //! last angle; the products table keeps one verdict per product (first decision wins).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
+use crate::policy::{AngleDecision, AngleFacts, Policy};
+
 /// What one stored angle says (a row of the inspections table).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AngleRow {
     /// `camera.angle` / `fragment.index`.
     pub angle: Option<i32>,
@@ -24,6 +30,10 @@ pub struct AngleRow {
     pub line: Option<String>,
     /// When the record was written.
     pub recorded_ms: i64,
+    /// `error.kind` when the image failed somewhere.
+    pub error_kind: Option<String>,
+    /// Every attribute of the record (what the product policy's rules see).
+    pub attributes: HashMap<String, String>,
 }
 
 /// A product's verdict.
@@ -31,7 +41,7 @@ pub struct AngleRow {
 pub struct ProductVerdict {
     /// The product.
     pub product_id: String,
-    /// `defective`, `ok` or `incomplete`.
+    /// `defective`, `review`, `ok` or `incomplete`.
     pub verdict: Verdict,
     /// The line its images came from (the first one named).
     pub line: Option<String>,
@@ -39,25 +49,30 @@ pub struct ProductVerdict {
     pub angles: i32,
     /// Angles expected (`fragment.count`).
     pub expected: i32,
-    /// Angles the model called defective.
+    /// Angles the policy stopped.
     pub defect_angles: i32,
     /// Angles the factory camera flagged.
     pub camera_flagged: i32,
-    /// The defect labels seen, comma-separated, sorted.
+    /// What decided it: for a stopped product the reasons of its stopped angles (the defect
+    /// labels under the default policy), for one sent to review the reasons it needs a person;
+    /// comma-separated, sorted.
     pub defects: String,
     /// When the verdict was made.
     pub decided_ms: i64,
 }
 
-/// A product's verdict.
+/// A product's verdict. The plant stops every product that is not `ok`: a person re-checks
+/// it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// At least one angle is defective.
+    /// Enough angles stopped (the policy's `stop_angles`).
     Defective,
-    /// Every angle is in, none defective.
+    /// No defect decided, but an angle needs a person (an unusable frame, a failure).
+    Review,
+    /// Every angle is in, and every one passed.
     Ok,
-    /// Angles stopped arriving before all were in, and none was defective.
+    /// Angles stopped arriving before all were in, and none stopped the product.
     Incomplete,
 }
 
@@ -66,20 +81,26 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Defective => "defective",
+            Verdict::Review => "review",
             Verdict::Ok => "ok",
             Verdict::Incomplete => "incomplete",
         }
     }
+
+    /// Whether the plant stops a product with this stored verdict (everything but `ok`).
+    pub fn stops(stored: &str) -> bool {
+        stored != Verdict::Ok.as_str()
+    }
 }
 
-/// The verdict of `product_id` from its stored angles: `Some` once it can be decided —
-/// every expected angle is in, or `timed_out` (then `defective` if any angle is, else
-/// `incomplete`). A defective angle decides nothing early: the product waits for its other
-/// angles so the verdict lists every defect.
+/// The verdict of `product_id` from its stored angles under `policy`: `Some` once it can be
+/// decided — every expected angle is in, or `timed_out` (then `defective` if enough angles
+/// stopped, `review` if one needs a person, else `incomplete`). A stopped angle decides
+/// nothing early: the product waits for its other angles so the verdict lists every reason.
 pub fn decide(
     product_id: &str,
     rows: &[AngleRow],
-    defect_labels: &[String],
+    policy: &Policy,
     camera_flag: &str,
     timed_out: bool,
     now_ms: i64,
@@ -92,38 +113,52 @@ pub fn decide(
     if !complete && !timed_out {
         return None;
     }
-    let is_defect = |r: &AngleRow| {
-        r.model_label
-            .as_ref()
-            .is_some_and(|l| defect_labels.iter().any(|d| d == l))
-    };
-    // One vote per angle (a redelivered image may be stored twice under another uuid).
-    let per_angle = |pred: &dyn Fn(&AngleRow) -> bool| {
-        let mut hit: Vec<i32> = rows
-            .iter()
-            .filter(|r| pred(r))
-            .filter_map(|r| r.angle)
+    // One vote per angle (a redelivered image may be stored twice under another uuid): the
+    // angle's strictest decision.
+    let mut per_angle: HashMap<i32, (AngleDecision, String)> = HashMap::new();
+    let mut camera: Vec<i32> = Vec::new();
+    for row in rows {
+        let Some(angle) = row.angle else { continue };
+        let decided = policy.decide(&AngleFacts {
+            model_label: row.model_label.as_deref(),
+            error_kind: row.error_kind.as_deref(),
+            attributes: Some(&row.attributes),
+        });
+        let slot = per_angle
+            .entry(angle)
+            .or_insert((AngleDecision::Pass, String::new()));
+        if decided.0 > slot.0 {
+            *slot = decided;
+        }
+        if row.camera_verdict.as_deref() == Some(camera_flag) {
+            camera.push(angle);
+        }
+    }
+    camera.sort_unstable();
+    camera.dedup();
+    let reasons = |decision: AngleDecision| {
+        let mut r: Vec<&str> = per_angle
+            .values()
+            .filter(|(d, _)| *d == decision)
+            .map(|(_, why)| why.as_str())
+            .filter(|why| !why.is_empty())
             .collect();
-        hit.sort_unstable();
-        hit.dedup();
-        hit.len() as i32
+        r.sort_unstable();
+        r.dedup();
+        r.join(",")
     };
-    let defect_angles = per_angle(&is_defect);
-    let camera_flagged =
-        per_angle(&|r: &AngleRow| r.camera_verdict.as_deref() == Some(camera_flag));
-    let mut defects: Vec<&str> = rows
-        .iter()
-        .filter(|r| is_defect(r))
-        .filter_map(|r| r.model_label.as_deref())
-        .collect();
-    defects.sort_unstable();
-    defects.dedup();
-    let verdict = if defect_angles > 0 {
-        Verdict::Defective
+    let count = |decision: AngleDecision| {
+        per_angle.values().filter(|(d, _)| *d == decision).count() as u32
+    };
+    let stopped = count(AngleDecision::Stop);
+    let (verdict, defects) = if stopped >= policy.stop_angles() {
+        (Verdict::Defective, reasons(AngleDecision::Stop))
+    } else if count(AngleDecision::Review) > 0 {
+        (Verdict::Review, reasons(AngleDecision::Review))
     } else if complete {
-        Verdict::Ok
+        (Verdict::Ok, String::new())
     } else {
-        Verdict::Incomplete
+        (Verdict::Incomplete, String::new())
     };
     Some(ProductVerdict {
         product_id: product_id.to_string(),
@@ -131,9 +166,9 @@ pub fn decide(
         line: rows.iter().find_map(|r| r.line.clone()),
         angles: angles.len() as i32,
         expected,
-        defect_angles,
-        camera_flagged,
-        defects: defects.join(","),
+        defect_angles: stopped as i32,
+        camera_flagged: camera.len() as i32,
+        defects,
         decided_ms: now_ms,
     })
 }
@@ -150,11 +185,12 @@ mod tests {
             camera_verdict: Some(camera.to_string()),
             line: Some("L1".to_string()),
             recorded_ms: 0,
+            ..Default::default()
         }
     }
 
-    fn labels() -> Vec<String> {
-        vec!["loose_wire".to_string()]
+    fn labels() -> Policy {
+        Policy::model_labels(&["loose_wire".to_string()])
     }
 
     #[test]
@@ -205,5 +241,85 @@ mod tests {
             decide("p", &[unknown], &labels(), "loose_wire", true, 5),
             None
         );
+    }
+
+    fn recheck() -> Policy {
+        let settings: crate::policy::PolicySettings = serde_json::from_value(serde_json::json!({
+            "angles": [
+                {"when": "attrs[\"frame.usable\"] == \"false\"", "decision": "review", "reason": "unusable frame"},
+                {"when": "camera.verdict == \"loose_wire\" && double(classify.scores.loose_wire) >= 0.2", "decision": "stop", "reason": "loose_wire"},
+                {"when": "double(classify.scores.loose_wire) >= 0.9", "decision": "stop", "reason": "loose_wire (camera missed)"},
+            ]
+        }))
+        .unwrap();
+        Policy::new(&settings, &[]).unwrap()
+    }
+
+    fn seen(angle: i32, camera: &str, p_loose: &str, usable: bool) -> AngleRow {
+        let mut r = row(angle, "ok", camera);
+        r.attributes = [
+            ("camera.verdict", camera),
+            ("classify.scores.loose_wire", p_loose),
+            ("frame.usable", if usable { "true" } else { "false" }),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        r
+    }
+
+    #[test]
+    fn the_policy_decides_each_angle_and_the_product() {
+        let p = recheck();
+        // The camera's burr flag cleared; the model's unsure call on a passed angle ignored.
+        let rows = vec![
+            seen(0, "loose_wire", "0.05", true),
+            seen(1, "ok", "0.6", true),
+            seen(2, "ok", "0.01", true),
+            seen(3, "ok", "0.01", true),
+        ];
+        let v = decide("p", &rows, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!((v.verdict, v.defect_angles, v.camera_flagged), (Verdict::Ok, 0, 1));
+        // Camera and model agree on one angle: stopped.
+        let mut stop = rows.clone();
+        stop[0] = seen(0, "loose_wire", "0.3", true);
+        let v = decide("p", &stop, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!((v.verdict, v.defects.as_str()), (Verdict::Defective, "loose_wire"));
+    }
+
+    #[test]
+    fn an_unusable_frame_sends_its_product_to_review_never_to_ok() {
+        let p = recheck();
+        let rows = vec![
+            seen(0, "ok", "0.0", true),
+            seen(1, "ok", "0.0", false),
+            seen(2, "ok", "0.0", true),
+            seen(3, "ok", "0.0", true),
+        ];
+        let v = decide("p", &rows, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!((v.verdict, v.defects.as_str()), (Verdict::Review, "unusable frame"));
+        assert!(Verdict::stops(v.verdict.as_str()));
+        // A failed angle (no classify attributes) also goes to review.
+        let mut failed = rows.clone();
+        failed[1] = row(1, "", "ok");
+        failed[1].error_kind = Some("invalid_input".into());
+        let v = decide("p", &failed, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!((v.verdict, v.defects.as_str()), (Verdict::Review, "failed: invalid_input"));
+        // A stopped angle outranks a review.
+        let mut both = rows;
+        both[2] = seen(2, "loose_wire", "0.5", true);
+        let v = decide("p", &both, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!(v.verdict, Verdict::Defective);
+    }
+
+    #[test]
+    fn incomplete_products_are_reported_and_stopped() {
+        let p = recheck();
+        let rows = vec![seen(0, "ok", "0.0", true), seen(1, "ok", "0.0", true)];
+        assert_eq!(decide("p", &rows, &p, "loose_wire", false, 5), None);
+        let v = decide("p", &rows, &p, "loose_wire", true, 5).unwrap();
+        assert_eq!((v.verdict, v.angles, v.expected), (Verdict::Incomplete, 2, 4));
+        assert!(Verdict::stops(v.verdict.as_str()));
+        assert!(!Verdict::stops("ok"));
     }
 }

@@ -35,6 +35,12 @@ pub struct ReportSettings {
     /// Model labels that make an image, and so its product, defective.
     #[serde(default = "default_defect_labels")]
     pub defect_labels: Vec<String>,
+    /// The plant's product policy: how each angle is decided (`stop`, `review`, `pass`) from
+    /// its attributes, and how many stopped angles stop the product (see
+    /// `loupe_report::policy`). Absent: an angle stops when its model label is one of
+    /// `defect_labels`, and goes to review when it failed.
+    #[serde(default)]
+    pub product_policy: crate::policy::PolicySettings,
     /// The `camera.verdict` value that means the factory camera flagged the image.
     #[serde(default = "default_camera_flag")]
     pub camera_flag: String,
@@ -142,6 +148,12 @@ impl ReportSettings {
                     "needs `database`: the dashboard shows the stored records",
                 ));
             }
+        }
+        for p in self.product_policy.problems() {
+            problems.push(SettingsError::new(
+                format!("product_policy.{}", p.path),
+                p.message,
+            ));
         }
         if self.product_timeout.is_zero() {
             problems.push(SettingsError::new(

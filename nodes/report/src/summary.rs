@@ -1,11 +1,13 @@
-//! What a run did, in the words of the plant: how many images the camera flagged, how many the
-//! model confirmed and cleared, how many real defects it missed (where the data knows the
-//! truth, as `loupe synth` data does), and the products' verdicts.
+//! What a run did, in the words of the plant: first per coil — what the camera would have
+//! stopped and what Loupe stopped ([`crate::coils`]) — then per image: how many images the
+//! camera flagged, how many the model confirmed and cleared, how many real defects it missed
+//! (where the data knows the truth, as `loupe synth` data does).
 
 use serde::Serialize;
 
 use std::collections::BTreeMap;
 
+use crate::coils::CoilFigures;
 use crate::store::{ListQuery, Store, StoreError, Stored, VerdictCount};
 
 /// The summary of the records in a store.
@@ -31,6 +33,8 @@ pub struct Summary {
     pub real_defects_missed: Option<u64>,
     /// Products per verdict.
     pub products: Vec<(String, u64)>,
+    /// The plant's figures, per coil (empty when the images name no products).
+    pub coils: CoilFigures,
 }
 
 impl Summary {
@@ -43,12 +47,11 @@ impl Summary {
     ) -> Result<Summary, StoreError> {
         let rows = store.verdict_counts().await?;
         let products = store.product_counts().await?;
-        Ok(Summary::from_counts(
-            &rows,
-            products,
-            camera_flag,
-            defect_labels,
-        ))
+        let coils = store.coil_counts(None).await?;
+        Ok(Summary {
+            coils: CoilFigures::from_counts(&coils, camera_flag, defect_labels),
+            ..Summary::from_counts(&rows, products, camera_flag, defect_labels)
+        })
     }
 
     /// The figures from verdict counts.
@@ -80,6 +83,7 @@ impl Summary {
             real_defects: truth(sum(&|r| defect(&r.truth))),
             real_defects_missed: truth(sum(&|r| defect(&r.truth) && !defect(&r.model_label))),
             products,
+            coils: CoilFigures::default(),
         }
     }
 
@@ -92,10 +96,16 @@ impl Summary {
                 a as f64 * 100.0 / b as f64
             }
         };
-        let mut out = format!(
+        let per_coil = self.coils.coils > 0;
+        let mut out = if per_coil {
+            format!("{}per image: ", self.coils.text())
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
             "camera flagged {} of {} images; the model confirmed {} and cleared {}",
             self.camera_flagged, self.images, self.confirmed, self.cleared
-        );
+        ));
         if let (Some(fa), Some(fa_cleared)) = (self.camera_false_alarms, self.false_alarms_cleared)
         {
             out.push_str(&format!(
@@ -115,7 +125,7 @@ impl Summary {
                 "real defects (ground truth of the generated data): {real}, missed by the model: {missed}\n"
             ));
         }
-        if !self.products.is_empty() {
+        if !per_coil && !self.products.is_empty() {
             let total: u64 = self.products.iter().map(|(_, n)| n).sum();
             let parts: Vec<String> = self
                 .products

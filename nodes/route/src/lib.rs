@@ -26,9 +26,8 @@
 //! copy (new uuid, same content and attributes).
 //!
 //! Rules compile when the flow is validated: an invalid expression is a located
-//! `loupe validate` error (`settings.rules[1].when`). See [`rules`] for what expressions see.
+//! `loupe validate` error (`settings.rules[1].when`). See `loupe_sdk::expr` for what expressions see.
 
-pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,7 +39,7 @@ use loupe_sdk::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use rules::{Expression, Variables};
+use loupe_sdk::expr::{self, Expression, Variables};
 
 /// Relationship of FlowFiles no rule matched.
 pub const UNMATCHED: &str = "unmatched";
@@ -205,7 +204,7 @@ impl RouteProcessor {
     fn decide(
         &self,
         flow_file: &FlowFile,
-    ) -> Result<(HashMap<String, String>, Vec<&str>), rules::EvalError> {
+    ) -> Result<(HashMap<String, String>, Vec<&str>), expr::EvalError> {
         let size = flow_file.content.len() as u64;
         let mut attributes = flow_file.attributes.clone();
         let mut variables = Variables::new(&attributes, size);

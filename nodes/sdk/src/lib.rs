@@ -27,6 +27,8 @@
 pub mod client;
 pub mod config;
 pub mod error;
+#[cfg(feature = "expr")]
+pub mod expr;
 pub mod factory;
 pub mod flowfile;
 pub mod http_front;

@@ -17,7 +17,8 @@
 //! - `rng`: the seeded streams; `geom`, `raster`: points, curves, anti-aliased drawing;
 //! - `coil`: the coil product, camera pose and light, coil shading; `defects`: burrs and
 //!   loose wires; `scene`: background and clutter; `render`: exposure, vignetting, blur,
-//!   noise, encoding; [`camera`]: the factory camera's rule;
+//!   noise, encoding; [`camera`]: the factory camera's rule; [`faults`]: camera faults
+//!   applied to finished photos (blur, JPEG, exposure, noise, tilt, failed-camera frames);
 //! - `surface`: steel sheets; [`manifest`]: the files written; `generate`: the
 //!   parallel writers; [`options`]: options and their validation.
 
@@ -33,6 +34,7 @@ mod scene;
 mod surface;
 
 pub mod camera;
+pub mod faults;
 pub mod manifest;
 pub mod options;
 

@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use crate::options::ImageFormat;
 
+/// The manifest file of a generated folder: one JSON line per image.
+pub const MANIFEST_FILE: &str = "manifest.jsonl";
+
 /// Generator name and algorithm version, written into every `dataset.json`. Bumped
 /// whenever the same options would produce different files.
 pub const GENERATOR: &str = "loupe-synth/1";

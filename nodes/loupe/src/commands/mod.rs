@@ -4,7 +4,7 @@ mod call;
 mod dataset;
 mod demo;
 mod describe;
-mod eval;
+pub(crate) mod eval;
 mod nifi;
 mod run;
 mod serve;
@@ -75,21 +75,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             flow,
             exit,
         }),
-        Command::Eval {
-            model,
-            data,
-            batch,
-            workers,
-            json,
-            check,
-        } => eval::eval(eval::Args {
-            model: &model,
-            data: &data,
-            batch,
-            workers,
-            json: json.as_deref(),
-            check,
-        }),
+        Command::Eval(args) => eval::eval(args),
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
         Command::Synth { what } => synth::synth(what),
         Command::Dataset { what } => dataset::dataset(what),

@@ -1,4 +1,4 @@
-//! `loupe synth coils|surfaces`: deterministic synthetic inspection data (`loupe-synth`).
+//! `loupe synth coils|surfaces|faults`: deterministic synthetic inspection data (`loupe-synth`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -59,6 +59,23 @@ pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
                 &ds.camera.products,
             );
             print_written(&out);
+        }
+        SynthCommand::Faults {
+            data,
+            fault,
+            out,
+            seed,
+        } => {
+            let fault: loupe_synth::faults::Fault = fault.parse()?;
+            let started = Instant::now();
+            let n = loupe_synth::faults::write_faulted_copy(&data, &out, fault, seed)
+                .with_context(|| format!("applying {fault} to {}", data.display()))?;
+            println!(
+                "loupe synth faults: {fault} applied to {n} images of {} -> {} ({:.1} s)",
+                data.display(),
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
         }
         SynthCommand::Surfaces {
             images,

@@ -31,6 +31,8 @@ const MAX_REPORT_ROWS: i64 = 1_000_000;
 pub(super) struct Filters {
     /// Only this line.
     pub line: Option<String>,
+    /// Only the images of this product.
+    pub product: Option<String>,
     /// Only this verdict (reviewed label, else model label; `error` for failures).
     pub verdict: Option<String>,
     /// Only this UTC day, `YYYY-MM-DD`.
@@ -79,6 +81,7 @@ impl Filters {
         };
         Ok(ListQuery {
             line: given(&self.line),
+            product: given(&self.product),
             verdict: given(&self.verdict),
             from_ms,
             to_ms,
@@ -209,6 +212,8 @@ pub(super) struct ReportRange {
     pub to: Option<String>,
     /// Only this line.
     pub line: Option<String>,
+    /// `coils` for the per-coil table (CSV download), else the per-class table.
+    pub view: Option<String>,
 }
 
 /// A computed daily report.
@@ -220,6 +225,8 @@ pub(super) struct DailyReport {
     pub to: String,
     /// The line filter.
     pub line: Option<String>,
+    /// The plant's figures: per day and line, per coil.
+    pub coils: Vec<daily::DailyCoils>,
     /// The rows.
     pub rows: Vec<DailyLine>,
     /// Whether the range held more records than one report reads.
@@ -256,14 +263,18 @@ pub(super) async fn report(
         .await?;
     let truncated = rows.len() as i64 >= MAX_REPORT_ROWS;
     let line = given(&range.line);
-    let mut lines = daily::aggregate(&rows, &shared.sources.disagreement.defect_labels);
+    let labels = &shared.sources.disagreement.defect_labels;
+    let mut lines = daily::aggregate(&rows, labels);
+    let mut coils = daily::coils(&rows, labels);
     if let Some(line) = &line {
         lines.retain(|l| &l.line == line);
+        coils.retain(|l| &l.line == line);
     }
     Ok(DailyReport {
         from,
         to,
         line,
+        coils,
         rows: lines,
         truncated,
     })
@@ -283,7 +294,13 @@ pub(super) async fn daily_csv(
     Query(range): Query<ReportRange>,
 ) -> Result<Response, DashboardError> {
     let report = report(&shared, &range).await?;
-    let name = format!("loupe-daily-{}-to-{}.csv", report.from, report.to);
+    let per_coil = range.view.as_deref() == Some("coils");
+    let name = format!(
+        "loupe-daily-{}{}-to-{}.csv",
+        if per_coil { "coils-" } else { "" },
+        report.from,
+        report.to
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -292,7 +309,11 @@ pub(super) async fn daily_csv(
                 format!("attachment; filename=\"{name}\""),
             ),
         ],
-        daily::csv(&report.rows),
+        if per_coil {
+            daily::coils_csv(&report.coils)
+        } else {
+            daily::csv(&report.rows)
+        },
     )
         .into_response())
 }
@@ -302,6 +323,7 @@ pub(super) async fn daily_csv(
 struct LiveRow<'a> {
     uuid: &'a str,
     line: Option<&'a str>,
+    product: Option<&'a str>,
     verdict: Option<&'a str>,
     day: String,
     disagree: bool,
@@ -327,6 +349,7 @@ pub(super) async fn events(State(shared): State<Arc<Shared>>) -> Result<Response
                 let row = LiveRow {
                     uuid: &stored.record.uuid,
                     line: stored.record.line.as_deref(),
+                    product: stored.record.product_id.as_deref(),
                     verdict: stored.verdict(),
                     day: day_of(stored.record.recorded_ms),
                     disagree: disagrees(&stored, &for_rows.sources.disagreement),

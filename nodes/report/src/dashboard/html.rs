@@ -46,6 +46,7 @@ pub(super) fn time(ms: i64) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tab {
     Inspections,
+    Coils,
     Daily,
     Upload,
 }
@@ -54,6 +55,7 @@ pub(super) enum Tab {
 pub(super) fn page(site: &str, title: &str, tab: Tab, body: &str, script: &str) -> String {
     let nav = [
         (Tab::Inspections, "/", "Inspections"),
+        (Tab::Coils, "/coils", "Coils"),
         (Tab::Daily, "/daily", "Daily report"),
         (Tab::Upload, "/upload", "Check an image"),
     ]
@@ -85,6 +87,7 @@ table{border-collapse:collapse;background:#fff;width:100%}th,td{border-bottom:1p
 th{background:#eef2f5;font-weight:600}tr.disagree td{background:#fff7e6}tr.new td{animation:flash 2s}
 @keyframes flash{from{background:#dff0ff}to{background:transparent}}
 .num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:var(--muted)}
+.figures{display:flex;gap:1.5em;list-style:none;padding:0}.figures b{font-size:1.3em}
 .v-bad{color:var(--bad);font-weight:600}.v-ok{color:var(--ok)}.v-other{color:var(--warn)}
 form.filters{display:flex;flex-wrap:wrap;gap:10px;align-items:end;margin-bottom:12px;background:#fff;padding:10px;border:1px solid var(--line)}
 label{display:flex;flex-direction:column;font-size:12px;color:var(--muted);gap:2px}label.inline{flex-direction:row;align-items:center;gap:6px}

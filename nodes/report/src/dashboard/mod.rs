@@ -3,10 +3,11 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/` | live list of inspections, newest first; filters `line`, `verdict`, `day`, `disagree` |
+//! | `/` | live list of inspections, newest first; filters `line`, `product`, `verdict`, `day`, `disagree` |
+//! | `/coils` | the coils: today's coil figures against the camera, the newest coil verdicts (with why), each linking to its angles (`/?product=ID`) |
 //! | `/inspections/{uuid}` | one inspection: original and overlay side by side, scores, attributes, provenance, review |
 //! | `/upload` | check one image through the running flow (sent to the `capture` node's upload endpoint) |
-//! | `/daily` | daily report per day x line x defect class, with charts; `/daily.csv` downloads it |
+//! | `/daily` | daily report: per day x line the coils (camera would stop / Loupe stopped), then per defect class, with charts; `/daily.csv` downloads it (`view=coils` the coil table) |
 //! | `/api/inspections[/{uuid}]` | the list / one record as JSON (same filters) |
 //! | `POST /api/inspections/{uuid}/review` | store a review: `{"reviewer","label","action","note"}` |
 //! | `/api/events` | server-sent events: `inspection` per new record, `resync` when a client fell behind |
@@ -161,6 +162,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(pages::list))
         .route("/inspections/{uuid}", get(pages::detail))
+        .route("/coils", get(pages::coils))
         .route("/upload", get(pages::upload))
         .route("/daily", get(pages::daily))
         .route("/daily.csv", get(api::daily_csv))

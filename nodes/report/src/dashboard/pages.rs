@@ -64,6 +64,146 @@ pub(super) fn row_html(s: &Stored, d: &Disagreement) -> String {
     )
 }
 
+/// The per-coil table of the daily report: what the camera would have stopped against what
+/// Loupe stopped, per day and line.
+fn coil_table(coils: &[crate::daily::DailyCoils]) -> String {
+    let mut out = String::from(
+        "<h2>Coils</h2><p class=\"muted\">The plant's decision, per coil: the camera would stop a coil \
+         when it flags any angle; Loupe stops it when its product policy does (a coil sent to a \
+         person's review is stopped too).</p><table id=\"daily-coils\"><thead><tr><th>Day</th><th>Line</th>\
+         <th class=\"num\">Coils</th><th class=\"num\">Camera would stop</th><th class=\"num\">Loupe stopped</th>\
+         <th class=\"num\">of which review</th><th class=\"num\">Camera stops cleared</th>\
+         <th class=\"num\">Stopped, camera passed</th><th class=\"num\">Passed, reviewer found defective</th>\
+         <th class=\"num\">Waiting</th></tr></thead><tbody>",
+    );
+    for c in coils {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            esc(&c.day),
+            esc(&c.line),
+            c.coils,
+            c.camera_stopped,
+            c.stopped,
+            c.review,
+            c.camera_stops_cleared,
+            c.stopped_camera_passed,
+            c.reviewed_defective_passed,
+            c.waiting
+        );
+    }
+    out.push_str("</tbody></table>");
+    if coils.is_empty() {
+        out.push_str("<p class=\"muted\">No coils in this range.</p>");
+    }
+    out
+}
+
+/// The query of the coil list: a page after `before` (`DECIDED_MS:PRODUCT`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(super) struct CoilPage {
+    /// The page after this coil: `DECIDED_MS:PRODUCT`.
+    pub before: Option<String>,
+}
+
+/// `GET /coils`: the coils as the plant sees them — today's figures against the camera, then
+/// the newest coil verdicts, each linking to its angles.
+pub(super) async fn coils(
+    State(shared): State<Arc<Shared>>,
+    Query(page_query): Query<CoilPage>,
+) -> Result<Html<String>, DashboardError> {
+    let store = &shared.sources.store;
+    let d = &shared.sources.disagreement;
+    let before = match page_query.before.as_deref().filter(|b| !b.is_empty()) {
+        Some(cursor) => Some(
+            cursor
+                .split_once(':')
+                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| {
+                    DashboardError::BadRequest(format!("before `{cursor}` is not DECIDED_MS:PRODUCT"))
+                })?,
+        ),
+        None => None,
+    };
+    let today = crate::media::day_of(loupe_sdk::flowfile::now_ms());
+    let start = api::day_start_ms(&today)?;
+    let counts = store.coil_counts(Some((start, start + api::DAY_MS))).await?;
+    let figures = crate::coils::CoilFigures::from_counts(&counts, &d.camera_flag, &d.defect_labels);
+    let mut body = format!(
+        "<h1>Coils</h1><p class=\"muted\">One decision per coil (UTC day {today}): \
+         the camera would stop a coil when it flags any angle; Loupe stops it when its product \
+         policy does — a coil sent to a person's review is stopped too.</p>\
+         <ul id=\"coil-figures\" class=\"figures\"><li><b>{judged}</b> coils judged</li>\
+         <li><b>{camera}</b> the camera would have stopped</li><li><b>{stopped}</b> Loupe stopped</li>{truth}</ul>",
+        today = esc(&today),
+        judged = figures.decided,
+        camera = figures.camera_stopped,
+        stopped = figures.stopped,
+        truth = if figures.truth_known {
+            format!(
+                "<li><b>{}</b> good coils the camera would have stopped, <b>{}</b> Loupe stopped; \
+                 defective coils passed: <b>{}</b></li>",
+                figures.good_camera_stopped,
+                figures.good_stopped,
+                figures.defective_passed()
+            )
+        } else {
+            String::new()
+        },
+    );
+    let products = store.products(100, before).await?;
+    body.push_str(
+        "<table id=\"coils\"><thead><tr><th>Decided (UTC)</th><th>Coil</th><th>Line</th><th>Verdict</th>\
+         <th class=\"num\">Angles</th><th class=\"num\">Stopped angles</th><th class=\"num\">Camera flags</th>\
+         <th>Why</th></tr></thead><tbody>",
+    );
+    for p in &products {
+        let verdict = p.verdict.as_str();
+        let class = match verdict {
+            "ok" => "v-ok",
+            "defective" => "v-bad",
+            _ => "v-other",
+        };
+        let _ = write!(
+            body,
+            "<tr data-product=\"{id}\"><td>{time}</td><td><a href=\"/?product={link}\">{id}</a></td><td>{line}</td>\
+             <td class=\"{class}\">{verdict}</td><td class=\"num\">{angles}/{expected}</td>\
+             <td class=\"num\">{stopped}</td><td class=\"num\">{camera}</td><td>{why}</td></tr>",
+            time = time(p.decided_ms),
+            id = esc(&p.product_id),
+            link = url_encode(&p.product_id),
+            line = esc(p.line.as_deref().unwrap_or("")),
+            angles = p.angles,
+            expected = p.expected,
+            stopped = p.defect_angles,
+            camera = p.camera_flagged,
+            why = esc(&p.defects),
+        );
+    }
+    body.push_str("</tbody></table>");
+    if products.is_empty() {
+        body.push_str("<p id=\"empty\" class=\"muted\">No coil has a verdict yet.</p>");
+    } else if products.len() >= 100
+        && let Some(last) = products.last()
+    {
+        let _ = write!(
+            body,
+            "<p><a id=\"older\" href=\"/coils?before={}:{}\">Older coils →</a></p>",
+            last.decided_ms,
+            url_encode(&last.product_id)
+        );
+    }
+    Ok(Html(page(
+        &shared.settings.title,
+        "Coils",
+        Tab::Coils,
+        &body,
+        "",
+    )))
+}
+
 /// `GET /`: the live list.
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
@@ -77,21 +217,24 @@ pub(super) async fn list(
         "<h1>Inspections <span id=\"live-status\" class=\"status\">connecting…</span></h1>\
          <form id=\"filters\" class=\"filters\" method=\"get\" action=\"/\">\
          <label>Line<input name=\"line\" value=\"{line}\" size=\"8\"></label>\
+         <label>Product<input name=\"product\" value=\"{product}\" size=\"10\"></label>\
          <label>Verdict<input name=\"verdict\" value=\"{verdict}\" size=\"10\" placeholder=\"loose_wire, ok, error\"></label>\
          <label>Day (UTC)<input type=\"date\" name=\"day\" value=\"{day}\"></label>\
          <label class=\"inline\"><input type=\"checkbox\" name=\"disagree\" value=\"1\"{checked}> camera and model disagree</label>\
          <button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>",
         line = value(&filters.line),
+        product = value(&filters.product),
         verdict = value(&filters.verdict),
         day = value(&filters.day),
         checked = if filters.disagree() { " checked" } else { "" },
     );
     let _ = write!(
         body,
-        "<table id=\"inspections\" data-line=\"{line}\" data-verdict=\"{verdict}\" data-day=\"{day}\" \
+        "<table id=\"inspections\" data-line=\"{line}\" data-product=\"{product}\" data-verdict=\"{verdict}\" data-day=\"{day}\" \
          data-disagree=\"{disagree}\" data-live=\"{live}\"><thead><tr><th>Recorded (UTC)</th><th>Product</th>\
          <th>Angle</th><th>Line</th><th>Camera</th><th>Model</th><th>Verdict</th><th>Route</th></tr></thead><tbody>",
         line = value(&filters.line),
+        product = value(&filters.product),
         verdict = value(&filters.verdict),
         day = value(&filters.day),
         disagree = filters.disagree(),
@@ -114,6 +257,7 @@ pub(super) async fn list(
         );
         for (key, v) in [
             ("line", &filters.line),
+            ("product", &filters.product),
             ("verdict", &filters.verdict),
             ("day", &filters.day),
         ] {
@@ -153,6 +297,7 @@ const LIST_SCRIPT: &str = r#"
   events.addEventListener('inspection', (e) => {
     const r = JSON.parse(e.data);
     if (f.line && r.line !== f.line) return;
+    if (f.product && r.product !== f.product) return;
     if (f.verdict && r.verdict !== f.verdict) return;
     if (f.day && r.day !== f.day) return;
     if (f.disagree === 'true' && !r.disagree) return;
@@ -536,9 +681,8 @@ pub(super) async fn daily(
          <label>From<input type=\"date\" name=\"from\" value=\"{from}\"></label>\
          <label>To<input type=\"date\" name=\"to\" value=\"{to}\"></label>\
          <label>Line<input name=\"line\" value=\"{line}\" size=\"8\"></label><button type=\"submit\">Show</button>\
-         <a id=\"csv\" href=\"/daily.csv?{query}\">Download CSV</a></form>\
-         <p class=\"muted\">Products, not images: a product counts once whatever its number of angles. \
-         Confirmed = the reviewer's label where someone reviewed, else the model's. Days are UTC.</p>",
+         <a id=\"csv\" href=\"/daily.csv?{query}\">Download CSV</a> \
+         <a id=\"coils-csv\" href=\"/daily.csv?{query}&view=coils\">Download coils CSV</a></form>",
         from = esc(&report.from),
         to = esc(&report.to),
         line = esc(report.line.as_deref().unwrap_or("")),
@@ -546,6 +690,12 @@ pub(super) async fn daily(
     if report.truncated {
         body.push_str("<p class=\"error\">This range holds more records than one report reads: choose fewer days.</p>");
     }
+    body.push_str(&coil_table(&report.coils));
+    body.push_str(
+        "<h2>Per defect class</h2><p class=\"muted\">Products, not images: a product counts once whatever \
+         its number of angles. Confirmed = the reviewer's label where someone reviewed, else the model's. \
+         Days are UTC.</p>",
+    );
     // Charts: per day, over lines and classes.
     let mut per_day: BTreeMap<&str, [f64; 3]> = BTreeMap::new();
     for l in &report.rows {

@@ -130,7 +130,7 @@ impl Store {
         }
     }
 
-    /// A product's stored verdict (`defective`, `ok`, `incomplete`), if decided.
+    /// A product's stored verdict (`defective`, `review`, `ok`, `incomplete`), if decided.
     pub async fn product(&self, product_id: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Sqlite(s) => s.product(product_id).await,
@@ -147,7 +147,35 @@ impl Store {
         }
     }
 
-    /// Products per verdict (`defective`, `ok`, `incomplete`).
+    /// Images per product, product verdict, camera verdict and true label: what the coil
+    /// figures ([`crate::coils`]) are counted from; only images recorded in
+    /// `[from_ms, to_ms)` when `range` is given.
+    pub async fn coil_counts(
+        &self,
+        range: Option<(i64, i64)>,
+    ) -> Result<Vec<CoilCount>, StoreError> {
+        self.select(
+            |table, d| query::coil_counts(table, range, d),
+            query::decode_coil_count,
+        )
+        .await
+    }
+
+    /// The newest product verdicts (most recently decided first), at most `limit`, each
+    /// continuing after `before` (`decided_ms`, `product_id`) when given.
+    pub async fn products(
+        &self,
+        limit: u32,
+        before: Option<(i64, String)>,
+    ) -> Result<Vec<ProductVerdict>, StoreError> {
+        self.select(
+            |table, d| query::products(table, limit, before.as_ref(), d),
+            query::decode_product,
+        )
+        .await
+    }
+
+    /// Products per verdict (`defective`, `review`, `ok`, `incomplete`).
     pub async fn product_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.product_counts().await,
@@ -224,6 +252,21 @@ impl Store {
         )
         .await
     }
+}
+
+/// Images of one product with one combination of verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoilCount {
+    /// The product.
+    pub product_id: String,
+    /// Its stored verdict, once decided.
+    pub verdict: Option<String>,
+    /// `camera.verdict`.
+    pub camera_verdict: Option<String>,
+    /// `truth.label`, where the data knows it.
+    pub truth: Option<String>,
+    /// Images.
+    pub images: u64,
 }
 
 /// Images with one combination of verdicts.

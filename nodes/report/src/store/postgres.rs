@@ -173,7 +173,8 @@ impl PostgresStore {
             let rows = client
                 .query(
                     &format!(
-                        "SELECT angle, fragment_count, model_label, camera_verdict, line, recorded_ms \
+                        "SELECT angle, fragment_count, model_label, camera_verdict, line, recorded_ms, \
+                 error_kind, attributes \
                          FROM {table} WHERE product_id = $1"
                     ),
                     &[&product_id],
@@ -188,6 +189,9 @@ impl PostgresStore {
                     camera_verdict: row.get(3),
                     line: row.get(4),
                     recorded_ms: row.get(5),
+                    error_kind: row.get(6),
+                    attributes: serde_json::from_value(row.get::<_, serde_json::Value>(7))
+                        .unwrap_or_default(),
                 })
                 .collect())
         })

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::COLUMNS;
+use super::{COLUMNS, CoilCount};
+use crate::product::{ProductVerdict, Verdict};
 use crate::record::Inspection;
 
 /// Which records a listing returns, newest first.
@@ -14,6 +15,8 @@ use crate::record::Inspection;
 pub struct ListQuery {
     /// Only this `line`.
     pub line: Option<String>,
+    /// Only the images of this product.
+    pub product: Option<String>,
     /// Only records whose verdict — the reviewer's label if reviewed, else the model's —
     /// is this label; `error` selects records that failed somewhere.
     pub verdict: Option<String>,
@@ -96,6 +99,8 @@ pub struct DailyRow {
     pub segment_classes: Option<String>,
     /// The latest reviewer's label.
     pub reviewed_label: Option<String>,
+    /// Its product's verdict, once decided.
+    pub product_verdict: Option<String>,
 }
 
 /// A query parameter.
@@ -182,6 +187,12 @@ pub fn list(table: &str, query: &ListQuery, dialect: Dialect) -> Sql {
         conditions.push(format!(
             "i.line = {}",
             b.bind(&mut sql, Param::Text(line.clone()))
+        ));
+    }
+    if let Some(product) = &query.product {
+        conditions.push(format!(
+            "i.product_id = {}",
+            b.bind(&mut sql, Param::Text(product.clone()))
         ));
     }
     match query.verdict.as_deref() {
@@ -276,6 +287,85 @@ pub fn reviews(table: &str, uuid: &str, dialect: Dialect) -> Sql {
     sql
 }
 
+/// Images per product, product verdict, camera verdict and true label (`truth.label`), of
+/// the images recorded in `[from_ms, to_ms)` when a range is given.
+pub fn coil_counts(table: &str, range: Option<(i64, i64)>, dialect: Dialect) -> Sql {
+    let (mut sql, b) = Sql::new(dialect);
+    let within = match range {
+        Some((from, to)) => format!(
+            " AND i.recorded_ms >= {} AND i.recorded_ms < {}",
+            b.bind(&mut sql, Param::Int(from)),
+            b.bind(&mut sql, Param::Int(to))
+        ),
+        None => String::new(),
+    };
+    let truth = match dialect {
+        Dialect::Sqlite => "json_extract(i.attributes, '$.\"truth.label\"')",
+        Dialect::Postgres => "i.attributes->>'truth.label'",
+    };
+    sql.text = format!(
+        "SELECT i.product_id, p.verdict, i.camera_verdict, {truth}, COUNT(*) \
+         FROM {table} i LEFT JOIN {table}_products p ON p.product_id = i.product_id \
+         WHERE i.product_id IS NOT NULL{within} GROUP BY 1, 2, 3, 4"
+    );
+    sql
+}
+
+/// Decodes a row of [`coil_counts`].
+pub fn decode_coil_count(row: &dyn Cells) -> CoilCount {
+    CoilCount {
+        product_id: row.text(0).unwrap_or_default(),
+        verdict: row.text(1),
+        camera_verdict: row.text(2),
+        truth: row.text(3),
+        images: row.int(4).unwrap_or_default().max(0) as u64,
+    }
+}
+
+/// The newest product verdicts, most recently decided first.
+pub fn products(table: &str, limit: u32, before: Option<&(i64, String)>, dialect: Dialect) -> Sql {
+    let (mut sql, b) = Sql::new(dialect);
+    let condition = match before {
+        Some((ms, id)) => {
+            let (ms, id) = (
+                b.bind(&mut sql, Param::Int(*ms)),
+                b.bind(&mut sql, Param::Text(id.clone())),
+            );
+            format!("WHERE decided_ms < {ms} OR (decided_ms = {ms} AND product_id < {id})")
+        }
+        None => String::new(),
+    };
+    let limit = b.bind(&mut sql, Param::Int(i64::from(limit.clamp(1, MAX_PAGE))));
+    sql.text = format!(
+        "SELECT product_id, verdict, line, angles, expected, defect_angles, camera_flagged, \
+         defects, decided_ms FROM {table}_products {condition} \
+         ORDER BY decided_ms DESC, product_id DESC LIMIT {limit}"
+    );
+    sql
+}
+
+/// Decodes a row of [`products`].
+pub fn decode_product(row: &dyn Cells) -> ProductVerdict {
+    let int = |i: usize| row.int(i).and_then(|v| i32::try_from(v).ok()).unwrap_or(0);
+    let verdict = match row.text(1).as_deref() {
+        Some("defective") => Verdict::Defective,
+        Some("review") => Verdict::Review,
+        Some("ok") => Verdict::Ok,
+        _ => Verdict::Incomplete,
+    };
+    ProductVerdict {
+        product_id: row.text(0).unwrap_or_default(),
+        verdict,
+        line: row.text(2),
+        angles: int(3),
+        expected: int(4),
+        defect_angles: int(5),
+        camera_flagged: int(6),
+        defects: row.text(7).unwrap_or_default(),
+        decided_ms: row.int(8).unwrap_or_default(),
+    }
+}
+
 /// The rows of the daily report for records written in `[from_ms, to_ms)`, at most `limit`.
 pub fn daily(table: &str, from_ms: i64, to_ms: i64, limit: i64, dialect: Dialect) -> Sql {
     let (mut sql, b) = Sql::new(dialect);
@@ -286,7 +376,8 @@ pub fn daily(table: &str, from_ms: i64, to_ms: i64, limit: i64, dialect: Dialect
     );
     sql.text = format!(
         "SELECT i.recorded_ms, COALESCE(i.product_id, i.uuid), i.line, i.camera_verdict, \
-         i.model_label, i.segment_classes, f.label FROM {table} i {} \
+         i.model_label, i.segment_classes, f.label, p.verdict FROM {table} i {} \
+         LEFT JOIN {table}_products p ON p.product_id = i.product_id \
          WHERE i.recorded_ms >= {from} AND i.recorded_ms < {to} LIMIT {limit}",
         latest_review(table)
     );
@@ -369,6 +460,7 @@ pub fn decode_daily(row: &dyn Cells) -> DailyRow {
         model_label: row.text(4),
         segment_classes: row.text(5),
         reviewed_label: row.text(6),
+        product_verdict: row.text(7),
     }
 }
 

@@ -197,7 +197,8 @@ impl SqliteStore {
         let product_id = product_id.to_string();
         self.with(move |c, table| {
             let mut statement = c.prepare(&format!(
-                "SELECT angle, fragment_count, model_label, camera_verdict, line, recorded_ms \
+                "SELECT angle, fragment_count, model_label, camera_verdict, line, recorded_ms, \
+                 error_kind, attributes \
                  FROM {table} WHERE product_id = ?1"
             ))?;
             let rows = statement.query_map(params![product_id], |row| {
@@ -208,6 +209,9 @@ impl SqliteStore {
                     camera_verdict: row.get(3)?,
                     line: row.get(4)?,
                     recorded_ms: row.get(5)?,
+                    error_kind: row.get(6)?,
+                    attributes: serde_json::from_str(&row.get::<_, String>(7)?)
+                        .unwrap_or_default(),
                 })
             })?;
             rows.collect()

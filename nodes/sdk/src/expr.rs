@@ -1,5 +1,5 @@
 //! CEL expressions over a FlowFile's attributes: compiling them once, and evaluating them per
-//! FlowFile.
+//! FlowFile. Shared by the `route` node's rules and the `report` node's product policy.
 //!
 //! What an expression sees:
 //! - `attrs`: every attribute, a map from name to string value (`attrs["classify.label"]`);
@@ -11,8 +11,8 @@
 //!
 //! Attribute values are strings; CEL's conversions turn them into numbers:
 //! `double(classify.score) >= 0.9`, `int(camera.angle) < 4`. A missing attribute, a failed
-//! conversion or a result of the wrong type is an evaluation error: the FlowFile goes to
-//! `failure` with the reason.
+//! conversion or a result of the wrong type is an evaluation error, with the reason: `route`
+//! sends the FlowFile to `failure`, the product policy sends the angle to review.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
