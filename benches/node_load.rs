@@ -1,8 +1,8 @@
 //! Whole-node load test: a real `loupe serve classify` process with the shipped coil
 //! classifier, driven over gRPC (`loupe.v1.Processor/Process`) by closed-loop clients at
-//! concurrency 1, 8 and 32, with dynamic batching off (`max_batch: 1`) and on
-//! (`max_batch: 8`). Prints images per second and latency percentiles; figures and the machine
-//! are recorded in `benches/README.md`.
+//! concurrency 1, 8 and 32, with dynamic batching off (`serving.max_batch: 1`) and on
+//! (`serving.max_batch: 8`). Prints images per second and latency percentiles; figures and the
+//! machine are recorded in `benches/README.md`.
 //!
 //! Run: `cargo bench --bench node_load` (needs the ONNX Runtime library in `.venv`;
 //! `LOUPE_LOAD_SECONDS` sets the seconds per point, default 10).
@@ -35,7 +35,7 @@ fn serve(max_batch: usize) -> (Served, String) {
     std::fs::write(
         &config,
         format!(
-            "settings:\n  model: {}\n  max_batch: {max_batch}\n  max_batch_delay: 2ms\n  reload_interval: 0s\nmax_in_flight: 256\n",
+            "settings:\n  model: {}\n  serving:\n    max_batch: {max_batch}\n    max_batch_delay: 2ms\n    reload_interval: 0s\nmax_in_flight: 256\n",
             repo.join("models/coil-classifier").display()
         ),
     )

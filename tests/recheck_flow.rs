@@ -83,14 +83,32 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
     let dir = scratch_tree();
     let inbox = dir.path().join(".loupe/recheck/inbox");
     let out = loupe()
-        .args(["synth", "coils", "--products", "6", "--seed", "33", "--loose-wire", "0", "--burr", "0", "--both", "0", "--out"])
+        .args([
+            "synth",
+            "coils",
+            "--products",
+            "6",
+            "--seed",
+            "33",
+            "--loose-wire",
+            "0",
+            "--burr",
+            "0",
+            "--both",
+            "0",
+            "--out",
+        ])
         .arg(&inbox)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // p00000..p00003: every angle faulted; p00004: one angle; p00005: untouched.
     let faulted = [
-        ("p00000", Fault::Black, 0..8),
+        ("p00000", Fault::Black, 0u32..8),
         ("p00001", Fault::White, 0..8),
         ("p00002", Fault::Static, 0..8),
         ("p00003", Fault::Small, 0..8),
@@ -123,22 +141,39 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
             .unwrap();
         let unusable: Vec<(String, String)> = records
             .iter()
-            .filter(|s| s.record.attributes.get("frame.usable").map(String::as_str) == Some("false"))
+            .filter(|s| {
+                s.record.attributes.get("frame.usable").map(String::as_str) == Some("false")
+            })
             .map(|s| {
                 (
                     s.record.filename.clone().unwrap_or_default(),
-                    s.record.attributes.get("frame.reason").cloned().unwrap_or_default(),
+                    s.record
+                        .attributes
+                        .get("frame.reason")
+                        .cloned()
+                        .unwrap_or_default(),
                 )
             })
             .collect();
         (verdicts, unusable)
     });
     for (i, verdict) in verdicts.iter().take(5).enumerate() {
-        assert_eq!(verdict.as_deref(), Some("review"), "coil {i}: {verdicts:?} {unusable:?}");
+        assert_eq!(
+            verdict.as_deref(),
+            Some("review"),
+            "coil {i}: {verdicts:?} {unusable:?}"
+        );
     }
-    assert_eq!(verdicts[5].as_deref(), Some("ok"), "{verdicts:?} {unusable:?}");
+    assert_eq!(
+        verdicts[5].as_deref(),
+        Some("ok"),
+        "{verdicts:?} {unusable:?}"
+    );
     assert_eq!(unusable.len(), 4 * 8 + 1, "{unusable:?}");
-    assert!(unusable.iter().all(|(_, reason)| !reason.is_empty()), "{unusable:?}");
+    assert!(
+        unusable.iter().all(|(_, reason)| !reason.is_empty()),
+        "{unusable:?}"
+    );
 }
 
 #[test]

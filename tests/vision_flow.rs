@@ -1,8 +1,8 @@
 //! The vision flows on `loupe synth` folders: capture -> preprocess -> classify (coils) and
 //! capture -> preprocess -> segment (surfaces), each run in-process and with every node as its
 //! own `loupe serve` process; both ways must record the same verdicts for the same images.
-//! (`max_batch: 1` here: scores are compared to 4 decimals, and a batch's composition,
-//! which depends on timing, could move the last bits of a float.)
+//! (`serving: {max_batch: 1}` here: scores are compared to 4 decimals, and a batch's
+//! composition, which depends on timing, could move the last bits of a float.)
 
 mod common;
 
@@ -46,7 +46,7 @@ fn coil_nodes(dir: &Path) -> Vec<(&'static str, &'static str, String)> {
             "classify",
             "classify",
             format!(
-                "{{model: \"{}\", max_batch: 1}}",
+                "{{model: \"{}\", serving: {{max_batch: 1}}}}",
                 repo().join("models/coil-classifier").display()
             ),
         ),
@@ -73,7 +73,7 @@ fn surface_nodes(dir: &Path) -> Vec<(&'static str, &'static str, String)> {
             "segment",
             "segment",
             format!(
-                "{{model: \"{}\", max_batch: 1}}",
+                "{{model: \"{}\", serving: {{max_batch: 1}}}}",
                 repo().join("models/surface-segmenter").display()
             ),
         ),

@@ -59,7 +59,7 @@ def node(loupe_node):
         pytest.skip("ONNX Runtime library not found (tests/run sets ORT_DYLIB_PATH)")
     return loupe_node(
         "classify",
-        settings={"model": str(MODEL_DIR), "reload_interval": "0s"},
+        settings={"model": str(MODEL_DIR), "serving": {"reload_interval": "0s"}},
         env={"ORT_DYLIB_PATH": ort},
     )
 

@@ -83,7 +83,7 @@ def classify_node(loupe_node):
         )
     return loupe_node(
         "classify",
-        settings={"model": str(MODEL_DIR), "reload_interval": "0s"},
+        settings={"model": str(MODEL_DIR), "serving": {"reload_interval": "0s"}},
         env={"ORT_DYLIB_PATH": ort},
     )
 

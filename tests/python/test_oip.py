@@ -153,7 +153,7 @@ def ort_or_skip() -> str:
 def classify_node(loupe_node):
     return loupe_node(
         "classify",
-        settings={"model": str(MODEL_DIR), "reload_interval": "0s"},
+        settings={"model": str(MODEL_DIR), "serving": {"reload_interval": "0s"}},
         env={"ORT_DYLIB_PATH": ort_or_skip()},
     )
 
@@ -280,7 +280,7 @@ def test_bad_requests_are_invalid_argument_with_a_reason(triton, card):
 def test_segment_serves_the_protocol_too(loupe_node):
     node = loupe_node(
         "segment",
-        settings={"model": str(SEGMENTER_DIR), "reload_interval": "0s"},
+        settings={"model": str(SEGMENTER_DIR), "serving": {"reload_interval": "0s"}},
         env={"ORT_DYLIB_PATH": ort_or_skip()},
     )
     client = grpcclient.InferenceServerClient(url=node.address)

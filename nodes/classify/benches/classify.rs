@@ -1,8 +1,8 @@
 //! `classify` benchmarks with the shipped coil classifier on ONNX Runtime (one intra-op
 //! thread): image -> tensor, inference at batch 1 and 8, and the whole node (decode, prepare,
 //! dynamic batching, inference, attributes) at concurrency 1, 8 and 32 with batching off
-//! (`max_batch: 1`) and on (`max_batch: 8`). Figures: `benches/README.md` at the repository
-//! root.
+//! (`serving.max_batch: 1`) and on (`serving.max_batch: 8`). Figures: `benches/README.md` at
+//! the repository root.
 //!
 //! Run: `cargo bench -p loupe-classify --bench classify` (needs the ONNX Runtime library:
 //! `tests/run` or `loupe setup` installs it into `.venv`).
@@ -82,8 +82,8 @@ fn benches(c: &mut Criterion) {
                 max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
             };
             let settings = serde_json::json!({
-                "model": model_dir(), "max_batch": max_batch, "max_batch_delay": "2ms",
-                "reload_interval": "0s",
+                "model": model_dir(),
+                "serving": { "max_batch": max_batch, "max_batch_delay": "2ms", "reload_interval": "0s" },
             });
             let node = factory::<Classify>()
                 .build(&settings, &ctx)

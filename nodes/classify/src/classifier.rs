@@ -83,7 +83,7 @@ impl Classifier {
     /// checks that the graph matches the card.
     ///
     /// `intra_threads` is the number of threads one inference may use (`0`: ONNX Runtime
-    /// decides). Blocking: call it off the async runtime.
+    /// decides; the node's `serving.intra_threads`). Blocking: call it off the async runtime.
     pub fn load(
         dir: impl AsRef<Path>,
         intra_threads: usize,

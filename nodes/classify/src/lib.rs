@@ -8,18 +8,36 @@
 //! - `classify.label`: the winning label;
 //! - `classify.score`: its probability, 4 decimals;
 //! - `classify.scores`: JSON object label -> probability (4 decimals);
+//! - `classify.p.<label>`: each label's probability on its own (6 decimals), for rules:
+//!   `double(classify.p.loose_wire) >= 0.2` in a route rule or a product policy;
 //! - `classify.confident`: `true` when the score reaches the decision threshold (the card's, or
 //!   `threshold_override`), else `false`;
 //! - `classify.model`: `name@version` from the model card.
 //!
 //! ## Serving
-//! - Dynamic batching: concurrent requests share one inference (`max_batch`,
-//!   `max_batch_delay`, `batch_queue`; see [`loupe_sdk::model::batch`]).
+//! The `serving:` settings ([`loupe_sdk::model::serving::ServingSettings`], shared with
+//! `segment`, one set of defaults) say how the model runs:
+//!
+//! ```yaml
+//! settings:
+//!   model: models/coil-classifier
+//!   serving:            # every key optional; these are the defaults but max_batch
+//!     intra_threads: 1
+//!     max_batch: 8
+//!     max_batch_delay: 2ms
+//!     batch_queue: 64
+//!     reload_interval: 2s
+//! ```
+//!
+//! - Dynamic batching: concurrent requests share one inference (`serving.max_batch`,
+//!   `serving.max_batch_delay`, `serving.batch_queue`; see [`loupe_sdk::model::batch`]);
+//!   off by default (`max_batch: 1`: on a CPU it gains nothing, `benches/README.md`).
+//! - Threads: `serving.intra_threads` per inference (default 1).
 //! - Warm-up at start: health stays NOT_SERVING until one inference has run.
 //! - Hot reload: when `model.onnx` or `model.yaml` change (and then stay unchanged for one
 //!   more look), the new model is loaded and warmed up beside the old one, then swapped in;
 //!   requests in flight finish on the model they started with, none is dropped. A model that
-//!   fails to load is logged and the old one keeps serving (`reload_interval`).
+//!   fails to load is logged and the old one keeps serving (`serving.reload_interval`).
 //! - Open Inference Protocol: served with `loupe serve classify`, the node's port also answers
 //!   `inference.GRPCInferenceService` (KServe v2 / Triton's gRPC API) for its model, under the
 //!   card's name and version, through the same ONNX Runtime session
@@ -46,11 +64,11 @@ pub mod remote;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use loupe_sdk::model::oip;
-use loupe_sdk::model::server::{ModelServer, ServingConfig, model_problems};
+use loupe_sdk::model::server::{ModelServer, model_problems};
+use loupe_sdk::model::serving::{self, ServingSettings};
 use loupe_sdk::{
     BuildContext, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output, ProcessError,
     Processor, Relationship, SettingsError,
@@ -71,6 +89,8 @@ pub mod attr {
     pub const SCORE: &str = "classify.score";
     /// JSON object label -> probability.
     pub const SCORES: &str = "classify.scores";
+    /// Prefix of one attribute per label with its probability (`classify.p.loose_wire`).
+    pub const PROBABILITY_PREFIX: &str = "classify.p.";
     /// `true` when the score reaches the decision threshold, else `false`.
     pub const CONFIDENT: &str = "classify.confident";
     /// `name@version` of the model.
@@ -92,61 +112,17 @@ pub struct ClassifySettings {
     /// Where inference runs: `local` (the default: ONNX Runtime in this process) or
     /// `{ oip: { endpoint, model, version, timeout, ready_timeout } }`, a remote Open Inference
     /// Protocol server; the card drives preprocessing and labels either way (see [`backend`]).
-    /// The batching, threading and reload settings apply to `local` only.
+    /// The `serving` settings apply to `local` only.
     #[serde(default)]
     pub backend: Backend,
-    /// Threads one inference may use. `0` lets ONNX Runtime use one per core, which
-    /// oversubscribes the machine when several nodes share it.
-    #[serde(default = "default_intra_threads")]
-    pub intra_threads: usize,
     /// Decision threshold in `[0, 1]` replacing the model card's: `classify.confident` is
     /// `true` when the winning probability is at or above it.
     #[serde(default)]
     pub threshold_override: Option<f32>,
-    /// Most images classified in one inference (dynamic batching); `1` (the default) turns
-    /// batching off. On a CPU with one intra-op thread batching gains nothing (measured:
-    /// `benches/README.md`); raise it where one inference is parallel (GPU, more threads).
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-    /// Longest the first image of a batch waits for more (humantime, e.g. `2ms`). Only spent
-    /// while other requests are on their way: a lone request never waits.
-    #[serde(
-        default = "default_max_batch_delay",
-        with = "loupe_sdk::config::duration"
-    )]
-    #[schemars(with = "String")]
-    pub max_batch_delay: Duration,
-    /// Most decoded images waiting for a batch; more requests wait for room (back pressure).
-    #[serde(default = "default_batch_queue")]
-    pub batch_queue: usize,
-    /// How often the model directory is looked at for a changed model to load (hot reload;
-    /// humantime, e.g. `2s`); `0s` turns hot reload off.
-    #[serde(
-        default = "default_reload_interval",
-        with = "loupe_sdk::config::duration"
-    )]
-    #[schemars(with = "String")]
-    pub reload_interval: Duration,
-}
-
-fn default_intra_threads() -> usize {
-    1
-}
-
-fn default_max_batch() -> usize {
-    1
-}
-
-fn default_max_batch_delay() -> Duration {
-    Duration::from_millis(2)
-}
-
-fn default_batch_queue() -> usize {
-    64
-}
-
-fn default_reload_interval() -> Duration {
-    Duration::from_secs(2)
+    /// How the model is served: batching, threads, hot reload (`serving: { max_batch: 8 }`;
+    /// every key optional, defaults in [`ServingSettings`]). Applies to the `local` backend.
+    #[serde(default)]
+    pub serving: ServingSettings,
 }
 
 #[async_trait]
@@ -166,7 +142,7 @@ impl NodeKind for Classify {
 
     fn validate(settings: &ClassifySettings) -> Vec<SettingsError> {
         let mut problems = model_problems(&settings.model, settings.threshold_override);
-        problems.extend(settings.serving().problems());
+        problems.extend(settings.serving.problems_at(serving::KEY));
         problems.extend(settings.backend.problems());
         problems
     }
@@ -183,7 +159,7 @@ impl NodeKind for Classify {
                         &ctx.node_id,
                         dir,
                         &settings.model,
-                        settings.serving(),
+                        settings.serving,
                     )
                     .await?,
                 );
@@ -205,19 +181,6 @@ impl NodeKind for Classify {
                     description,
                 }))
             }
-        }
-    }
-}
-
-impl ClassifySettings {
-    /// The settings shared with every served model.
-    pub fn serving(&self) -> ServingConfig {
-        ServingConfig {
-            intra_threads: self.intra_threads,
-            max_batch: self.max_batch,
-            max_batch_delay: self.max_batch_delay,
-            batch_queue: self.batch_queue,
-            reload_interval: self.reload_interval,
         }
     }
 }
@@ -283,6 +246,13 @@ impl ClassifyProcessor {
             .collect();
         let threshold = self.threshold_override.unwrap_or(card.threshold);
         let confident = prediction.score >= threshold;
+        let mut flow_file = flow_file;
+        for (label, p) in &prediction.probabilities {
+            flow_file = flow_file.with_attr(
+                format!("{}{label}", attr::PROBABILITY_PREFIX),
+                format!("{p:.6}"),
+            );
+        }
         vec![
             flow_file
                 .with_attr(attr::LABEL, prediction.label)

@@ -163,7 +163,8 @@ async fn nhwc_bgr_logits_variant_is_driven_by_its_card() {
     }
     // 48x48, NHWC, BGR, no mean/std, logits output: every card-controlled step differs from
     // the NCHW model. Reading the image as RGB here would turn red into `loose_wire`.
-    let node = node(json!({ "model": "tiny-classifier/nhwc", "intra_threads": 2 })).await;
+    let node =
+        node(json!({ "model": "tiny-classifier/nhwc", "serving": { "intra_threads": 2 } })).await;
     for (colour, label) in [(RED, "burr"), (GREEN, "ok"), (BLUE, "loose_wire")] {
         for (w, h) in [(48, 48), (32, 32), (300, 200)] {
             let out = classify(&node, png(w, h, colour)).await;
@@ -200,7 +201,7 @@ async fn concurrent_requests_with_batching_on_each_get_their_own_answer() {
         return;
     }
     let node =
-        node(json!({ "model": "tiny-classifier", "max_batch": 8, "max_batch_delay": "20ms" }))
+        node(json!({ "model": "tiny-classifier", "serving": { "max_batch": 8, "max_batch_delay": "20ms" } }))
             .await;
     let tasks: Vec<_> = (0..32)
         .map(|i| {
@@ -360,7 +361,7 @@ async fn a_changed_model_is_hot_reloaded_without_dropping_a_request() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live");
     install_model(&models_dir().join("tiny-classifier"), &live);
-    let node = node(json!({ "model": live, "reload_interval": "50ms" })).await;
+    let node = node(json!({ "model": live, "serving": { "reload_interval": "50ms" } })).await;
 
     // Two clients keep classifying while the model is replaced under them.
     let stop = Arc::new(AtomicBool::new(false));
@@ -418,12 +419,20 @@ async fn a_changed_model_is_hot_reloaded_without_dropping_a_request() {
 async fn batching_and_reload_settings_are_checked() {
     let problems = <Classify as loupe_sdk::NodeKind>::validate(
         &serde_json::from_value(json!({
-            "model": "m", "max_batch": 0, "batch_queue": 0, "max_batch_delay": "5s"
+            "model": "m",
+            "serving": { "max_batch": 0, "batch_queue": 0, "max_batch_delay": "5s" }
         }))
         .unwrap(),
     );
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["max_batch", "batch_queue", "max_batch_delay"]);
+    assert_eq!(
+        paths,
+        [
+            "serving.max_batch",
+            "serving.batch_queue",
+            "serving.max_batch_delay"
+        ]
+    );
 }
 
 #[test]

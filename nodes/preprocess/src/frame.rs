@@ -10,8 +10,9 @@
 //! - `contrast`: standard deviation of luma;
 //! - `correlation`: correlation of horizontally adjacent thumbnail pixels — about 1 for a
 //!   photo, about 0 for a noise frame;
-//! - `sharpness`: mean absolute difference of adjacent thumbnail pixels divided by `contrast`
-//!   — falls when the frame is out of focus;
+//! - `sharpness`: root mean square difference of adjacent thumbnail pixels divided by
+//!   `contrast` — falls when the frame is out of focus (blur spreads an edge's difference
+//!   over more pixels: its square sum falls);
 //! - `coverage` and `offset` (with `object`): the object is the connected region of thumbnail
 //!   pixels differing from the frame's border colour (its median) by more than
 //!   `foreground_level` in some channel that has the most pixels near the frame's centre;
@@ -45,8 +46,8 @@ pub struct FrameCheckSettings {
     /// Lowest adjacent-pixel correlation; below it the frame is `noise`.
     #[serde(default = "default_min_correlation")]
     pub min_correlation: f32,
-    /// Lowest sharpness (mean adjacent difference / contrast); below it the frame is
-    /// `out of focus`.
+    /// Lowest sharpness (root mean square adjacent difference / contrast); below it the
+    /// frame is `out of focus`.
     #[serde(default = "default_min_sharpness")]
     pub min_sharpness: f32,
     /// The object the camera photographs, at its expected scale and place. Absent: not
@@ -93,7 +94,7 @@ fn default_min_correlation() -> f32 {
     0.3
 }
 fn default_min_sharpness() -> f32 {
-    0.02
+    0.07
 }
 fn default_foreground_level() -> f32 {
     20.0
@@ -142,7 +143,10 @@ impl FrameCheckSettings {
         let mut problems = Vec::new();
         let mut range = |path: &str, lo: f32, hi: f32, what: &str| {
             if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                problems.push((path.to_string(), format!("{what}: must be finite, min < max")));
+                problems.push((
+                    path.to_string(),
+                    format!("{what}: must be finite, min < max"),
+                ));
             }
         };
         range(
@@ -176,7 +180,7 @@ pub struct FrameReport {
     pub contrast: f32,
     /// Adjacent-pixel correlation.
     pub correlation: f32,
-    /// Mean adjacent difference / contrast.
+    /// Root mean square adjacent difference / contrast.
     pub sharpness: f32,
     /// Share of the frame the object covers (0 when not checked).
     pub coverage: f32,
@@ -217,19 +221,19 @@ pub fn check(image: &DynamicImage, settings: &FrameCheckSettings) -> FrameReport
     let (mut diff, mut cov, mut pairs) = (0.0f32, 0.0f32, 0.0f32);
     for row in thumb.chunks_exact(THUMB) {
         for pair in row.windows(2) {
-            diff += (pair[0] - pair[1]).abs();
+            diff += (pair[0] - pair[1]).powi(2);
             cov += (pair[0] - brightness) * (pair[1] - brightness);
             pairs += 1.0;
         }
     }
     let variance = contrast * contrast;
     let correlation = if variance > 0.0 {
-        cov / pairs / variance
+        (cov / pairs / variance).clamp(-1.0, 1.0)
     } else {
         0.0
     };
     let sharpness = if contrast > 0.0 {
-        diff / pairs / contrast
+        (diff / pairs).sqrt() / contrast
     } else {
         0.0
     };
@@ -525,7 +529,10 @@ mod tests {
 
     #[test]
     fn a_centred_object_at_its_scale_is_usable() {
-        let r = check(&disc(256, 80.0, 128.0, 128.0), &FrameCheckSettings::default());
+        let r = check(
+            &disc(256, 80.0, 128.0, 128.0),
+            &FrameCheckSettings::default(),
+        );
         assert!(r.usable, "{r:?}");
         assert!((r.coverage - 0.31).abs() < 0.05, "{r:?}");
         assert!(r.offset < 0.05 && r.correlation > 0.8, "{r:?}");
@@ -547,15 +554,27 @@ mod tests {
             let v = (state >> 16) as u8;
             Rgb([v, v, v])
         }));
-        assert!(reason(&noise).unwrap().starts_with("noise"), "{:?}", reason(&noise));
+        assert!(
+            reason(&noise).unwrap().starts_with("noise"),
+            "{:?}",
+            reason(&noise)
+        );
     }
 
     #[test]
     fn a_tiny_absent_or_off_centre_object_is_unusable() {
         let tiny = disc(256, 12.0, 128.0, 128.0);
-        assert!(reason(&tiny).unwrap().starts_with("no object"), "{:?}", reason(&tiny));
+        assert!(
+            reason(&tiny).unwrap().starts_with("no object"),
+            "{:?}",
+            reason(&tiny)
+        );
         let off = disc(256, 50.0, 40.0, 40.0);
-        assert!(reason(&off).unwrap().starts_with("object off centre"), "{:?}", reason(&off));
+        assert!(
+            reason(&off).unwrap().starts_with("object off centre"),
+            "{:?}",
+            reason(&off)
+        );
         let huge = disc(256, 400.0, 128.0, 128.0);
         assert!(reason(&huge).is_some());
     }
@@ -563,10 +582,12 @@ mod tests {
     #[test]
     fn a_frame_far_out_of_focus_is_unusable() {
         let sharp = disc(256, 80.0, 128.0, 128.0);
-        let blurred = sharp.blur(12.0);
+        let blurred = sharp.blur(25.0);
         let r = check(&blurred, &FrameCheckSettings::default());
         assert!(
-            r.reason.as_deref().is_some_and(|r| r.starts_with("out of focus")),
+            r.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("out of focus")),
             "{r:?}"
         );
     }

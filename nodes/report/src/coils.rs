@@ -176,13 +176,22 @@ mod tests {
             count("e", None, "ok", "ok"),
         ];
         let f = CoilFigures::from_counts(&rows, "loose_wire", &["loose_wire".to_string()]);
-        assert_eq!((f.coils, f.decided, f.stopped, f.camera_stopped), (5, 4, 3, 3));
-        assert_eq!((f.defective, f.defective_stopped, f.defective_passed()), (1, 1, 0));
+        assert_eq!(
+            (f.coils, f.decided, f.stopped, f.camera_stopped),
+            (5, 4, 3, 3)
+        );
+        assert_eq!(
+            (f.defective, f.defective_stopped, f.defective_passed()),
+            (1, 1, 0)
+        );
         assert_eq!((f.good_camera_stopped, f.good_stopped), (2, 2));
         assert_eq!(f.false_rejects_cleared(), Some(0.0));
         let text = f.text();
         assert!(text.contains("the camera would have stopped 2 good coils, Loupe stopped 2; defective coils passed: 0 (of 1)"), "{text}");
-        assert!(text.contains("coils still waiting for their angles: 1"), "{text}");
+        assert!(
+            text.contains("coils still waiting for their angles: 1"),
+            "{text}"
+        );
         assert_eq!(f.verdicts["review"], 1);
     }
 }

@@ -402,22 +402,34 @@ mod tests {
             with(row("c1", DAY + 1, "loose_wire", "burr", None), Some("ok")),
             with(row("c1", DAY + 2, "ok", "ok", None), Some("ok")),
             // Both stop a real defect.
-            with(row("c2", DAY + 3, "loose_wire", "loose_wire", None), Some("defective")),
+            with(
+                row("c2", DAY + 3, "loose_wire", "loose_wire", None),
+                Some("defective"),
+            ),
             // Loupe sends an unusable frame to review; the camera passed it.
             with(row("c3", DAY + 4, "ok", "ok", None), Some("review")),
             // Loupe passed it, a reviewer found a loose wire.
-            with(row("c4", DAY + 5, "ok", "ok", Some("loose_wire")), Some("ok")),
+            with(
+                row("c4", DAY + 5, "ok", "ok", Some("loose_wire")),
+                Some("ok"),
+            ),
             // Still waiting for angles.
             with(row("c5", DAY + 6, "ok", "ok", None), None),
         ];
         let c = coils(&rows, &labels);
         assert_eq!(c.len(), 1);
         let c = &c[0];
-        assert_eq!((c.coils, c.waiting, c.camera_stopped, c.stopped, c.review), (4, 1, 2, 2, 1));
+        assert_eq!(
+            (c.coils, c.waiting, c.camera_stopped, c.stopped, c.review),
+            (4, 1, 2, 2, 1)
+        );
         assert_eq!((c.camera_stops_cleared, c.stopped_camera_passed), (1, 1));
         assert_eq!(c.reviewed_defective_passed, 1);
-        let csv = coils_csv(&[c.clone()]);
-        assert!(csv.starts_with("day,line,coils,camera_would_stop,loupe_stopped"), "{csv}");
+        let csv = coils_csv(std::slice::from_ref(c));
+        assert!(
+            csv.starts_with("day,line,coils,camera_would_stop,loupe_stopped"),
+            "{csv}"
+        );
         assert!(csv.contains("2025-11-21,L1,4,2,2,1,1,1,1,1"), "{csv}");
     }
 }

@@ -228,14 +228,26 @@ mod tests {
             v.push(("classify.scores.loose_wire", score));
             decide(&p, &v)
         };
-        assert_eq!(with("0.5"), AngleDecision::Pass, "camera passed, model unsure");
-        assert_eq!(with("0.95"), AngleDecision::Stop, "camera passed, model very sure");
+        assert_eq!(
+            with("0.5"),
+            AngleDecision::Pass,
+            "camera passed, model unsure"
+        );
+        assert_eq!(
+            with("0.95"),
+            AngleDecision::Stop,
+            "camera passed, model very sure"
+        );
         let flagged = [
             ("frame.usable", "true"),
             ("camera.verdict", "loose_wire"),
             ("classify.scores.loose_wire", "0.3"),
         ];
-        assert_eq!(decide(&p, &flagged), AngleDecision::Stop, "camera and model agree");
+        assert_eq!(
+            decide(&p, &flagged),
+            AngleDecision::Stop,
+            "camera and model agree"
+        );
     }
 
     #[test]
@@ -254,7 +266,10 @@ mod tests {
             error_kind: Some("invalid_input"),
             ..Default::default()
         });
-        assert_eq!((d, why.as_str()), (AngleDecision::Review, "failed: invalid_input"));
+        assert_eq!(
+            (d, why.as_str()),
+            (AngleDecision::Review, "failed: invalid_input")
+        );
         let (d, why) = p.decide(&AngleFacts::default());
         assert_eq!(d, AngleDecision::Review);
         assert!(why.starts_with("policy undecided"), "{why}");
@@ -270,7 +285,10 @@ mod tests {
         };
         assert_eq!(p.decide(&facts("loose_wire", None)).0, AngleDecision::Stop);
         assert_eq!(p.decide(&facts("burr", None)).0, AngleDecision::Pass);
-        assert_eq!(p.decide(&facts("ok", Some("decode"))).0, AngleDecision::Review);
+        assert_eq!(
+            p.decide(&facts("ok", Some("decode"))).0,
+            AngleDecision::Review
+        );
     }
 
     #[test]

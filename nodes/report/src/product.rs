@@ -147,9 +147,8 @@ pub fn decide(
         r.dedup();
         r.join(",")
     };
-    let count = |decision: AngleDecision| {
-        per_angle.values().filter(|(d, _)| *d == decision).count() as u32
-    };
+    let count =
+        |decision: AngleDecision| per_angle.values().filter(|(d, _)| *d == decision).count() as u32;
     let stopped = count(AngleDecision::Stop);
     let (verdict, defects) = if stopped >= policy.stop_angles() {
         (Verdict::Defective, reasons(AngleDecision::Stop))
@@ -279,12 +278,18 @@ mod tests {
             seen(3, "ok", "0.01", true),
         ];
         let v = decide("p", &rows, &p, "loose_wire", false, 5).unwrap();
-        assert_eq!((v.verdict, v.defect_angles, v.camera_flagged), (Verdict::Ok, 0, 1));
+        assert_eq!(
+            (v.verdict, v.defect_angles, v.camera_flagged),
+            (Verdict::Ok, 0, 1)
+        );
         // Camera and model agree on one angle: stopped.
         let mut stop = rows.clone();
         stop[0] = seen(0, "loose_wire", "0.3", true);
         let v = decide("p", &stop, &p, "loose_wire", false, 5).unwrap();
-        assert_eq!((v.verdict, v.defects.as_str()), (Verdict::Defective, "loose_wire"));
+        assert_eq!(
+            (v.verdict, v.defects.as_str()),
+            (Verdict::Defective, "loose_wire")
+        );
     }
 
     #[test]
@@ -297,14 +302,20 @@ mod tests {
             seen(3, "ok", "0.0", true),
         ];
         let v = decide("p", &rows, &p, "loose_wire", false, 5).unwrap();
-        assert_eq!((v.verdict, v.defects.as_str()), (Verdict::Review, "unusable frame"));
+        assert_eq!(
+            (v.verdict, v.defects.as_str()),
+            (Verdict::Review, "unusable frame")
+        );
         assert!(Verdict::stops(v.verdict.as_str()));
         // A failed angle (no classify attributes) also goes to review.
         let mut failed = rows.clone();
         failed[1] = row(1, "", "ok");
         failed[1].error_kind = Some("invalid_input".into());
         let v = decide("p", &failed, &p, "loose_wire", false, 5).unwrap();
-        assert_eq!((v.verdict, v.defects.as_str()), (Verdict::Review, "failed: invalid_input"));
+        assert_eq!(
+            (v.verdict, v.defects.as_str()),
+            (Verdict::Review, "failed: invalid_input")
+        );
         // A stopped angle outranks a review.
         let mut both = rows;
         both[2] = seen(2, "loose_wire", "0.5", true);
@@ -318,7 +329,10 @@ mod tests {
         let rows = vec![seen(0, "ok", "0.0", true), seen(1, "ok", "0.0", true)];
         assert_eq!(decide("p", &rows, &p, "loose_wire", false, 5), None);
         let v = decide("p", &rows, &p, "loose_wire", true, 5).unwrap();
-        assert_eq!((v.verdict, v.angles, v.expected), (Verdict::Incomplete, 2, 4));
+        assert_eq!(
+            (v.verdict, v.angles, v.expected),
+            (Verdict::Incomplete, 2, 4)
+        );
         assert!(Verdict::stops(v.verdict.as_str()));
         assert!(!Verdict::stops("ok"));
     }

@@ -28,7 +28,6 @@
 //! Rules compile when the flow is validated: an invalid expression is a located
 //! `loupe validate` error (`settings.rules[1].when`). See `loupe_sdk::expr` for what expressions see.
 
-
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;

@@ -220,7 +220,8 @@ fn is_runtime_library(name: &str) -> bool {
 /// Loads a model into a new session on the process-wide environment (initialising ONNX Runtime
 /// first if needed).
 ///
-/// `intra_threads` is the number of threads one inference may use; `0` lets ONNX Runtime
+/// `intra_threads` is the number of threads one inference may use (a model node's
+/// `serving.intra_threads`, [`crate::model::serving::ServingSettings`]); `0` lets ONNX Runtime
 /// choose (one per physical core), which is rarely right when several nodes share a machine.
 pub fn session(model_path: impl AsRef<Path>, intra_threads: usize) -> Result<Session, OnnxError> {
     let path = model_path.as_ref();

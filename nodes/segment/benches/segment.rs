@@ -72,7 +72,8 @@ fn benches(c: &mut Criterion) {
             base_dir: model_dir(),
             max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
         };
-        let settings = serde_json::json!({"model": model_dir(), "reload_interval": "0s"});
+        let settings =
+            serde_json::json!({"model": model_dir(), "serving": {"reload_interval": "0s"}});
         let node = factory::<Segment>()
             .build(&settings, &ctx)
             .await

@@ -24,9 +24,19 @@
 //! pixels, `area_pct`), `segment.regions.count` and `segment.model`.
 //!
 //! Serving is the classify node's: dynamic batching, warm-up before SERVING, hot reload of a
-//! changed model (all in [`loupe_sdk::model`]); with `loupe serve segment` the port also
-//! answers the Open Inference Protocol (`inference.GRPCInferenceService`) for the model, under
-//! the card's name and version, through the same session ([`loupe_sdk::model::oip::service`]).
+//! changed model (all in [`loupe_sdk::model`]), set by the same `serving:` settings with the
+//! same defaults ([`loupe_sdk::model::serving::ServingSettings`]: `intra_threads: 1`,
+//! `max_batch: 1`, `max_batch_delay: 2ms`, `batch_queue: 64`, `reload_interval: 2s`):
+//!
+//! ```yaml
+//! settings:
+//!   model: models/surface-segmenter
+//!   serving: { max_batch: 4, reload_interval: 0s }
+//! ```
+//!
+//! With `loupe serve segment` the port also answers the Open Inference Protocol
+//! (`inference.GRPCInferenceService`) for the model, under the card's name and version,
+//! through the same session ([`loupe_sdk::model::oip::service`]).
 //!
 //! ## Layout
 //! - [`card`]: the segmentation model card.
@@ -45,13 +55,13 @@ pub mod segmenter;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::DynamicImage;
 use loupe_sdk::model::oip::{self, OipModel};
-use loupe_sdk::model::server::{ModelServer, ServingConfig, model_problems};
+use loupe_sdk::model::server::{ModelServer, model_problems};
+use loupe_sdk::model::serving::{self, ServingSettings};
 use loupe_sdk::model::{interrupted, resume_panic};
 use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
@@ -100,9 +110,6 @@ pub struct Segment;
 pub struct SegmentSettings {
     /// Directory holding `model.onnx` and its card `model.yaml`; relative to the flow file.
     pub model: PathBuf,
-    /// Threads one inference may use (`0`: ONNX Runtime decides, one per core).
-    #[serde(default = "default_intra_threads")]
-    pub intra_threads: usize,
     /// Image threshold in `[0, 1]` replacing the card's `image_threshold` for
     /// `segment.defect`.
     #[serde(default)]
@@ -120,33 +127,12 @@ pub struct SegmentSettings {
     /// Emit the class mask to the `mask` relationship.
     #[serde(default = "default_true")]
     pub mask: bool,
-    /// Most images segmented in one inference (dynamic batching); `1` (the default) turns
-    /// batching off; see the classify node's `max_batch` and `benches/README.md`.
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-    /// Longest the first image of a batch waits for more while others are on their way.
-    #[serde(
-        default = "default_max_batch_delay",
-        with = "loupe_sdk::config::duration"
-    )]
-    #[schemars(with = "String")]
-    pub max_batch_delay: Duration,
-    /// Most decoded images waiting for a batch; more requests wait for room.
-    #[serde(default = "default_batch_queue")]
-    pub batch_queue: usize,
-    /// How often the model directory is looked at for a changed model (hot reload); `0s`
-    /// turns it off.
-    #[serde(
-        default = "default_reload_interval",
-        with = "loupe_sdk::config::duration"
-    )]
-    #[schemars(with = "String")]
-    pub reload_interval: Duration,
+    /// How the model is served: batching, threads, hot reload (`serving: { max_batch: 4 }`;
+    /// every key optional, defaults in [`ServingSettings`], the same as classify's).
+    #[serde(default)]
+    pub serving: ServingSettings,
 }
 
-fn default_intra_threads() -> usize {
-    1
-}
 fn default_min_region_px() -> u64 {
     4
 }
@@ -155,18 +141,6 @@ fn default_max_regions() -> usize {
 }
 fn default_true() -> bool {
     true
-}
-fn default_max_batch() -> usize {
-    1
-}
-fn default_max_batch_delay() -> Duration {
-    Duration::from_millis(2)
-}
-fn default_batch_queue() -> usize {
-    16
-}
-fn default_reload_interval() -> Duration {
-    Duration::from_secs(2)
 }
 
 #[async_trait]
@@ -197,7 +171,7 @@ impl NodeKind for Segment {
 
     fn validate(settings: &SegmentSettings) -> Vec<SettingsError> {
         let mut problems = model_problems(&settings.model, settings.threshold_override);
-        problems.extend(settings.serving().problems());
+        problems.extend(settings.serving.problems_at(serving::KEY));
         problems
     }
 
@@ -208,7 +182,7 @@ impl NodeKind for Segment {
                 &ctx.node_id,
                 ctx.resolve(&settings.model),
                 &settings.model,
-                settings.serving(),
+                settings.serving,
             )
             .await?,
         );
@@ -235,19 +209,6 @@ impl OipModel for Segmenter {
 
     fn onnx_session(&self) -> &Mutex<ort::session::Session> {
         self.session()
-    }
-}
-
-impl SegmentSettings {
-    /// The settings shared with every served model.
-    pub fn serving(&self) -> ServingConfig {
-        ServingConfig {
-            intra_threads: self.intra_threads,
-            max_batch: self.max_batch,
-            max_batch_delay: self.max_batch_delay,
-            batch_queue: self.batch_queue,
-            reload_interval: self.reload_interval,
-        }
     }
 }
 

@@ -51,7 +51,9 @@ pub enum Fault {
 
 /// A fault that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{given}` is not a camera fault: {why} (blur:S, jpeg:Q, exposure:F, noise:S, tilt:D, black, white, grey, static, small)")]
+#[error(
+    "`{given}` is not a camera fault: {why} (blur:S, jpeg:Q, exposure:F, noise:S, tilt:D, black, white, grey, static, small)"
+)]
 pub struct FaultError {
     /// What was given.
     pub given: String,
@@ -162,7 +164,7 @@ impl Fault {
             Fault::Jpeg(quality) => jpeg(image, quality),
             Fault::Exposure(factor) => map(image, |v| f32::from(v) * factor),
             Fault::Noise(sigma) => {
-                let mut rng = Rng::new(seed, &[0x6e6f_6973_65]);
+                let mut rng = Rng::new(seed, &[0x006e_6f69_7365]);
                 map(image, |v| f32::from(v) + sigma * rng.normal())
             }
             Fault::Tilt(degrees) => tilt(image, degrees),
@@ -252,9 +254,15 @@ fn sample(image: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (image.width() as i64, image.height() as i64);
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = (x - x0, y - y0);
-    let at = |xi: i64, yi: i64| image.get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32);
+    let at =
+        |xi: i64, yi: i64| image.get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32);
     let (x0, y0) = (x0 as i64, y0 as i64);
-    let (a, b, c, d) = (at(x0, y0), at(x0 + 1, y0), at(x0, y0 + 1), at(x0 + 1, y0 + 1));
+    let (a, b, c, d) = (
+        at(x0, y0),
+        at(x0 + 1, y0),
+        at(x0, y0 + 1),
+        at(x0 + 1, y0 + 1),
+    );
     std::array::from_fn(|i| {
         let top = f32::from(a[i]) * (1.0 - fx) + f32::from(b[i]) * fx;
         let bottom = f32::from(c[i]) * (1.0 - fx) + f32::from(d[i]) * fx;
@@ -282,7 +290,12 @@ fn small(image: &RgbImage) -> RgbImage {
     let (sw, sh) = ((w / 6).max(1), (h / 6).max(1));
     let shrunk = image::imageops::resize(image, sw, sh, image::imageops::FilterType::Triangle);
     let mut out = RgbImage::from_pixel(w, h, *image.get_pixel(0, 0));
-    image::imageops::overlay(&mut out, &shrunk, i64::from((w - sw) / 2), i64::from((h - sh) / 2));
+    image::imageops::overlay(
+        &mut out,
+        &shrunk,
+        i64::from((w - sw) / 2),
+        i64::from((h - sh) / 2),
+    );
     out
 }
 
@@ -454,11 +467,27 @@ mod tests {
 
     #[test]
     fn faults_read_and_print_the_same() {
-        for text in ["blur:1.5", "jpeg:50", "exposure:0.7", "noise:8", "tilt:-7", "black", "small"] {
+        for text in [
+            "blur:1.5",
+            "jpeg:50",
+            "exposure:0.7",
+            "noise:8",
+            "tilt:-7",
+            "black",
+            "small",
+        ] {
             let fault: Fault = text.parse().unwrap();
             assert_eq!(fault.to_string(), text);
         }
-        for bad in ["blur", "blur:x", "jpeg:0", "exposure:0", "noise:-1", "black:1", "fog:2"] {
+        for bad in [
+            "blur",
+            "blur:x",
+            "jpeg:0",
+            "exposure:0",
+            "noise:-1",
+            "black:1",
+            "fog:2",
+        ] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");
         }
     }
@@ -478,12 +507,20 @@ mod tests {
         let noisy = Fault::Noise(8.0).apply(&flat, 7);
         assert_eq!(noisy, Fault::Noise(8.0).apply(&flat, 7));
         let n = noisy.len() as f32;
-        let sd = (noisy.iter().map(|&v| (f32::from(v) - 90.0).powi(2)).sum::<f32>() / n).sqrt();
+        let sd = (noisy
+            .iter()
+            .map(|&v| (f32::from(v) - 90.0).powi(2))
+            .sum::<f32>()
+            / n)
+            .sqrt();
         assert!((sd - 8.0).abs() < 0.8, "{sd}");
         // A tilt of 0 changes nothing; a tilt keeps the centre.
         assert_eq!(Fault::Tilt(0.0).apply(&image, 1), image);
         let square = RgbImage::from_fn(33, 33, |x, y| Rgb([(x * 7) as u8, (y * 7) as u8, 0]));
-        assert_eq!(Fault::Tilt(7.0).apply(&square, 1).get_pixel(16, 16), square.get_pixel(16, 16));
+        assert_eq!(
+            Fault::Tilt(7.0).apply(&square, 1).get_pixel(16, 16),
+            square.get_pixel(16, 16)
+        );
         let jpeg = Fault::Jpeg(50).apply(&image, 1);
         assert_eq!(jpeg.dimensions(), image.dimensions());
         assert!(Fault::Black.apply(&image, 1).iter().all(|&v| v == 0));

@@ -120,7 +120,10 @@ pub fn eval(args: Args) -> anyhow::Result<ExitCode> {
                     .filter(|c| !c.reproduced())
                     .map(|c| c.figure.clone()),
             );
-            entry.insert("card_comparison".into(), serde_json::to_value(&comparisons)?);
+            entry.insert(
+                "card_comparison".into(),
+                serde_json::to_value(&comparisons)?,
+            );
         }
         entry.insert("report".into(), report);
         if let Some(flow) = &args.flow {
@@ -149,10 +152,7 @@ pub fn eval(args: Args) -> anyhow::Result<ExitCode> {
             }
             entry.insert("coils".into(), serde_json::to_value(&coils)?);
         }
-        println!(
-            "evaluated in {:.1} s\n",
-            started.elapsed().as_secs_f64()
-        );
+        println!("evaluated in {:.1} s\n", started.elapsed().as_secs_f64());
         json.insert(condition.to_string(), entry.into());
     }
     if let Some(path) = &args.json {
@@ -184,7 +184,11 @@ fn images(
     Ok(if is_segmenter {
         let segmenter = Segmenter::load(&args.model, 1)?;
         let report = loupe_segment::eval::evaluate(&segmenter, data, args.batch, args.workers)?;
-        let test = segmenter.card().metrics.as_ref().and_then(|m| m.get("test"));
+        let test = segmenter
+            .card()
+            .metrics
+            .as_ref()
+            .and_then(|m| m.get("test"));
         (
             report.text(),
             report.comparisons(test),
@@ -192,9 +196,12 @@ fn images(
         )
     } else {
         let classifier = Classifier::load(&args.model, 1)?;
-        let report =
-            loupe_classify::eval::evaluate(&classifier, data, args.batch, args.workers)?;
-        let test = classifier.card().metrics.as_ref().and_then(|m| m.get("test"));
+        let report = loupe_classify::eval::evaluate(&classifier, data, args.batch, args.workers)?;
+        let test = classifier
+            .card()
+            .metrics
+            .as_ref()
+            .and_then(|m| m.get("test"));
         (
             report.text(),
             report.comparisons(test),
@@ -212,7 +219,11 @@ fn flow_coils(flow: &Path, model: &Path, data: &Path, work: &Path) -> anyhow::Re
             "{}: {} error(s):\n{}",
             flow.display(),
             errors.len(),
-            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     })?;
     let inbox = work.join("inbox");
@@ -226,7 +237,10 @@ fn flow_coils(flow: &Path, model: &Path, data: &Path, work: &Path) -> anyhow::Re
         };
         match node.node_type.as_str() {
             "capture" => {
-                settings.insert("directory".into(), absolute(&inbox).to_string_lossy().into());
+                settings.insert(
+                    "directory".into(),
+                    absolute(&inbox).to_string_lossy().into(),
+                );
                 settings.insert("after".into(), "delete".into());
                 settings.insert("min_age".into(), "0s".into());
                 for key in ["move_to", "upload", "snapshot"] {
@@ -283,7 +297,9 @@ fn flow_coils(flow: &Path, model: &Path, data: &Path, work: &Path) -> anyhow::Re
 /// Hard-links (or copies) every file of `from` into `to`, keeping the tree.
 fn link_folder(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
         let entry = entry?;
         let (source, target) = (entry.path(), to.join(entry.file_name()));
         if source.is_dir() {

@@ -122,14 +122,18 @@ pub(super) async fn coils(
                 .split_once(':')
                 .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
                 .ok_or_else(|| {
-                    DashboardError::BadRequest(format!("before `{cursor}` is not DECIDED_MS:PRODUCT"))
+                    DashboardError::BadRequest(format!(
+                        "before `{cursor}` is not DECIDED_MS:PRODUCT"
+                    ))
                 })?,
         ),
         None => None,
     };
     let today = crate::media::day_of(loupe_sdk::flowfile::now_ms());
     let start = api::day_start_ms(&today)?;
-    let counts = store.coil_counts(Some((start, start + api::DAY_MS))).await?;
+    let counts = store
+        .coil_counts(Some((start, start + api::DAY_MS)))
+        .await?;
     let figures = crate::coils::CoilFigures::from_counts(&counts, &d.camera_flag, &d.defect_labels);
     let mut body = format!(
         "<h1>Coils</h1><p class=\"muted\">One decision per coil (UTC day {today}): \

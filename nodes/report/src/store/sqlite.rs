@@ -210,8 +210,7 @@ impl SqliteStore {
                     line: row.get(4)?,
                     recorded_ms: row.get(5)?,
                     error_kind: row.get(6)?,
-                    attributes: serde_json::from_str(&row.get::<_, String>(7)?)
-                        .unwrap_or_default(),
+                    attributes: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
                 })
             })?;
             rows.collect()

@@ -7,6 +7,8 @@
 //! - [`eval`]: manifests, batched runs on several threads, AUROC and card comparison for
 //!   `loupe eval`.
 //! - [`reload`]: a replaceable current model and the directory watcher that swaps it.
+//! - [`serving`]: the `serving:` settings every model node takes (batching, threads, hot
+//!   reload; [`serving::ServingSettings`]), with one set of defaults.
 //! - [`server`]: all of the above put together for one node ([`server::ModelServer`]).
 //! - [`oip`]: the Open Inference Protocol (KServe v2): served beside a model node's own
 //!   service, and a client for remote inference.
@@ -18,6 +20,7 @@ pub mod input;
 pub mod oip;
 pub mod reload;
 pub mod server;
+pub mod serving;
 pub mod tensor;
 
 use crate::{ErrorKind, ProcessError};

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use image::DynamicImage;
@@ -16,6 +15,7 @@ use image::DynamicImage;
 use super::batch::{BatchConfig, BatchModel, Batcher};
 use super::card::{CARD_FILE, MODEL_FILE};
 use super::reload::{self, DirSignature, ModelSlot, WatchSpec};
+use super::serving::ServingSettings;
 use super::{interrupted, resume_panic, tensor};
 use crate::{NodeError, ProcessError, SettingsError};
 
@@ -33,44 +33,6 @@ pub trait ServedModel: BatchModel + Sized {
 
     /// `name@version`, for attributes and logs.
     fn id(&self) -> String;
-}
-
-/// How a model is served: the settings `classify` and `segment` share (each node documents
-/// them in its own settings, flat, next to its other settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServingConfig {
-    /// Threads one inference may use (`0`: ONNX Runtime decides).
-    pub intra_threads: usize,
-    /// Most images in one inference.
-    pub max_batch: usize,
-    /// Longest the first image of a batch waits for more.
-    pub max_batch_delay: Duration,
-    /// Most prepared images waiting for a batch.
-    pub batch_queue: usize,
-    /// How often the model directory is looked at for a new model; zero: never.
-    pub reload_interval: Duration,
-}
-
-impl ServingConfig {
-    /// Every problem with these values, named by their setting.
-    pub fn problems(&self) -> Vec<SettingsError> {
-        let mut problems = Vec::new();
-        for (name, value) in [
-            ("max_batch", self.max_batch),
-            ("batch_queue", self.batch_queue),
-        ] {
-            if value == 0 {
-                problems.push(SettingsError::new(name, "must be at least 1"));
-            }
-        }
-        if self.max_batch_delay > Duration::from_secs(1) {
-            problems.push(SettingsError::new(
-                "max_batch_delay",
-                "must be at most 1s (it is added to a request's latency)",
-            ));
-        }
-        problems
-    }
 }
 
 /// Problems with the two settings every model node has: `model` (a directory) and
@@ -114,14 +76,15 @@ pub struct ModelServer<M: ServedModel> {
 
 impl<M: ServedModel> ModelServer<M> {
     /// Loads the model in `dir` (named by the `model` setting `setting`, for messages) and
-    /// starts batching and, unless `reload_interval` is zero, watching `dir` for a new model.
+    /// starts batching and, unless `config.reload_interval` is zero, watching `dir` for a new
+    /// model, as the node's `serving` settings say.
     /// Must run within a Tokio runtime.
     pub async fn open(
         node_type: &'static str,
         node_id: &str,
         dir: PathBuf,
         setting: &Path,
-        config: ServingConfig,
+        config: ServingSettings,
     ) -> Result<Self, NodeError> {
         let threads = config.intra_threads;
         let (check_dir, load_dir) = (dir.clone(), dir.clone());

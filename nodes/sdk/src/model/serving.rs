@@ -1,0 +1,237 @@
+//! How a model is served: the `serving:` settings every model node (`classify`, `segment`)
+//! takes, with one set of defaults.
+//!
+//! ```yaml
+//! settings:
+//!   model: models/coil-classifier
+//!   serving:
+//!     intra_threads: 1
+//!     max_batch: 8
+//!     max_batch_delay: 2ms
+//!     batch_queue: 64
+//!     reload_interval: 2s
+//! ```
+//!
+//! Every key is optional; an unknown key is an error. A node embeds [`ServingSettings`] as
+//! `#[serde(default)] pub serving: ServingSettings` and reports [`ServingSettings::problems`]
+//! under its key with [`ServingSettings::problems_at`].
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::SettingsError;
+
+/// The key model nodes read [`ServingSettings`] from.
+pub const KEY: &str = "serving";
+
+/// Batching, threading and hot-reload settings of a served model (the `serving:` key of
+/// `classify` and `segment`).
+///
+/// Defaults (the figures are in `benches/README.md`, 2-vCPU CPU, ONNX Runtime's CPU
+/// execution provider): one intra-op thread, batching off, `2ms` batch delay, a queue of 64
+/// prepared images, a look at the model directory every `2s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServingSettings {
+    /// Threads one inference may use (default `1`). `0` lets ONNX Runtime use one per core,
+    /// which oversubscribes the machine when several nodes share it; every figure in
+    /// `benches/README.md` is measured with `1`.
+    #[serde(default = "default_intra_threads")]
+    pub intra_threads: usize,
+    /// Most images run in one inference (dynamic batching); `1` (the default) turns batching
+    /// off. On a CPU with one intra-op thread a batch costs what its images cost one by one
+    /// (1.65 vs 1.54 ms per image for the coil classifier), so batching gains nothing there
+    /// (measured: `benches/README.md`); raise it where one inference is parallel (a GPU, more
+    /// threads). A model whose graph takes a fixed batch size caps it.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Longest the first image of a batch waits for more (humantime, e.g. `2ms`; default
+    /// `2ms`, at most `1s`, as it adds to a request's latency). Only spent while other
+    /// requests are on their way: a lone request never waits.
+    #[serde(default = "default_max_batch_delay", with = "crate::config::duration")]
+    #[schemars(with = "String")]
+    pub max_batch_delay: Duration,
+    /// Most prepared images waiting for a batch (default `64`); more requests wait for room
+    /// (back pressure). `64` is classify's former default, with which every node and load
+    /// figure in `benches/README.md` was measured (up to 32 concurrent requests, batches of
+    /// 8); segment's former `16` was never measured (its benchmark sends one image at a
+    /// time). A request waiting for room keeps its prepared image too, so the number of
+    /// requests in flight, not this queue, bounds memory.
+    #[serde(default = "default_batch_queue")]
+    pub batch_queue: usize,
+    /// How often the model directory is looked at for a changed `model.onnx` or `model.yaml`
+    /// to load (hot reload; humantime, e.g. `2s`; default `2s`); `0s` turns hot reload off.
+    #[serde(default = "default_reload_interval", with = "crate::config::duration")]
+    #[schemars(with = "String")]
+    pub reload_interval: Duration,
+}
+
+fn default_intra_threads() -> usize {
+    1
+}
+
+fn default_max_batch() -> usize {
+    1
+}
+
+fn default_max_batch_delay() -> Duration {
+    Duration::from_millis(2)
+}
+
+fn default_batch_queue() -> usize {
+    64
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Default for ServingSettings {
+    fn default() -> Self {
+        ServingSettings {
+            intra_threads: default_intra_threads(),
+            max_batch: default_max_batch(),
+            max_batch_delay: default_max_batch_delay(),
+            batch_queue: default_batch_queue(),
+            reload_interval: default_reload_interval(),
+        }
+    }
+}
+
+impl ServingSettings {
+    /// Every problem with these values, with paths relative to this struct (`max_batch`).
+    pub fn problems(&self) -> Vec<SettingsError> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("max_batch", self.max_batch),
+            ("batch_queue", self.batch_queue),
+        ] {
+            if value == 0 {
+                problems.push(SettingsError::new(name, "must be at least 1"));
+            }
+        }
+        if self.max_batch_delay > Duration::from_secs(1) {
+            problems.push(SettingsError::new(
+                "max_batch_delay",
+                "must be at most 1s (it is added to a request's latency)",
+            ));
+        }
+        problems
+    }
+
+    /// [`ServingSettings::problems`] with paths under `key` (`serving.max_batch` for
+    /// [`KEY`]), as a node reports them.
+    pub fn problems_at(&self, key: &str) -> Vec<SettingsError> {
+        self.problems()
+            .into_iter()
+            .map(|p| SettingsError::new(format!("{key}.{}", p.path), p.message))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node's settings embedding the serving settings, as `classify` and `segment` do.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NodeSettings {
+        #[allow(dead_code)]
+        model: String,
+        #[serde(default)]
+        serving: ServingSettings,
+    }
+
+    #[test]
+    fn defaults_are_one_set() {
+        let d = ServingSettings::default();
+        assert_eq!(d.intra_threads, 1);
+        assert_eq!(d.max_batch, 1);
+        assert_eq!(d.max_batch_delay, Duration::from_millis(2));
+        assert_eq!(d.batch_queue, 64);
+        assert_eq!(d.reload_interval, Duration::from_secs(2));
+        // An empty mapping and a missing key give the same defaults as `Default`.
+        let empty: ServingSettings = serde_norway::from_str("{}").unwrap();
+        assert_eq!(empty, d);
+        let node: NodeSettings = serde_norway::from_str("model: m\n").unwrap();
+        assert_eq!(node.serving, d);
+        assert!(d.problems().is_empty());
+    }
+
+    #[test]
+    fn nested_yaml_is_read_and_missing_keys_take_defaults() {
+        let node: NodeSettings = serde_norway::from_str(
+            "model: m\nserving:\n  intra_threads: 2\n  max_batch: 8\n  max_batch_delay: 5ms\n  \
+             reload_interval: 0s\n",
+        )
+        .unwrap();
+        assert_eq!(
+            node.serving,
+            ServingSettings {
+                intra_threads: 2,
+                max_batch: 8,
+                max_batch_delay: Duration::from_millis(5),
+                batch_queue: 64,
+                reload_interval: Duration::ZERO,
+            }
+        );
+        // Through the SDK's settings parser too (JSON values, as the flow compiler passes).
+        let node: NodeSettings = crate::factory::parse_settings(&serde_json::json!({
+            "model": "m", "serving": { "batch_queue": 16, "reload_interval": "1m" }
+        }))
+        .unwrap();
+        assert_eq!(node.serving.batch_queue, 16);
+        assert_eq!(node.serving.reload_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = serde_norway::from_str::<NodeSettings>("model: m\nserving:\n  max_batchs: 8\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `max_batchs`"), "{e}");
+        // The old flat keys are no longer node settings.
+        let e = serde_norway::from_str::<NodeSettings>("model: m\nmax_batch: 8\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `max_batch`"), "{e}");
+        // Located at the key itself by the SDK's settings parser.
+        let e = crate::factory::parse_settings::<NodeSettings>(&serde_json::json!({
+            "model": "m", "serving": { "threads": 2 }
+        }))
+        .unwrap_err();
+        assert_eq!(e.path, "serving.threads");
+    }
+
+    #[test]
+    fn problems_are_named_relative_to_the_struct_and_under_a_key() {
+        let bad = ServingSettings {
+            max_batch: 0,
+            batch_queue: 0,
+            max_batch_delay: Duration::from_secs(5),
+            ..ServingSettings::default()
+        };
+        let paths: Vec<String> = bad.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, ["max_batch", "batch_queue", "max_batch_delay"]);
+        let under: Vec<String> = bad.problems_at(KEY).into_iter().map(|p| p.path).collect();
+        assert_eq!(
+            under,
+            [
+                "serving.max_batch",
+                "serving.batch_queue",
+                "serving.max_batch_delay"
+            ]
+        );
+        assert_eq!(
+            bad.problems_at(KEY)[0].to_string(),
+            "serving.max_batch: must be at least 1"
+        );
+        let edge = ServingSettings {
+            max_batch_delay: Duration::from_secs(1),
+            reload_interval: Duration::ZERO,
+            intra_threads: 0,
+            ..ServingSettings::default()
+        };
+        assert!(edge.problems().is_empty());
+    }
+}
