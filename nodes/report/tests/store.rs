@@ -203,6 +203,145 @@ async fn read_contract(store: &Store) {
     );
 }
 
+/// An angle of coil `product` as the coil flow records it.
+fn coil_angle(product: &str, angle: u32, camera: &str, truth: &str, at: i64) -> Inspection {
+    let angle_text = angle.to_string();
+    let attrs: HashMap<String, String> = [
+        ("product.id", product),
+        ("camera.angle", angle_text.as_str()),
+        ("fragment.count", "2"),
+        ("camera.verdict", camera),
+        ("truth.label", truth),
+        ("classify.label", "ok"),
+        ("classify.p.loose_wire", "0.01"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut ff = FlowFile::create(b"img".to_vec(), attrs);
+    ff.uuid = format!("{product}-{angle}");
+    Inspection::from_flow_file(&ff, at)
+}
+
+/// Coil verdicts read back: the angles with their attributes (what the product policy sees),
+/// the newest verdicts page by page, the coil counts the plant's figures come from, and the
+/// images of one product.
+async fn coil_contract(store: &Store) {
+    use loupe_report::coils::CoilFigures;
+    use loupe_report::policy::Policy;
+    use loupe_report::product::{self, Verdict};
+    let coils = [
+        ("c1", "loose_wire", "loose_wire", 10),
+        ("c2", "loose_wire", "burr", 20),
+        ("c3", "ok", "ok", 30),
+    ];
+    for (product, camera, truth, at) in coils {
+        store
+            .insert(&coil_angle(product, 0, camera, truth, at))
+            .await
+            .unwrap();
+        store
+            .insert(&coil_angle(product, 1, "ok", "ok", at + 1))
+            .await
+            .unwrap();
+    }
+    let angles = store.angles_of("c1").await.unwrap();
+    assert_eq!(angles.len(), 2);
+    assert!(angles.iter().all(|a| {
+        a.attributes
+            .get("classify.p.loose_wire")
+            .map(String::as_str)
+            == Some("0.01")
+    }));
+    let labels = ["loose_wire".to_string()];
+    // c1 stopped, c2 cleared, c3 not decided yet.
+    for (id, verdict) in [("c1", Verdict::Defective), ("c2", Verdict::Ok)] {
+        let mut v = product::decide(
+            id,
+            &store.angles_of(id).await.unwrap(),
+            &Policy::model_labels(&labels),
+            "loose_wire",
+            false,
+            100,
+        )
+        .unwrap();
+        v.verdict = verdict;
+        v.decided_ms = if id == "c1" { 100 } else { 200 };
+        assert!(store.record_product(&v).await.unwrap());
+    }
+    let newest = store.products(1, None).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(
+        (newest[0].product_id.as_str(), newest[0].verdict),
+        ("c2", Verdict::Ok)
+    );
+    let next = store
+        .products(10, Some((200, "c2".to_string())))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|p| p.product_id.as_str())
+            .collect::<Vec<_>>(),
+        ["c1"]
+    );
+    let figures = CoilFigures::from_counts(
+        &store.coil_counts(None).await.unwrap(),
+        "loose_wire",
+        &labels,
+    );
+    assert_eq!(
+        (
+            figures.coils,
+            figures.decided,
+            figures.stopped,
+            figures.camera_stopped
+        ),
+        (3, 2, 1, 2)
+    );
+    assert_eq!((figures.defective, figures.defective_stopped), (1, 1));
+    assert_eq!((figures.good_camera_stopped, figures.good_stopped), (1, 0));
+    let early = CoilFigures::from_counts(
+        &store.coil_counts(Some((0, 25))).await.unwrap(),
+        "loose_wire",
+        &labels,
+    );
+    assert_eq!(early.coils, 2, "only images recorded in the range");
+    let one = store
+        .list(&ListQuery {
+            product: Some("c3".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(uuids(&one), ["c3-1", "c3-0"]);
+    let rows = store.daily_rows(0, 1_000, 100).await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.product == "c1" && r.product_verdict.as_deref() == Some("defective"))
+    );
+}
+
+#[tokio::test]
+async fn sqlite_store_reads_coils_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open("sqlite:report.db", dir.path(), "inspections")
+        .await
+        .unwrap();
+    coil_contract(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_store_reads_coils_back() {
+    let Some(url) = postgres_url() else { return };
+    let table = unique_table("loupe_coils");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url, dir.path(), &table).await.unwrap();
+    coil_contract(&store).await;
+    drop_table(&url, &table).await;
+}
+
 #[tokio::test]
 async fn sqlite_store_lists_filters_pages_and_keeps_reviews() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,6 +403,11 @@ fn postgres_url() -> Option<String> {
         .ok()
         .filter(|u| !u.is_empty());
     if url.is_none() {
+        // In CI a missing database is a failure, never a silent pass.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and LOUPE_TEST_POSTGRES_URL is not set"
+        );
         eprintln!(
             "SKIPPED: LOUPE_TEST_POSTGRES_URL not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
         );
