@@ -226,6 +226,32 @@ async fn pages_api_review_csv_and_media() {
         .get(&format!("{base}/daily?from=2026-02-01&to=2026-01-01"))
         .await;
     assert_eq!(status, 400, "{why}");
+    // ... and per coil: the camera would have stopped it, Loupe stopped it.
+    assert!(daily.contains("id=\"daily-coils\""), "the coil table");
+    let (status, _, csv) = http.get(&format!("{base}/daily.csv?view=coils")).await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("day,line,coils,camera_would_stop,loupe_stopped"),
+        "{csv}"
+    );
+    assert!(lines[1].ends_with(",L1,1,1,1,0,0,0,0,0"), "{csv}");
+
+    // The coil view: the coil's verdict, linking to its angles.
+    let (status, _, coils) = http.get(&format!("{base}/coils")).await;
+    assert_eq!(status, 200);
+    assert!(coils.contains("data-product=\"p1\""), "{coils}");
+    assert!(
+        coils.contains("<td class=\"v-bad\">defective</td>"),
+        "{coils}"
+    );
+    assert!(coils.contains("href=\"/?product=p1\""), "{coils}");
+    let (_, _, angles) = http.get(&format!("{base}/?product=p1")).await;
+    assert!(angles.contains(&a) && angles.contains(&b));
+    let (_, _, none) = http.get(&format!("{base}/?product=p2")).await;
+    assert!(!none.contains(&a) && none.contains("id=\"empty\""));
+    let (status, _, _) = http.get(&format!("{base}/coils?before=x")).await;
+    assert_eq!(status, 400);
 
     // Upload without a capture node configured: said, not failed silently.
     let (_, _, upload) = http.get(&format!("{base}/upload")).await;
