@@ -21,6 +21,32 @@ fn scratch_tree() -> tempfile::TempDir {
     dir
 }
 
+/// Opens the re-check flow's report database in `root`, reads the verdicts of coils
+/// `p00000..` (`coils` of them) and whatever `more` reads.
+fn read_report<T, F>(
+    root: &std::path::Path,
+    coils: usize,
+    more: impl FnOnce(std::sync::Arc<loupe_report::Store>) -> F,
+) -> (T, Vec<Option<String>>)
+where
+    F: std::future::Future<Output = T>,
+{
+    let db = root.join(".loupe/recheck/report.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite:{}", db.display());
+        let store = std::sync::Arc::new(
+            loupe_report::Store::open(&url, root, "inspections")
+                .await
+                .unwrap(),
+        );
+        let mut verdicts = Vec::new();
+        for p in 0..coils {
+            verdicts.push(store.product(&format!("p{p:05}")).await.unwrap());
+        }
+        (more(store).await, verdicts)
+    })
+}
+
 #[test]
 fn the_recheck_flow_records_routes_products_and_media() {
     if !onnxruntime_available() {
@@ -40,17 +66,8 @@ fn the_recheck_flow_records_routes_products_and_media() {
     );
     run_once(&dir.path().join("flows/loose-wire-recheck.yaml"));
 
-    let db = dir.path().join(".loupe/recheck/report.db");
-    let (records, products) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let url = format!("sqlite:{}", db.display());
-        let store = loupe_report::Store::open(&url, dir.path(), "inspections")
-            .await
-            .unwrap();
-        let mut verdicts = Vec::new();
-        for p in 0..6 {
-            verdicts.push(store.product(&format!("p{p:05}")).await.unwrap());
-        }
-        (store.count().await.unwrap(), verdicts)
+    let (records, products) = read_report(dir.path(), 6, |store| async move {
+        store.count().await.unwrap()
     });
     assert_eq!(records, 48, "6 coils x 8 angles, each once");
     assert!(
@@ -122,16 +139,7 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
         }
     }
     run_once(&dir.path().join("flows/loose-wire-recheck.yaml"));
-    let db = dir.path().join(".loupe/recheck/report.db");
-    let (verdicts, unusable) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let url = format!("sqlite:{}", db.display());
-        let store = loupe_report::Store::open(&url, dir.path(), "inspections")
-            .await
-            .unwrap();
-        let mut verdicts = Vec::new();
-        for p in 0..6 {
-            verdicts.push(store.product(&format!("p{p:05}")).await.unwrap());
-        }
+    let (unusable, verdicts) = read_report(dir.path(), 6, |store| async move {
         let records = store
             .list(&loupe_report::store::ListQuery {
                 limit: 100,
@@ -139,7 +147,7 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
             })
             .await
             .unwrap();
-        let unusable: Vec<(String, String)> = records
+        records
             .iter()
             .filter(|s| {
                 s.record.attributes.get("frame.usable").map(String::as_str) == Some("false")
@@ -154,8 +162,7 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
                         .unwrap_or_default(),
                 )
             })
-            .collect();
-        (verdicts, unusable)
+            .collect::<Vec<_>>()
     });
     for (i, verdict) in verdicts.iter().take(5).enumerate() {
         assert_eq!(

@@ -201,6 +201,20 @@ def test_live_list_review_and_daily_report(browser, recheck):
         csv = r.read().decode()
     assert csv.startswith("day,line,defect_class,products_inspected,camera_flagged,confirmed")
     assert ",L1,loose_wire,4," in csv, csv  # 3 coils + the late photo (its own product)
+    assert browser.find_all("#daily-coils tbody tr"), "the per-coil table"
+
+    # The coil view: one decision per coil, each linking to its 8 angles.
+    browser.get(base + "/coils")
+    browser.wait("the 3 coils", lambda: len(browser.find_all("#coils tbody tr")) >= 3)
+    figures = browser.find("#coil-figures").text
+    assert "coils judged" in figures and "Loupe stopped" in figures, figures
+    verdicts = [r.text for r in browser.find_all("#coils tbody tr")]
+    assert all(any(v in row for v in ("ok", "defective", "review")) for row in verdicts), verdicts
+    _only_local_resources(browser, base)
+    browser.screenshot(SCREENSHOTS / "dashboard-coils.png")
+    browser.find("#coils tbody tr a").click()
+    browser.wait("the coil's angles", lambda: "product=" in browser.url)
+    browser.wait("8 angles", lambda: len(browser.find_all("#inspections tbody tr")) == 8)
 
 
 def test_upload_page_checks_one_image_through_the_running_flow(browser, recheck):
