@@ -136,6 +136,25 @@ def ort_predict(sess, batch: np.ndarray, chunk: int = 64) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def resolve_model(spec: str) -> Path:
+    """An exported model to start from: a folder holding model.onnx, an .onnx file, or
+    `git:REV:FOLDER` (model.onnx of FOLDER at commit REV of this repository, e.g.
+    `git:d1ae5bb:models/coil-classifier`; read with `git show`, written to a temp file)."""
+    if spec.startswith("git:"):
+        import subprocess
+        import tempfile
+
+        _, rev, folder = spec.split(":", 2)
+        repo = Path(__file__).resolve().parents[3]
+        blob = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{folder.rstrip('/')}/model.onnx"],
+                              check=True, capture_output=True).stdout
+        out = Path(tempfile.mkdtemp(prefix="loupe-init-")) / "model.onnx"
+        out.write_bytes(blob)
+        return out
+    p = Path(spec)
+    return p / "model.onnx" if p.is_dir() else p
+
+
 def repo_relative(path: Path) -> str:
     """`path` relative to the repository root (e.g. models/train/data/coils-test) when it is
     inside it, else as given: cards must not record one machine's absolute paths."""
@@ -180,6 +199,7 @@ def yaml_block(obj, indent: int = 0) -> str:
     pad = "  " * indent
     lines = []
     for k, v in obj.items():
+        k = yaml_scalar(str(k)) if (":" in str(k) or " " in str(k)) else k
         if isinstance(v, dict):
             if not v:
                 lines.append(f"{pad}{k}: {{}}")

@@ -210,6 +210,8 @@ class Source:
     scale: float
     weights: list  # [(weight, bias)] of the convs in graph order; the last is the cell head
     threshold: float | None  # the card's decision threshold for loose_wire
+    # decision.calibration of the card (temperature, bias) baked into the graph, if any.
+    calibration: dict | None = None
 
     @property
     def id(self) -> str:
@@ -289,9 +291,16 @@ def load_source(folder: Path) -> Source:
         raise ModelError(f"{folder}: the card names the tensors {names[0]}, the graph {names[1]}")
     decision = card.get("decision") or {}
     threshold = decision.get("threshold") if decision.get("label") == "loose_wire" else None
+    calibration = decision.get("calibration")
+    if calibration is not None:
+        try:
+            calibration = {"temperature": float(calibration["temperature"]),
+                           "bias": [float(b) for b in calibration.get("bias") or [0.0] * 3]}
+        except (TypeError, ValueError, KeyError) as e:
+            raise ModelError(f"{card_path}: decision.calibration {calibration!r}: {e}") from e
     return Source(folder, card, text, onnx_path, common.sha256(onnx_path), cfg,
                   _scale(spec.get("scale", 1.0)), weights,
-                  None if threshold is None else float(threshold))
+                  None if threshold is None else float(threshold), calibration)
 
 
 def _scale(v) -> float:
@@ -362,6 +371,9 @@ def torch_model(source: Source):
         w, b = source.weights[-1]
         model.cells.weight.copy_(torch.tensor(w))
         model.cells.bias.copy_(torch.tensor(b))
+    if source.calibration:  # kept as it is: the fine-tuned graph bakes in the same one
+        classifier.set_calibration(model, source.calibration["temperature"],
+                                   source.calibration["bias"])
     model.eval()
     return model
 

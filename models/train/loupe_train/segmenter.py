@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cli, common, data, metrics
+from . import faults as camera_faults
 from .common import log
 
 CLASSES = data.SURFACE_CLASSES
@@ -69,6 +70,16 @@ class Config:
     # quarter turns would not.
     hflip: bool = True
     vflip: bool = True
+    # Camera-fault augmentation (faults.Mix fields), after the label-safe augmentation; the
+    # tilt turns the mask too (nearest); {} = none.
+    faults: dict = field(default_factory=lambda: camera_faults.Mix().record())
+    # Start from an exported model (folder or .onnx): fused weights mapped onto the module,
+    # BatchNorm frozen; "" = random weights.
+    init_from: str = ""
+    # Image threshold: the lowest threshold at which, on validation under every condition of
+    # eval_faults, at most image_fpr_target of the clean sheets are flagged.
+    image_fpr_target: float = 0.08
+    eval_faults: tuple = ("clean", "blur:1.5", "exposure:1.3", "noise:8")
     max_train_seconds: float = 0.0
     threads: int = common.THREADS
     extra: dict = field(default_factory=dict)
@@ -138,6 +149,53 @@ def build_model(cfg: Config):
     return UNet()
 
 
+def load_onnx_weights(model, onnx_path: Path) -> None:
+    """The exported U-Net's weights (each BatchNorm fused into its conv) mapped back onto
+    `model`: convs in graph order = the module's convs in order; a conv followed by a
+    BatchNorm gets the fused weight and the BatchNorm becomes its bias (mean 0, variance 1)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    proto = onnx.load(str(onnx_path))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    mods = list(model.modules())
+    pairs = []
+    for k, m in enumerate(mods):
+        if isinstance(m, nn.Conv2d):
+            bn = mods[k + 1] if k + 1 < len(mods) and isinstance(mods[k + 1], nn.BatchNorm2d) else None
+            pairs.append((m, bn))
+    if len(pairs) != len(convs):
+        raise ValueError(f"{onnx_path}: {len(convs)} convs in the graph, {len(pairs)} in the model")
+    with torch.no_grad():
+        for (conv, bn), node in zip(pairs, convs):
+            w = inits[node.input[1]]
+            b = inits[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+            if tuple(w.shape) != tuple(conv.weight.shape):
+                raise ValueError(f"{onnx_path}: conv {node.name} {w.shape} vs {tuple(conv.weight.shape)}")
+            conv.weight.copy_(torch.tensor(w))
+            if bn is not None:
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0)
+                bn.weight.fill_(math.sqrt(1.0 + bn.eps))
+                bn.bias.copy_(torch.tensor(b))
+            else:
+                conv.bias.copy_(torch.tensor(b))
+    model.eval()
+
+
+def _train_mode(model, freeze_bn: bool) -> None:
+    from torch import nn
+
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+
+
 def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | None = None):
     import torch
     import torch.nn.functional as F
@@ -147,6 +205,12 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
     common.set_threads(cfg.threads)
     common.seed_everything(cfg.seed)
     model = build_model(cfg)
+    freeze_bn = bool(cfg.init_from)
+    if cfg.init_from:
+        src = common.resolve_model(cfg.init_from)
+        load_onnx_weights(model, src)
+        log(f"segmenter: starting from {src} ({common.sha256(src)[:12]}), BatchNorm frozen")
+    mix = camera_faults.Mix(**cfg.faults) if cfg.faults else None
     # channels_last: oneDNN's fast path for the few-channel convs at high resolution.
     model = model.to(memory_format=torch.channels_last)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -166,7 +230,7 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
     history = []
     start = time.time()
     for epoch in range(cfg.epochs):
-        model.train()
+        _train_mode(model, freeze_bn)
         order = rng.permutation(len(train_set))
         crop = cfg.size if epoch >= cfg.epochs - cfg.full_size_epochs else min(cfg.crop, cfg.size)
         loss_sum, n = 0.0, 0
@@ -175,6 +239,8 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
             x, y = augment(pixels[idx], g, masks[idx], hflip=cfg.hflip, vflip=cfg.vflip,
                            shift=cfg.shift, crop=crop,
                            brightness=cfg.brightness, contrast=cfg.contrast)
+            if mix is not None:
+                x, y = camera_faults.mix_batch(x, g, mix, y)
             x = data.normalise(x, 1 / 255, cfg.mean, cfg.std).contiguous(
                 memory_format=torch.channels_last)
             y = y.long()
@@ -193,7 +259,10 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
             sched.step()
             loss_sum += loss.item() * len(idx)
             n += len(idx)
-        entry = {"epoch": epoch + 1, "crop": crop, "loss": round(loss_sum / n, 4),
+            if cfg.max_train_seconds and time.time() - start > cfg.max_train_seconds:
+                break  # the epoch's entry below ends training
+        entry = {"epoch": epoch + 1, "steps": n // max(cfg.batch, 1), "crop": crop,
+                 "loss": round(loss_sum / n, 4),
                  "seconds": round(time.time() - start, 1)}
         last = epoch + 1 == cfg.epochs or (
             cfg.max_train_seconds and time.time() - start > cfg.max_train_seconds)
@@ -269,8 +338,30 @@ def _ratio(a, b):
     return round(a / b, 5) if b else None
 
 
+def _brief(e: dict) -> dict:
+    """The figures of one condition: Dice, AUROC, clean sheets flagged, recall."""
+    return {"mean_dice_defects": e["mean_dice_defects"], "dice": e["dice"],
+            "image_auroc": e["image_auroc_max_defect_probability"],
+            "clean_sheets_flagged": e["image_false_positive_rate"],
+            "image_recall": e["image_recall"]}
+
+
+def _fault_targets(e: dict) -> dict:
+    fpr = e["image_false_positive_rate"]
+    out = {"mean_dice": e["mean_dice_defects"] >= 0.80,
+           "auroc": e["image_auroc_max_defect_probability"] >= 0.98,
+           "clean_sheets_flagged": fpr is not None and fpr <= 0.10}
+    return out | {"met": all(out.values())}
+
+
 def _met(value, target) -> str:
     return "met" if value is not None and value >= target else "missed"
+
+
+def _faults_text(test: dict) -> str:
+    return "; ".join(f"{c} Dice {f['mean_dice_defects']}, AUROC {f['image_auroc']}, clean "
+                     f"sheets flagged {f['clean_sheets_flagged']}"
+                     for c, f in (test.get("faults") or {}).items() if c != "clean")
 
 
 def _dice_text(dice: dict) -> str:
@@ -303,7 +394,7 @@ def card_text(cfg: Config, image_threshold: dict, report: dict, sizes: dict) -> 
 # Generated by models/train (python -m loupe_train.segmenter); retrain, do not edit by hand.
 # Read by the `segment` node (nodes/segment/src/card.rs) to preprocess exactly as in training.
 name: surface-segmenter
-version: "1.0.0"
+version: "{cfg.extra.get('version', '1.1.0')}"
 description: Small U-Net that segments steel-surface defects (scratch, pit, patch, inclusion).
 note: >-
   Trained on synthetic sheets from `loupe synth surfaces` (seeds and sizes under `data`).
@@ -312,7 +403,8 @@ note: >-
   Held-out ({test['images']} images): mean Dice over the 4 defect classes
   {test['mean_dice_defects']} (target 0.80, {_met(test['mean_dice_defects'], 0.80)};
   {_dice_text(test['dice'])}); image AUROC {test['image_auroc_max_defect_probability']}
-  (target 0.98, {_met(test['image_auroc_max_defect_probability'], 0.98)}).{_note_extra(cfg, report)}
+  (target 0.98, {_met(test['image_auroc_max_defect_probability'], 0.98)}). Trained with
+  camera-fault augmentation; under faults (held-out): {_faults_text(test)}.{_note_extra(cfg, report)}
 input:
   name: image
   # [batch, channels, height, width]; -1 = dynamic batch.
@@ -349,11 +441,13 @@ image_threshold: {image_threshold['threshold']}
                      if k not in ("extra", "threads", "max_train_seconds")}
         | {"epochs_run": report["epochs_run"], "seconds": report["train_seconds"],
            "torch": report["torch"]}
+        | ({"init": report["init"]} if report.get("init") else {})
         | ({"reused_trained_model": report["reused_trained_model"]}
            if "reused_trained_model" in report else {}),
         "metrics": {
             "test": {k: v for k, v in test.items() if k != "pixel_counts"},
             "validation": {k: v for k, v in report["validation"].items() if k != "pixel_counts"},
+            "fault_targets": report.get("fault_targets"),
             "dice_definition": "per class, pooled over all held-out pixels at the input size: "
                                "2TP/(2TP+FP+FN), argmax prediction vs mask (NEAREST-resized)",
             "inference": report["timing"],
@@ -417,27 +511,64 @@ def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
         reused = {"onnx_sha256": common.sha256(onnx_path),
                   "why": "trained once; threshold and figures recomputed"}
         log(f"segmenter: reusing the trained model {reuse[0]} ({reused['onnx_sha256'][:12]})")
-    vc, vs, va = predict_onnx(onnx_path, val_set, cfg)
+    conds = list(cfg.eval_faults)
+
+    def under(ds, spec, k):
+        if spec == "clean":
+            return ds
+        px = camera_faults.apply_batch(spec, ds.pixels, seed=int(ds.info.get("seed") or 0) * 1000 + k)
+        return data.SurfaceSet(ds.folder, px, ds.masks, ds.records, ds.info)
+
+    val_out = {c: predict_onnx(onnx_path, under(val_set, c, k), cfg) for k, c in enumerate(conds)}
     defective = val_set.has_defect()
-    t_star = metrics.recall_threshold(vs[defective], cfg.image_recall_target)
-    t = math.floor(t_star * 1e4) / 1e4
+    # Recall-based threshold (the previous rule), for the record.
+    t_recall = metrics.recall_threshold(val_out["clean"][1][defective], cfg.image_recall_target)
+    per_cond = {}
+    t_star = 0.0
+    for c in conds:
+        clean_scores = np.sort(val_out[c][1][~defective])[::-1]
+        allowed = int(np.floor(cfg.image_fpr_target * len(clean_scores) + 1e-9))
+        t_c = float(np.nextafter(clean_scores[allowed], np.inf)) if allowed < len(clean_scores) else 0.0
+        per_cond[c] = {"lowest_threshold_meeting_fpr": round(t_c, 6),
+                       "recall_at_it": _ratio(int((val_out[c][1][defective] >= t_c).sum()),
+                                              int(defective.sum()))}
+        t_star = max(t_star, t_c)
+    t = math.ceil(t_star * 1e4) / 1e4
     image_threshold = {"threshold": t, "chosen_on": "validation",
-                       "rule": f"highest threshold with defect-image recall >= "
-                               f"{cfg.image_recall_target} on validation"}
-    tc, ts, ta = predict_onnx(onnx_path, test_set, cfg)
+                       "rule": f"lowest threshold with clean sheets flagged <= "
+                               f"{cfg.image_fpr_target} on validation under each of "
+                               f"{', '.join(conds)}",
+                       "per_condition": per_cond,
+                       "recall_rule_threshold": round(float(t_recall), 6),
+                       "recall_rule": f"highest threshold with defect-image recall >= "
+                                      f"{cfg.image_recall_target} on clean validation (the "
+                                      f"previous rule; not used)"}
+    log(f"segmenter: image threshold {image_threshold}")
+    test_eval = {}
+    for k, c in enumerate(conds):
+        tc, ts, ta = predict_onnx(onnx_path, under(test_set, c, k), cfg)
+        test_eval[c] = evaluate(tc, ts, ta, test_set, t)
+    val_eval = {c: evaluate(*val_out[c], val_set, t) for c in conds}
+    strip = lambda e: {k: v for k, v in e.items() if k != "pixel_counts"}  # noqa: E731
     report = {
-        "validation": evaluate(vc, vs, va, val_set, t),
-        "test": evaluate(tc, ts, ta, test_set, t),
+        "validation": val_eval["clean"] | {"faults": {c: _brief(val_eval[c]) for c in conds}},
+        "test": test_eval["clean"] | {"faults": {c: _brief(test_eval[c]) for c in conds}},
+        "fault_targets": {c: _fault_targets(test_eval[c]) for c in conds},
         "image_threshold": image_threshold,
         "history": history,
         "epochs_run": len(history),
         "train_seconds": train_seconds,
+        "init": ({"from": cfg.init_from,
+                  "onnx_sha256": common.sha256(common.resolve_model(cfg.init_from)),
+                  "batchnorm": "frozen (the source's fused statistics)"}
+                 if cfg.init_from and reuse is None else None),
         "timing": common.time_batch1(onnx_path, example.numpy(), runs=200, warmup=20),
         "onnx_vs_torch_max_abs_diff": float(f"{diff:.2e}"),
         "model_bytes": onnx_path.stat().st_size,
         "parameters": parameters,
         "torch": torch_version,
     }
+    del strip
     if reused:
         report["reused_trained_model"] = reused
     sizes = {
@@ -449,6 +580,12 @@ def run(cfg: Config, train_dir: Path, val_dir: Path, test_dir: Path, out: Path,
     (out / "model.yaml").write_text(card_text(cfg, image_threshold, report, sizes), encoding="utf-8")
     if report_path:
         common.write_json(report_path, report)
+    print("\n== segmenter under faults (held-out) ==")
+    for c, f in report["test"]["faults"].items():
+        ok = report["fault_targets"][c]
+        print(f"  {'MET ' if ok['met'] else 'MISS'} {c:<13} mean Dice {f['mean_dice_defects']} "
+              f"AUROC {f['image_auroc']} clean flagged {f['clean_sheets_flagged']} "
+              f"recall {f['image_recall']}")
     log(f"segmenter: test dice {report['test']['dice']} mean {report['test']['mean_dice_defects']} "
         f"auroc {report['test']['image_auroc_max_defect_probability']} timing {report['timing']}")
     return report

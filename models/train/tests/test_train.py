@@ -178,12 +178,45 @@ class EndToEnd(unittest.TestCase):
                                 self.dir / "coils-test", out, self.dir / "c.json")
         self.check_onnx(out / "model.onnx", 3, 32, (3,))
         self.assertLess(report["onnx_vs_torch_max_abs_diff"], 1e-4)
-        self.assertGreaterEqual(report["validation"]["loose_wire_recall"], 0.995)
+        # The calibration is in the graph: the ONNX output is the calibrated softmax.
+        self.assertLess(report["onnx_vs_calibrated_max_abs_diff"], 1e-4)
         card = self.card(out)
         self.assertEqual(card["input"]["shape"], [-1, 3, 32, 32])
         self.assertEqual(card["labels"], ["ok", "burr", "loose_wire"])
-        self.assertEqual(card["decision"]["threshold"], report["threshold"]["threshold"])
+        decision = card["decision"]
+        self.assertEqual(decision["threshold"], report["threshold"]["threshold"])
+        self.assertEqual(decision["policy"]["confirm"], decision["threshold"])
+        self.assertGreaterEqual(decision["policy"]["override"], decision["policy"]["confirm"])
+        for key in ("method", "temperature", "bias", "prevalence", "ece_top_label_before",
+                    "ece_top_label_after"):
+            self.assertIn(key, decision["calibration"])
         self.assertEqual(card["data"]["test"]["seed"], 3)
+        # Top-level keys the Rust card loader accepts, nothing else.
+        self.assertLessEqual(set(card), {"name", "version", "description", "note", "input",
+                                         "output", "labels", "threshold", "decision", "data",
+                                         "metrics", "training"})
+        coils = card["metrics"]["test"]["coils"]
+        self.assertEqual(list(coils), list(cfg.eval_faults))
+        for f in coils.values():
+            self.assertEqual(f["defective_stopped"] + f["defective_missed"], f["defective"])
+        # Every camera-flagged defective validation coil is stopped under every condition.
+        for f in report["validation"]["coils"].values():
+            self.assertEqual(f["defective_stopped"], f["defective"])
+
+    def test_classifier_from_an_exported_model(self):
+        from loupe_train import classifier
+
+        fake.make_coil_model(self.dir / "tiny", size=32)
+        cfg = classifier.Config(size=32, layers=((8, 2), (16, 2)), crop=16, crop_steps=2,
+                                crop_batch=8, full_epochs=1, full_batch=8, full_steps=2,
+                                init_from=str(self.dir / "tiny"),
+                                eval_faults=("clean", "tilt:7"), override_good_share=0.0)
+        report = classifier.run(cfg, self.dir / "coils-train", self.dir / "coils-val",
+                                [self.dir / "coils-test", self.dir / "coils-val"],
+                                self.dir / "coil-init")
+        self.assertEqual(report["init"]["from"], str(self.dir / "tiny"))
+        self.assertEqual(list(report["more_tests"]), ["2"])
+        self.assertEqual(report["policy"]["override"], 1.0)
 
     def test_segmenter(self):
         from loupe_train import segmenter
@@ -195,6 +228,11 @@ class EndToEnd(unittest.TestCase):
         self.check_onnx(out / "model.onnx", 1, 32, (5, 32, 32))
         self.assertLess(report["onnx_vs_torch_max_abs_diff"], 1e-4)
         card = self.card(out, decision_key="image_threshold")
+        faults = card["metrics"]["test"]["faults"]
+        self.assertEqual(list(faults), list(cfg.eval_faults))
+        for f in faults.values():
+            for key in ("mean_dice_defects", "dice", "image_auroc", "clean_sheets_flagged"):
+                self.assertIn(key, f)
         self.assertEqual(card["output"]["shape"], [-1, 5, 32, 32])
         self.assertEqual(card["labels"][0], "background")
         self.assertEqual(card["image_threshold"], report["image_threshold"]["threshold"])

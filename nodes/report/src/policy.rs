@@ -11,6 +11,7 @@
 //!     - when: 'camera.verdict == "loose_wire" && double(classify.scores.loose_wire) >= 0.2'
 //!       decision: stop
 //!   stop_angles: 1                # angles that must stop for the product to stop
+//!   suspect_angles: 2             # or that must be `suspect` or `stop` (multi-view evidence)
 //! ```
 //!
 //! - An angle no rule matches **passes**. An angle whose rule cannot be evaluated (a missing
@@ -40,6 +41,11 @@ pub struct PolicySettings {
     /// How many of a product's angles must stop for the product to stop (default 1: any).
     #[serde(default = "one")]
     pub stop_angles: u32,
+    /// Multi-view evidence: a product also stops when at least this many of its angles are
+    /// `suspect` or `stop` (weak evidence seen from several sides). Absent: `suspect` angles
+    /// alone never stop a product.
+    #[serde(default)]
+    pub suspect_angles: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -51,6 +57,7 @@ impl Default for PolicySettings {
         PolicySettings {
             angles: Vec::new(),
             stop_angles: one(),
+            suspect_angles: None,
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct AngleRule {
 pub enum AngleDecision {
     /// The angle shows nothing wrong.
     Pass,
+    /// Weak evidence of a defect: it stops the product only together with other angles
+    /// (`suspect_angles`).
+    Suspect,
     /// A person must look (an unusable frame, a failed angle, an undecidable rule).
     Review,
     /// The angle shows a defect: it stops the product.
@@ -95,6 +105,9 @@ impl PolicySettings {
         if self.stop_angles == 0 {
             problems.push(SettingsError::new("stop_angles", "must be at least 1"));
         }
+        if self.suspect_angles == Some(0) {
+            problems.push(SettingsError::new("suspect_angles", "must be at least 1"));
+        }
         problems
     }
 }
@@ -104,6 +117,7 @@ impl PolicySettings {
 pub struct Policy {
     rules: Vec<(Expression, AngleDecision, String)>,
     stop_angles: u32,
+    suspect_angles: Option<u32>,
     defect_labels: Vec<String>,
 }
 
@@ -135,6 +149,7 @@ impl Policy {
         Ok(Policy {
             rules,
             stop_angles: settings.stop_angles.max(1),
+            suspect_angles: settings.suspect_angles.map(|n| n.max(1)),
             defect_labels: defect_labels.to_vec(),
         })
     }
@@ -144,13 +159,15 @@ impl Policy {
         Policy {
             rules: Vec::new(),
             stop_angles: 1,
+            suspect_angles: None,
             defect_labels: defect_labels.to_vec(),
         }
     }
 
-    /// Angles that must stop for the product to stop.
-    pub fn stop_angles(&self) -> u32 {
-        self.stop_angles
+    /// Whether a product whose angles say this stops: enough `stop` angles, or enough `stop`
+    /// and `suspect` angles together.
+    pub fn stops(&self, stop: u32, suspect: u32) -> bool {
+        stop >= self.stop_angles || self.suspect_angles.is_some_and(|n| stop + suspect >= n)
     }
 
     /// The decision on one angle, and why.
@@ -300,5 +317,22 @@ mod tests {
         .unwrap();
         let paths: Vec<_> = settings.problems().into_iter().map(|p| p.path).collect();
         assert_eq!(paths, ["angles[0].when", "stop_angles"]);
+    }
+
+    #[test]
+    fn suspect_angles_stop_a_product_together() {
+        let settings: PolicySettings = serde_json::from_value(serde_json::json!({
+            "angles": [{"when": "true", "decision": "suspect"}],
+            "suspect_angles": 2
+        }))
+        .unwrap();
+        let p = Policy::new(&settings, &[]).unwrap();
+        assert!(!p.stops(0, 1), "one weak angle is not enough");
+        assert!(p.stops(0, 2) && p.stops(1, 0) && p.stops(1, 1));
+        let plain = Policy::model_labels(&[]);
+        assert!(
+            !plain.stops(0, 5),
+            "without suspect_angles, suspects never stop"
+        );
     }
 }

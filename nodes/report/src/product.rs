@@ -49,7 +49,7 @@ pub struct ProductVerdict {
     pub angles: i32,
     /// Angles expected (`fragment.count`).
     pub expected: i32,
-    /// Angles the policy stopped.
+    /// Angles the policy stopped (with the suspect ones when they stopped it together).
     pub defect_angles: i32,
     /// Angles the factory camera flagged.
     pub camera_flagged: i32,
@@ -66,7 +66,8 @@ pub struct ProductVerdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// Enough angles stopped (the policy's `stop_angles`).
+    /// Enough angles stopped (the policy's `stop_angles`), or enough were suspect or stopped
+    /// (`suspect_angles`).
     Defective,
     /// No defect decided, but an angle needs a person (an unusable frame, a failure).
     Review,
@@ -150,8 +151,18 @@ pub fn decide(
     let count =
         |decision: AngleDecision| per_angle.values().filter(|(d, _)| *d == decision).count() as u32;
     let stopped = count(AngleDecision::Stop);
-    let (verdict, defects) = if stopped >= policy.stop_angles() {
-        (Verdict::Defective, reasons(AngleDecision::Stop))
+    let suspect = count(AngleDecision::Suspect);
+    let (verdict, defects) = if policy.stops(stopped, suspect) {
+        let mut why = reasons(AngleDecision::Stop);
+        let weak = reasons(AngleDecision::Suspect);
+        if !weak.is_empty() && !policy.stops(stopped, 0) {
+            why = [why, weak]
+                .into_iter()
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        (Verdict::Defective, why)
     } else if count(AngleDecision::Review) > 0 {
         (Verdict::Review, reasons(AngleDecision::Review))
     } else if complete {
@@ -165,7 +176,11 @@ pub fn decide(
         line: rows.iter().find_map(|r| r.line.clone()),
         angles: angles.len() as i32,
         expected,
-        defect_angles: stopped as i32,
+        defect_angles: if policy.stops(stopped, 0) {
+            stopped as i32
+        } else {
+            (stopped + suspect) as i32
+        },
         camera_flagged: camera.len() as i32,
         defects,
         decided_ms: now_ms,
@@ -335,5 +350,31 @@ mod tests {
         );
         assert!(Verdict::stops(v.verdict.as_str()));
         assert!(!Verdict::stops("ok"));
+    }
+
+    #[test]
+    fn weak_evidence_from_several_angles_stops_the_product() {
+        let settings: crate::policy::PolicySettings = serde_json::from_value(serde_json::json!({
+            "angles": [
+                {"when": "double(classify.scores.loose_wire) >= 0.5", "decision": "stop", "reason": "loose_wire"},
+                {"when": "double(classify.scores.loose_wire) >= 0.05", "decision": "suspect", "reason": "loose_wire (several angles)"},
+            ],
+            "suspect_angles": 2
+        }))
+        .unwrap();
+        let p = Policy::new(&settings, &[]).unwrap();
+        let one = vec![
+            seen(0, "loose_wire", "0.1", true),
+            seen(1, "ok", "0.01", true),
+            seen(2, "ok", "0.01", true),
+            seen(3, "ok", "0.01", true),
+        ];
+        let v = decide("p", &one, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!(v.verdict, Verdict::Ok, "one weak angle");
+        let mut two = one.clone();
+        two[1] = seen(1, "loose_wire", "0.2", true);
+        let v = decide("p", &two, &p, "loose_wire", false, 5).unwrap();
+        assert_eq!((v.verdict, v.defect_angles), (Verdict::Defective, 2));
+        assert_eq!(v.defects, "loose_wire (several angles)");
     }
 }
