@@ -186,16 +186,6 @@ def load_onnx_weights(model, onnx_path: Path) -> list:
     return layers
 
 
-def _train_mode(model, freeze_bn: bool) -> None:
-    from torch import nn
-
-    model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eval()
-
-
 def _sample_epoch(labels: np.ndarray, balance: float, rng: np.random.Generator) -> np.ndarray:
     counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
     share = counts**balance
@@ -315,13 +305,13 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
             entry["monitor_others_with_loose_p_over_0.5"] = int((p[~lw, LOOSE] > 0.5).sum())
         history.append(entry)
         log(f"classifier {entry}")
-        _train_mode(model, freeze_bn)
+        common.train_mode(model, freeze_bn)
 
     # Phase 1: crops.
     pixels = train_set.pixels
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = common.warmup_cosine(opt, max(cfg.crop_steps, 1), warmup=0.05)
-    _train_mode(model, freeze_bn)
+    common.train_mode(model, freeze_bn)
     loss_sum = correct = total = 0
     every = max(1, math.ceil(cfg.crop_steps / 6))
     for n in range(1, cfg.crop_steps + 1):

@@ -220,3 +220,15 @@ def yaml_block(obj, indent: int = 0) -> str:
         else:
             lines.append(f"{pad}{k}: {yaml_scalar(v)}")
     return "\n".join(lines)
+
+
+def train_mode(model, freeze_bn: bool) -> None:
+    """Puts `model` in training mode; with `freeze_bn` its BatchNorm layers keep their running
+    statistics (a fine-tune on a small set must not re-estimate them)."""
+    from torch import nn
+
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()

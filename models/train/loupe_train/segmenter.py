@@ -186,16 +186,6 @@ def load_onnx_weights(model, onnx_path: Path) -> None:
     model.eval()
 
 
-def _train_mode(model, freeze_bn: bool) -> None:
-    from torch import nn
-
-    model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eval()
-
-
 def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | None = None):
     import torch
     import torch.nn.functional as F
@@ -230,7 +220,7 @@ def train(cfg: Config, train_set: data.SurfaceSet, val_set: data.SurfaceSet | No
     history = []
     start = time.time()
     for epoch in range(cfg.epochs):
-        _train_mode(model, freeze_bn)
+        common.train_mode(model, freeze_bn)
         order = rng.permutation(len(train_set))
         crop = cfg.size if epoch >= cfg.epochs - cfg.full_size_epochs else min(cfg.crop, cfg.size)
         loss_sum, n = 0.0, 0
