@@ -199,7 +199,7 @@ fn coil_flow_in_process_and_served_records_the_same_verdicts() {
             ["ok", "burr", "loose_wire"].contains(&v[0].as_str()),
             "{file}: {v:?}"
         );
-        assert_eq!(v[2], "coil-classifier@1.0.0");
+        assert!(v[2].starts_with("coil-classifier@1."), "{v:?}");
         assert!(
             file.starts_with(&v[3]),
             "{file} belongs to product {}",
