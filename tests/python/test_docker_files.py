@@ -413,7 +413,7 @@ def test_node_configs_carry_the_flows_settings(flow, node_configs):
     got = {k: v["settings"] for k, v in node_configs.items()}
 
     assert got["route"] == want["route"]
-    assert got["preprocess"] == want["preprocess"] == {}
+    assert got["preprocess"] == want["preprocess"]
     assert Path(got["classify"]["model"]).name == Path(want["classify"]["model"]).name
     same = lambda d, skip: {k: v for k, v in d.items() if k not in skip}  # noqa: E731
     # Paths and listen addresses are the container's; everything else is the flow's.
