@@ -47,15 +47,13 @@ where
     })
 }
 
-#[test]
-fn the_recheck_flow_records_routes_products_and_media() {
-    if !onnxruntime_available() {
-        return;
-    }
-    let dir = scratch_tree();
-    let inbox = dir.path().join(".loupe/recheck/inbox");
+/// Generates coils (`loupe synth coils ARGS`) into the re-check flow's inbox under `root`.
+fn synth_coils(root: &std::path::Path, args: &[&str]) -> std::path::PathBuf {
+    let inbox = root.join(".loupe/recheck/inbox");
     let out = loupe()
-        .args(["synth", "coils", "--products", "6", "--seed", "21", "--out"])
+        .args(["synth", "coils"])
+        .args(args)
+        .arg("--out")
         .arg(&inbox)
         .output()
         .unwrap();
@@ -64,6 +62,16 @@ fn the_recheck_flow_records_routes_products_and_media() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    inbox
+}
+
+#[test]
+fn the_recheck_flow_records_routes_products_and_media() {
+    if !onnxruntime_available() {
+        return;
+    }
+    let dir = scratch_tree();
+    let inbox = synth_coils(dir.path(), &["--products", "6", "--seed", "21"]);
     run_once(&dir.path().join("flows/loose-wire-recheck.yaml"));
 
     let (records, products) = read_report(dir.path(), 6, |store| async move {
@@ -98,11 +106,9 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
         return;
     }
     let dir = scratch_tree();
-    let inbox = dir.path().join(".loupe/recheck/inbox");
-    let out = loupe()
-        .args([
-            "synth",
-            "coils",
+    let inbox = synth_coils(
+        dir.path(),
+        &[
             "--products",
             "6",
             "--seed",
@@ -113,15 +119,7 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
             "0",
             "--both",
             "0",
-            "--out",
-        ])
-        .arg(&inbox)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     // p00000..p00003: every angle faulted; p00004: one angle; p00005: untouched.
     let faulted = [
