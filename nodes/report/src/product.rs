@@ -88,6 +88,14 @@ impl Verdict {
         }
     }
 
+    /// The verdict as stored back (an unknown text is `incomplete`: not a decision to pass).
+    pub fn parse(stored: &str) -> Verdict {
+        [Verdict::Defective, Verdict::Review, Verdict::Ok]
+            .into_iter()
+            .find(|v| v.as_str() == stored)
+            .unwrap_or(Verdict::Incomplete)
+    }
+
     /// Whether the plant stops a product with this stored verdict (everything but `ok`).
     pub fn stops(stored: &str) -> bool {
         stored != Verdict::Ok.as_str()
@@ -137,10 +145,10 @@ pub fn decide(
     }
     camera.sort_unstable();
     camera.dedup();
-    let reasons = |decision: AngleDecision| {
+    let reasons = |decisions: &[AngleDecision]| {
         let mut r: Vec<&str> = per_angle
             .values()
-            .filter(|(d, _)| *d == decision)
+            .filter(|(d, _)| decisions.contains(d))
             .map(|(_, why)| why.as_str())
             .filter(|why| !why.is_empty())
             .collect();
@@ -150,21 +158,22 @@ pub fn decide(
     };
     let count =
         |decision: AngleDecision| per_angle.values().filter(|(d, _)| *d == decision).count() as u32;
-    let stopped = count(AngleDecision::Stop);
-    let suspect = count(AngleDecision::Suspect);
+    let (stopped, suspect) = (count(AngleDecision::Stop), count(AngleDecision::Suspect));
+    // The angles that stop the product: the stopped ones, with the suspect ones when the
+    // stopped ones alone are not enough.
+    let deciding: &[AngleDecision] = if policy.stops(stopped, 0) {
+        &[AngleDecision::Stop]
+    } else {
+        &[AngleDecision::Stop, AngleDecision::Suspect]
+    };
+    let defect_angles = per_angle
+        .values()
+        .filter(|(d, _)| deciding.contains(d))
+        .count() as i32;
     let (verdict, defects) = if policy.stops(stopped, suspect) {
-        let mut why = reasons(AngleDecision::Stop);
-        let weak = reasons(AngleDecision::Suspect);
-        if !weak.is_empty() && !policy.stops(stopped, 0) {
-            why = [why, weak]
-                .into_iter()
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(",");
-        }
-        (Verdict::Defective, why)
+        (Verdict::Defective, reasons(deciding))
     } else if count(AngleDecision::Review) > 0 {
-        (Verdict::Review, reasons(AngleDecision::Review))
+        (Verdict::Review, reasons(&[AngleDecision::Review]))
     } else if complete {
         (Verdict::Ok, String::new())
     } else {
@@ -176,11 +185,7 @@ pub fn decide(
         line: rows.iter().find_map(|r| r.line.clone()),
         angles: angles.len() as i32,
         expected,
-        defect_angles: if policy.stops(stopped, 0) {
-            stopped as i32
-        } else {
-            (stopped + suspect) as i32
-        },
+        defect_angles,
         camera_flagged: camera.len() as i32,
         defects,
         decided_ms: now_ms,

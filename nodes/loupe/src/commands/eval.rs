@@ -82,6 +82,7 @@ fn conditions(given: &[String]) -> anyhow::Result<Vec<Condition>> {
 /// Runs the evaluation and prints the report and the comparison with the card.
 pub fn eval(args: Args) -> anyhow::Result<ExitCode> {
     let conditions = conditions(&args.faults)?;
+    let model = Model::load(&args.model)?;
     let scratch = Scratch::new()?;
     let mut failed = Vec::new();
     let mut json = serde_json::Map::new();
@@ -103,7 +104,7 @@ pub fn eval(args: Args) -> anyhow::Result<ExitCode> {
         println!("== {condition}");
         let mut entry = serde_json::Map::new();
         let started = std::time::Instant::now();
-        let (text, comparisons, report) = images(&args, &data)?;
+        let (text, comparisons, report) = model.images(&data, args.batch, args.workers)?;
         println!("{text}");
         if *condition == Condition::Clean {
             println!(
@@ -134,8 +135,12 @@ pub fn eval(args: Args) -> anyhow::Result<ExitCode> {
                 flow.display(),
                 coils.text()
             );
-            if let Some(card) = card_coils(&args.model, &condition.to_string())? {
-                let differing = compare_coils(&coils, &card);
+            let card = model
+                .card_test()
+                .and_then(|test| test.get("coils"))
+                .and_then(|coils| coils.get(condition.to_string()));
+            if let Some(card) = card {
+                let differing = compare_coils(&coils, card);
                 println!(
                     "compared with the card's metrics.test.coils.{condition}: {}",
                     if differing.is_empty() {
@@ -170,44 +175,63 @@ pub fn eval(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The image-level figures of the model on `data`: text, card comparisons, JSON.
-fn images(
-    args: &Args,
-    data: &Path,
-) -> anyhow::Result<(String, Vec<Comparison>, serde_json::Value)> {
-    let card_text = std::fs::read_to_string(args.model.join("model.yaml"))
-        .with_context(|| format!("cannot read the model card in {}", args.model.display()))?;
-    // A segmentation card says how pixels are classified; a classifier card does not.
-    let is_segmenter = card_text
-        .lines()
-        .any(|line| line.starts_with("pixel_rule:") || line.starts_with("image_threshold:"));
-    Ok(if is_segmenter {
-        let segmenter = Segmenter::load(&args.model, 1)?;
-        let report = loupe_segment::eval::evaluate(&segmenter, data, args.batch, args.workers)?;
-        let test = segmenter
-            .card()
-            .metrics
-            .as_ref()
-            .and_then(|m| m.get("test"));
-        (
-            report.text(),
-            report.comparisons(test),
-            serde_json::to_value(&report)?,
-        )
-    } else {
-        let classifier = Classifier::load(&args.model, 1)?;
-        let report = loupe_classify::eval::evaluate(&classifier, data, args.batch, args.workers)?;
-        let test = classifier
-            .card()
-            .metrics
-            .as_ref()
-            .and_then(|m| m.get("test"));
-        (
-            report.text(),
-            report.comparisons(test),
-            serde_json::to_value(&report)?,
-        )
-    })
+/// The model evaluated, loaded once for every condition.
+enum Model {
+    Classifier(Classifier),
+    Segmenter(Segmenter),
+}
+
+impl Model {
+    /// Loads the model in `dir`: a segmenter when its card says how pixels are classified.
+    fn load(dir: &Path) -> anyhow::Result<Model> {
+        let card_text = std::fs::read_to_string(dir.join("model.yaml"))
+            .with_context(|| format!("cannot read the model card in {}", dir.display()))?;
+        let is_segmenter = card_text
+            .lines()
+            .any(|line| line.starts_with("pixel_rule:") || line.starts_with("image_threshold:"));
+        Ok(if is_segmenter {
+            Model::Segmenter(Segmenter::load(dir, 1)?)
+        } else {
+            Model::Classifier(Classifier::load(dir, 1)?)
+        })
+    }
+
+    /// The card's held-out figures (`metrics.test`).
+    fn card_test(&self) -> Option<&serde_json::Value> {
+        let metrics = match self {
+            Model::Classifier(c) => c.card().metrics.as_ref(),
+            Model::Segmenter(s) => s.card().metrics.as_ref(),
+        };
+        metrics.and_then(|m| m.get("test"))
+    }
+
+    /// The image-level figures on `data`: text, card comparisons, JSON.
+    fn images(
+        &self,
+        data: &Path,
+        batch: usize,
+        workers: usize,
+    ) -> anyhow::Result<(String, Vec<Comparison>, serde_json::Value)> {
+        let test = self.card_test();
+        Ok(match self {
+            Model::Segmenter(segmenter) => {
+                let report = loupe_segment::eval::evaluate(segmenter, data, batch, workers)?;
+                (
+                    report.text(),
+                    report.comparisons(test),
+                    serde_json::to_value(&report)?,
+                )
+            }
+            Model::Classifier(classifier) => {
+                let report = loupe_classify::eval::evaluate(classifier, data, batch, workers)?;
+                (
+                    report.text(),
+                    report.comparisons(test),
+                    serde_json::to_value(&report)?,
+                )
+            }
+        })
+    }
 }
 
 /// Runs `flow` over a copy of `data` with `model` in its classify nodes and counts the coil
@@ -310,17 +334,6 @@ fn link_folder(from: &Path, to: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The card's coil figures for `condition` (`metrics.test.coils.<condition>`), if any.
-fn card_coils(model: &Path, condition: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    let text = std::fs::read_to_string(model.join("model.yaml"))
-        .with_context(|| format!("cannot read the model card in {}", model.display()))?;
-    let card: serde_json::Value = serde_norway::from_str(&text)
-        .with_context(|| format!("cannot read the model card in {}", model.display()))?;
-    Ok(card
-        .pointer(&format!("/metrics/test/coils/{condition}"))
-        .cloned())
 }
 
 /// The coil figures that differ from the card's: counts of defective coils stopped exactly,

@@ -347,12 +347,7 @@ pub fn products(table: &str, limit: u32, before: Option<&(i64, String)>, dialect
 /// Decodes a row of [`products`].
 pub fn decode_product(row: &dyn Cells) -> ProductVerdict {
     let int = |i: usize| row.int(i).and_then(|v| i32::try_from(v).ok()).unwrap_or(0);
-    let verdict = match row.text(1).as_deref() {
-        Some("defective") => Verdict::Defective,
-        Some("review") => Verdict::Review,
-        Some("ok") => Verdict::Ok,
-        _ => Verdict::Incomplete,
-    };
+    let verdict = Verdict::parse(row.text(1).as_deref().unwrap_or(""));
     ProductVerdict {
         product_id: row.text(0).unwrap_or_default(),
         verdict,
