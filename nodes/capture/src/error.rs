@@ -67,6 +67,15 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
+    /// The upload spool directory cannot be created or read.
+    #[error("upload spool `{}` (setting `upload.spool`): {source}", path.display())]
+    Spool {
+        /// The spool directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// `metadata.filename_pattern` is not a valid template.
     #[error("metadata.filename_pattern: {0}")]
     Metadata(#[from] crate::metadata::PatternError),
@@ -95,6 +104,13 @@ impl From<CaptureError> for NodeError {
             ),
             CaptureError::Listen { address, source } => NodeError::io(
                 format!("cannot listen for uploads on `{address}` (setting `upload.listen`)"),
+                source,
+            ),
+            CaptureError::Spool { path, source } => NodeError::io(
+                format!(
+                    "upload spool `{}` is not usable (setting `upload.spool`)",
+                    path.display()
+                ),
                 source,
             ),
             CaptureError::NotADirectory(_)

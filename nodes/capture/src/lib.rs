@@ -21,6 +21,7 @@
 //!     max_body_bytes: 16777216
 //!     max_pending: 16
 //!     wait_accept: 30s
+//!     spool: .loupe/spool/camera-upload
 //!   snapshot:                   # optional
 //!     url: http://10.0.0.5/snapshot.jpg
 //!     interval: 10s
@@ -40,8 +41,8 @@
 //!   half-written images are never ingested. Hidden files (rsync's temporary names) are
 //!   skipped by default.
 //! - **Nothing lost, at-least-once.** A file (with its sidecar) is deleted, or moved to
-//!   `move_to`, only when the runner acknowledges its FlowFile as accepted; a rejected offer
-//!   is offered again. Nothing is persisted: after a crash or restart, every file still in
+//!   `move_to`, only when the runner acknowledges its FlowFile as accepted — when its record
+//!   is durable; a rejected offer is offered again. Nothing is persisted: after a crash or restart, every file still in
 //!   the directory is simply offered again, so a FlowFile may be delivered twice but never
 //!   lost.
 //! - **Never twice at once.** An offered file is not offered again while in flight.
@@ -60,14 +61,16 @@
 //! `POST /upload`, the image as the raw body (attributes from headers
 //! `X-Loupe-Attr-<name>: value`, file name from `X-Loupe-Filename`) or as
 //! `multipart/form-data` (the part with a file name, or named `file`, is the image; every
-//! other field becomes an attribute). The request is answered only after the runner has
-//! acknowledged the FlowFile: `202` with `{"uuid", "filename", "size"}`; so a `2xx` means
-//! the flow has it, and anything else means the sender still owns the image. Refusals:
-//! `400` (empty body, no or two file parts), `413` (over `max_body_bytes`), `503` with
-//! `Retry-After` when `max_pending` uploads are already held or the flow did not take the
-//! upload within `wait_accept`: overload slows the sender down and memory stays bounded.
-//! Pending uploads live in memory only; a restart answers their requests with an error
-//! (connection closed), never `2xx`. Attributes: `filename`, `mime.type`, `file.size`,
+//! other field becomes an attribute). The upload is written to the node's spool directory
+//! (`upload.spool`, default `.loupe/spool/<node id>`) and synced before the request is answered
+//! `202` with `{"uuid", "filename", "size"}`: a `2xx` means the image survives a crash, and
+//! anything else means the sender still owns it. The spool file is removed when the runner
+//! acknowledges the upload (its record is durable); a restarted node offers what is left.
+//! The uuid derives from the content and the client's file name, so a retried upload is the
+//! same FlowFile. Refusals: `400` (empty body, no or two file parts), `413` (over
+//! `max_body_bytes`), `503` with `Retry-After` when `max_pending` uploads are held for longer
+//! than `wait_accept` or the spool cannot be written: overload slows the sender down, memory
+//! and spool stay bounded. Attributes: `filename`, `mime.type`, `file.size`,
 //! `upload.remote.address`. See [`upload`] for the details.
 //!
 //! ## Snapshot
@@ -127,6 +130,7 @@ mod pending;
 mod settings;
 pub mod snapshot;
 mod source;
+mod spool;
 pub mod upload;
 
 use async_trait::async_trait;

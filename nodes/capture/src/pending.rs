@@ -1,11 +1,10 @@
 //! A bounded in-memory set of FlowFiles waiting to be offered or acknowledged: the
-//! bookkeeping of uploads and snapshots (their input is not a file that outlives a restart).
+//! bookkeeping of uploads (whose spool files outlive a restart) and snapshots.
 //!
 //! An item is *ready* (waiting for a pull) or *in flight* (offered under a delivery id).
 //! Accepting an in-flight item removes it and tells its waiter; rejecting it (or an offer
-//! left unacknowledged for `redeliver_after`) makes it ready again, unless its waiter has
-//! gone or its deadline has passed: then it is dropped, and a waiter left sees the sender
-//! dropped. Everything is under one short-held lock, never across an `.await`.
+//! left unacknowledged for `redeliver_after`) makes it ready again. Closing the queue drops
+//! every item: their waiters see the sender dropped. Everything is under one short-held lock, never across an `.await`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,10 +22,6 @@ struct Item {
     flow_file: FlowFile,
     /// Told when the flow accepts the item.
     accepted: Option<oneshot::Sender<()>>,
-    /// After this, the item is not offered (again).
-    deadline: Option<Instant>,
-    /// Its waiter went away: do not offer it again.
-    abandoned: bool,
     /// The delivery id it is in flight under.
     delivery: Option<String>,
 }
@@ -109,7 +104,6 @@ impl PendingQueue {
         &self,
         flow_file: FlowFile,
         accepted: Option<oneshot::Sender<()>>,
-        deadline: Option<Instant>,
     ) -> Result<Key, FlowFile> {
         let mut inner = self.inner();
         if inner.closed || inner.items.len() >= self.capacity {
@@ -122,8 +116,6 @@ impl PendingQueue {
             Item {
                 flow_file,
                 accepted,
-                deadline,
-                abandoned: false,
                 delivery: None,
             },
         );
@@ -131,6 +123,25 @@ impl PendingQueue {
         drop(inner);
         self.notify.notify_one();
         Ok(key)
+    }
+
+    /// Adds an item recovered from a previous run's spool, over the capacity if need be (it
+    /// was admitted then); `accepted` is told when the flow accepts it.
+    pub fn push_recovered(&self, flow_file: FlowFile, accepted: oneshot::Sender<()>) {
+        let mut inner = self.inner();
+        let key = inner.next_key;
+        inner.next_key += 1;
+        inner.items.insert(
+            key,
+            Item {
+                flow_file,
+                accepted: Some(accepted),
+                delivery: None,
+            },
+        );
+        inner.ready.push_back(key);
+        drop(inner);
+        self.notify.notify_one();
     }
 
     /// Offers up to `max` ready items, oldest first. Offers unacknowledged for
@@ -147,7 +158,7 @@ impl PendingQueue {
         for id in lost {
             tracing::warn!(delivery_id = %id,
                 "offer not acknowledged within redeliver_after; offering it again");
-            requeue(&mut inner, &id, now);
+            requeue(&mut inner, &id);
         }
         let mut offers = Vec::new();
         while offers.len() < max {
@@ -158,10 +169,6 @@ impl PendingQueue {
             let Some(item) = inner.items.get_mut(&key) else {
                 continue;
             };
-            if item.deadline.is_some_and(|d| now >= d) {
-                inner.items.remove(&key); // its waiter is answered 503 by the sender's drop
-                continue;
-            }
             item.delivery = Some(delivery_id.clone());
             offers.push(Offer {
                 delivery_id: delivery_id.clone(),
@@ -175,7 +182,6 @@ impl PendingQueue {
     /// Settles this queue's delivery ids: accepted items leave (their waiter is told),
     /// rejected ones are offered again. Unknown ids are ignored.
     pub fn settle(&self, accepted: &[String], rejected: &[String]) {
-        let now = Instant::now();
         let mut inner = self.inner();
         for id in accepted {
             let Some((key, _)) = inner.in_flight.remove(id) else {
@@ -190,7 +196,7 @@ impl PendingQueue {
         }
         let mut woke = false;
         for id in rejected {
-            woke |= requeue(&mut inner, id, now);
+            woke |= requeue(&mut inner, id);
         }
         drop(inner);
         if woke {
@@ -208,24 +214,6 @@ impl PendingQueue {
         }
     }
 
-    /// Its producer gives up on `key`: a ready item is removed (true); one in flight is left
-    /// to the flow (it may still accept it) but never offered again (false).
-    pub fn withdraw(&self, key: Key) -> bool {
-        let mut inner = self.inner();
-        match inner.items.get_mut(&key) {
-            None => false,
-            Some(item) if item.delivery.is_some() => {
-                item.abandoned = true;
-                false
-            }
-            Some(_) => {
-                inner.items.remove(&key);
-                inner.ready.retain(|k| *k != key);
-                true
-            }
-        }
-    }
-
     /// Drops everything and refuses new items (the node is stopping): every waiter sees
     /// its sender dropped.
     pub fn close(&self) {
@@ -237,18 +225,14 @@ impl PendingQueue {
     }
 }
 
-/// Makes the item offered as `id` ready again; false if it was dropped instead (or unknown).
-fn requeue(inner: &mut Inner, id: &str, now: Instant) -> bool {
+/// Makes the item offered as `id` ready again; false if it is unknown.
+fn requeue(inner: &mut Inner, id: &str) -> bool {
     let Some((key, _)) = inner.in_flight.remove(id) else {
         return false;
     };
     let Some(item) = inner.items.get_mut(&key) else {
         return false;
     };
-    if item.abandoned || item.deadline.is_some_and(|d| now >= d) {
-        inner.items.remove(&key);
-        return false;
-    }
     item.delivery = None;
     // To the front: it was first in line before.
     inner.ready.push_front(key);
@@ -271,9 +255,9 @@ mod tests {
     fn bounded_offered_settled() {
         let q = queue(2);
         let (tx, mut rx) = oneshot::channel();
-        let a = q.try_push(ff(), Some(tx), None).unwrap();
-        q.try_push(ff(), None, None).unwrap();
-        assert!(q.try_push(ff(), None, None).is_err(), "full");
+        let a = q.try_push(ff(), Some(tx)).unwrap();
+        q.try_push(ff(), None).unwrap();
+        assert!(q.try_push(ff(), None).is_err(), "full");
 
         let offers = q.take(1);
         assert_eq!(offers.len(), 1);
@@ -288,23 +272,5 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(()));
         assert_eq!(q.status(a), Status::Gone);
         assert_eq!(q.len(), 1);
-    }
-
-    #[test]
-    fn withdrawn_and_expired_items_are_not_offered() {
-        let q = queue(4);
-        let a = q.try_push(ff(), None, None).unwrap();
-        assert!(q.withdraw(a));
-        let (tx, mut rx) = oneshot::channel();
-        q.try_push(ff(), Some(tx), Some(Instant::now())).unwrap();
-        assert!(q.take(10).is_empty());
-        assert!(rx.try_recv().is_err(), "sender dropped");
-        assert_eq!(q.len(), 0);
-
-        let b = q.try_push(ff(), None, None).unwrap();
-        let offered = q.take(10);
-        assert!(!q.withdraw(b), "in flight: left to the flow");
-        q.settle(&[], &[offered[0].delivery_id.clone()]);
-        assert_eq!(q.status(b), Status::Gone, "abandoned, not offered again");
     }
 }

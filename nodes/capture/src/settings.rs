@@ -127,11 +127,18 @@ pub struct UploadSettings {
     #[serde(default = "default_upload_max_pending")]
     pub max_pending: usize,
 
-    /// How long an upload may wait for the flow to take it (humantime). If the flow has not
-    /// taken it by then it is dropped and the request answered `503` + `Retry-After`. An
-    /// upload already offered to the flow is always waited for (the flow may accept it).
+    /// How long a request may wait for room when `max_pending` uploads are already held
+    /// (humantime). If none frees up by then, the request is answered `503` +
+    /// `Retry-After` before its body is read.
     #[serde(default = "default_wait_accept")]
     pub wait_accept: HumanDuration,
+
+    /// Directory uploads are spooled to (synced) before they are answered `202`; relative
+    /// paths are resolved against the flow file's directory. An upload's file is removed
+    /// when the flow acknowledges it; what is left is offered again when the node starts.
+    /// Default: `.loupe/spool/<node id>`. Two capture nodes must not share one.
+    #[serde(default)]
+    pub spool: Option<PathBuf>,
 
     /// The `Retry-After` a `503` carries (humantime, rounded up to whole seconds).
     #[serde(default = "default_retry_after")]

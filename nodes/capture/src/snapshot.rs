@@ -179,7 +179,7 @@ async fn run(cfg: Config, queue: Arc<PendingQueue>, shutdown: CancellationToken)
             tracing::info!(url = %cfg.url, "camera answers again");
         }
         let flow_file = flow_file(&cfg, frame, started);
-        if queue.try_push(flow_file, None, None).is_err() {
+        if queue.try_push(flow_file, None).is_err() {
             skipped += 1;
             tracing::debug!(url = %cfg.url, skipped, "snapshot skipped: flow saturated");
         }

@@ -23,6 +23,7 @@ use crate::error::CaptureError;
 use crate::metadata::Metadata;
 use crate::settings::CaptureSettings;
 use crate::snapshot::SnapshotInput;
+use crate::spool::Spool;
 use crate::upload::UploadInput;
 
 /// Attribute with the file's size in bytes (NiFi `file.size`), for every input.
@@ -64,16 +65,25 @@ impl CaptureSource {
         };
         let redeliver_after = settings.redeliver_after.get();
         let upload = match &settings.upload {
-            Some(upload) => Some(
-                UploadInput::start(
-                    upload,
-                    ctx.max_message_bytes,
-                    redeliver_after,
-                    metadata.clone(),
-                    notify.clone(),
+            Some(upload) => {
+                let dir = match &upload.spool {
+                    Some(dir) => ctx.resolve(dir),
+                    None => ctx.resolve(".loupe/spool").join(&ctx.node_id),
+                };
+                let spool = Spool::open(dir.clone())
+                    .map_err(|source| CaptureError::Spool { path: dir, source })?;
+                Some(
+                    UploadInput::start(
+                        upload,
+                        ctx.max_message_bytes,
+                        redeliver_after,
+                        metadata.clone(),
+                        notify.clone(),
+                        spool,
+                    )
+                    .await?,
                 )
-                .await?,
-            ),
+            }
             None => None,
         };
         let snapshot = match &settings.snapshot {

@@ -1,18 +1,21 @@
 //! The `upload` input: an HTTP endpoint cameras push images to.
 //!
-//! `POST /upload` with the image as the raw body, or as `multipart/form-data`. The request
-//! waits until the flow has accepted the FlowFile and is then answered `202` with
-//! `{"uuid": ..., "filename": ..., "size": ...}`. Refusals:
+//! `POST /upload` with the image as the raw body, or as `multipart/form-data`. The upload
+//! is written to the node's spool directory and synced ([`crate::spool`]); only then is the
+//! request answered `202` with `{"uuid": ..., "filename": ..., "size": ...}`. From then on
+//! it survives a crash: the spool file is removed when the flow acknowledges the upload (its
+//! record is durable), and a restarted node offers what is left in the spool again. The uuid
+//! is derived from the content and the client's file name, so a client that retries an upload
+//! whose answer it lost sends the same FlowFile again, which idempotent sinks record once.
+//! Refusals:
 //! - `400`: empty body, no file part, two file parts, an attribute that is not text;
 //! - `413`: body larger than `max_body_bytes`;
-//! - `503` + `Retry-After`: `max_pending` uploads already being received or held, the
-//!   flow did not take the upload within `wait_accept`, or the node is stopping. An upload
-//!   the flow was handed but had not acknowledged by then gets one more `wait_accept`; after
-//!   that the answer is `503` too, and the client's retry may make it a duplicate
-//!   (delivery is at-least-once).
+//! - `503` + `Retry-After`: `max_pending` uploads held (being received, spooled and not yet
+//!   acknowledged) for longer than `wait_accept`, the spool cannot be written (a full disk),
+//!   or the node is stopping.
 //!
-//! Memory is bounded by `max_pending` × `max_body_bytes`: a request is admitted (before
-//! its body is read) only while fewer than `max_pending` others are being read or wait.
+//! Memory and spool are bounded by `max_pending` × `max_body_bytes`: a request is admitted
+//! (before its body is read) only while fewer than `max_pending` others are held.
 //!
 //! Attributes (later ones win): `metadata.attributes`, `metadata.filename_pattern` on the
 //! file name, then headers `X-Loupe-Attr-<name>: value` (raw body; names arrive lower-case)
@@ -24,7 +27,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,7 +36,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use loupe_sdk::{FlowFile, attr};
-use tokio::sync::{Notify, oneshot};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, OwnedSemaphorePermit, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CaptureError;
@@ -41,6 +45,7 @@ use crate::metadata::Metadata;
 use crate::pending::PendingQueue;
 use crate::settings::UploadSettings;
 use crate::source::{CAPTURE_INPUT, FILE_SIZE};
+use crate::spool::Spool;
 
 /// Attribute with the uploading peer's IP address.
 pub const UPLOAD_REMOTE_ADDRESS: &str = "upload.remote.address";
@@ -52,10 +57,15 @@ pub const FILENAME_HEADER: &str = "x-loupe-filename";
 /// Delivery ids of uploads start with this.
 const PREFIX: &str = "upload-";
 
+/// Namespace of upload uuids (random, fixed).
+const UPLOAD_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x9d3b_6a20_41f7_4c55_8e0b_d2a4_5f61_c7e3);
+
 struct Shared {
     queue: Arc<PendingQueue>,
-    /// One permit per request being read or waiting: bounds memory to `max_pending`
-    /// bodies, including those still arriving.
+    spool: Spool,
+    /// One permit per upload being read, spooled or waiting for its acknowledgement:
+    /// bounds memory and spool to `max_pending` bodies, including those still arriving.
     admission: Arc<tokio::sync::Semaphore>,
     metadata: Arc<Metadata>,
     limit: u64,
@@ -79,6 +89,7 @@ impl UploadInput {
         redeliver_after: Duration,
         metadata: Arc<Metadata>,
         notify: Arc<Notify>,
+        spool: Spool,
     ) -> Result<Self, CaptureError> {
         let wanted = settings.address().ok_or_else(|| CaptureError::Listen {
             address: settings.listen.clone(),
@@ -105,6 +116,7 @@ impl UploadInput {
         ));
         let shared = Arc::new(Shared {
             queue: queue.clone(),
+            spool,
             admission: Arc::new(tokio::sync::Semaphore::new(settings.max_pending)),
             metadata,
             limit,
@@ -122,7 +134,8 @@ impl UploadInput {
             .layer(DefaultBodyLimit::max(
                 usize::try_from(limit).unwrap_or(usize::MAX),
             ))
-            .with_state(shared);
+            .with_state(shared.clone());
+        recover(&shared).await?;
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone().cancelled_owned();
         let server = axum::serve(
@@ -164,16 +177,63 @@ impl Refusal {
     }
 }
 
-/// Withdraws an upload whose request went away (the client disconnected).
-struct Withdraw {
-    queue: Arc<PendingQueue>,
-    key: crate::pending::Key,
+/// Offers again what a previous run spooled and the flow never acknowledged.
+async fn recover(shared: &Arc<Shared>) -> Result<(), CaptureError> {
+    let spool = shared.spool.clone();
+    let found = tokio::task::spawn_blocking(move || spool.recover())
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|source| CaptureError::Spool {
+            path: shared.spool.dir().to_path_buf(),
+            source,
+        })?;
+    if !found.is_empty() {
+        tracing::info!(uploads = found.len(), spool = %shared.spool.dir().display(),
+            "offering uploads spooled before the last stop again");
+    }
+    for flow_file in found {
+        // They were admitted before; they take a permit when one is free so that new
+        // uploads wait for them, and are queued whatever the count.
+        let permit = shared.admission.clone().try_acquire_owned().ok();
+        hold(shared, flow_file, permit, true);
+    }
+    Ok(())
 }
 
-impl Drop for Withdraw {
-    fn drop(&mut self) {
-        self.queue.withdraw(self.key);
+/// Queues a spooled upload; when the flow acknowledges it, its spool file is removed and its
+/// admission permit returned. An upload not acknowledged before the node stops stays spooled.
+/// Returns false when the queue refused it.
+fn hold(
+    shared: &Arc<Shared>,
+    flow_file: FlowFile,
+    permit: Option<OwnedSemaphorePermit>,
+    force: bool,
+) -> bool {
+    let uuid = flow_file.uuid.clone();
+    let (tx, rx) = oneshot::channel();
+    let pushed = if force {
+        shared.queue.push_recovered(flow_file, tx);
+        true
+    } else {
+        shared.queue.try_push(flow_file, Some(tx)).is_ok()
+    };
+    if !pushed {
+        return false;
     }
+    let spool = shared.spool.clone();
+    tokio::spawn(async move {
+        if rx.await.is_ok() {
+            let removed = tokio::task::spawn_blocking(move || spool.remove(&uuid)).await;
+            if let Ok(Err(e)) = removed {
+                tracing::warn!(error = %e,
+                    "acknowledged upload's spool file could not be removed; it will be \
+                     offered again at the next start (sinks record it once)");
+            }
+        }
+        drop(permit);
+    });
+    true
 }
 
 async fn upload(
@@ -196,7 +256,11 @@ async fn upload(
     }
 }
 
-async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<Response, Refusal> {
+async fn accept(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Response, Refusal> {
     let busy = || {
         Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -206,13 +270,13 @@ async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<R
             ),
         )
     };
-    // Refuse early, before reading a body that could not be queued anyway.
-    let Ok(_permit) = shared.admission.clone().try_acquire_owned() else {
+    // Wait for room (overload slows the sender), before reading a body that could not be
+    // held anyway.
+    let permit =
+        tokio::time::timeout(shared.wait_accept, shared.admission.clone().acquire_owned()).await;
+    let Ok(Ok(permit)) = permit else {
         return Err(busy());
     };
-    if shared.queue.len() >= shared.queue.capacity() {
-        return Err(busy());
-    }
     let too_large = |size: Option<u64>| {
         let size = size.map(|s| format!("{s} bytes, ")).unwrap_or_default();
         Refusal(
@@ -244,13 +308,14 @@ async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<R
         ));
     }
 
+    let uuid = upload_uuid(&part.content, part.filename.as_deref());
     let filename = part.filename.unwrap_or_else(|| {
         let ext = part
             .mime
             .as_deref()
             .map(crate::snapshot::extension)
             .unwrap_or("bin");
-        format!("upload-{}.{ext}", uuid::Uuid::new_v4())
+        format!("upload-{uuid}.{ext}")
     });
     let mime = part
         .mime
@@ -265,50 +330,30 @@ async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<R
         .with_attr(UPLOAD_REMOTE_ADDRESS, peer.ip().to_string())
         .with_attr(CAPTURE_INPUT, "upload");
     shared.metadata.finish(&mut flow_file.attributes);
-    let uuid = flow_file.uuid.clone();
+    flow_file.uuid = uuid.clone();
 
-    let (tx, mut rx) = oneshot::channel();
-    let deadline = tokio::time::Instant::now() + shared.wait_accept;
-    let key = shared
-        .queue
-        .try_push(
-            flow_file,
-            Some(tx),
-            Some(Instant::now() + shared.wait_accept),
-        )
-        .map_err(|_| busy())?;
-    let guard = Withdraw {
-        queue: shared.queue.clone(),
-        key,
-    };
-
-    let accepted = tokio::select! {
-        r = &mut rx => r.is_ok(),
-        () = tokio::time::sleep_until(deadline) => {
-            // Not taken in time: withdrawn if still waiting; if it is offered right now, the
-            // flow decides (and it is never offered again) — but within one more
-            // `wait_accept` at most: a runner that took it and died must not hold the
-            // client (and an admission permit) for the whole redelivery time. Then the
-            // answer is 503 and the client's retry may duplicate it (at-least-once).
-            if shared.queue.withdraw(key) {
-                false
-            } else {
-                matches!(tokio::time::timeout(shared.wait_accept, rx).await, Ok(Ok(_)))
-            }
-        }
-    };
-    drop(guard);
-    if !accepted {
+    let spool = shared.spool.clone();
+    let spooled = flow_file.clone();
+    let written = tokio::task::spawn_blocking(move || spool.write(&spooled))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    if let Err(e) = written {
+        tracing::warn!(%peer, %uuid, error = %e, spool = %shared.spool.dir().display(),
+            "cannot spool an upload; answered 503");
         return Err(Refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the flow did not take the upload within {} (setting `upload.wait_accept`), \
-                 or capture is stopping; retry later",
-                humantime::format_duration(shared.wait_accept)
-            ),
+            format!("capture cannot store the upload right now ({e}); retry later"),
         ));
     }
-    tracing::debug!(%peer, %uuid, %filename, size, "upload accepted by the flow");
+    if !hold(shared, flow_file, Some(permit), false) {
+        // Only when the node is stopping: the spooled file is offered at the next start.
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "capture is stopping; retry later".to_string(),
+        ));
+    }
+    tracing::debug!(%peer, %uuid, %filename, size, "upload spooled");
     let body = serde_json::json!({"uuid": uuid, "filename": filename, "size": size});
     Ok((
         StatusCode::ACCEPTED,
@@ -316,6 +361,16 @@ async fn accept(shared: &Shared, peer: SocketAddr, request: Request) -> Result<R
         body.to_string(),
     )
         .into_response())
+}
+
+/// The uuid of an upload: the same bytes under the same client file name are the same
+/// FlowFile (a client retrying after a lost answer makes no duplicate record).
+fn upload_uuid(content: &[u8], filename: Option<&str>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(filename.unwrap_or("").as_bytes());
+    hash.update([0]);
+    hash.update(content);
+    uuid::Uuid::new_v5(&UPLOAD_NAMESPACE, &hash.finalize()).to_string()
 }
 
 /// The file of one upload, with the attributes the request gave.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use loupe_capture::{Capture, CaptureSettings, CaptureSource};
 use loupe_sdk::factory::{factory, parse_settings};
 use loupe_sdk::pb::Offer;
-use loupe_sdk::{BuildContext, Pulled, Source};
+use loupe_sdk::{BuildContext, Processor, Pulled, Source};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,21 +31,43 @@ fn ctx(base: &Path) -> BuildContext {
 }
 
 async fn open(settings: Value) -> Arc<CaptureSource> {
-    let settings: CaptureSettings = parse_settings(&settings).unwrap();
-    assert!(settings.problems().is_empty(), "{:?}", settings.problems());
-    let dir = std::env::temp_dir();
-    Arc::new(CaptureSource::open(settings, &ctx(&dir)).await.unwrap())
+    // Each test its own base directory: the upload spool lives under it.
+    let dir = tempfile::tempdir().unwrap().keep();
+    open_in(settings, &dir).await
 }
 
-/// An upload-only capture on an ephemeral port, with `upload` settings `extra`.
-async fn uploader(extra: Value) -> (Arc<CaptureSource>, SocketAddr) {
+async fn open_in(settings: Value, base: &Path) -> Arc<CaptureSource> {
+    let settings: CaptureSettings = parse_settings(&settings).unwrap();
+    assert!(settings.problems().is_empty(), "{:?}", settings.problems());
+    Arc::new(CaptureSource::open(settings, &ctx(base)).await.unwrap())
+}
+
+fn upload_settings(extra: &Value) -> Value {
     let mut upload = json!({"listen": "127.0.0.1:0"});
     for (k, v) in extra.as_object().unwrap() {
         upload[k] = v.clone();
     }
-    let src = open(json!({"upload": upload, "metadata": {"fragment_count": 8}})).await;
+    json!({"upload": upload, "metadata": {"fragment_count": 8}})
+}
+
+/// An upload-only capture on an ephemeral port, with `upload` settings `extra`.
+async fn uploader(extra: Value) -> (Arc<CaptureSource>, SocketAddr) {
+    let src = open(upload_settings(&extra)).await;
     let addr = src.upload_addr().unwrap();
     (src, addr)
+}
+
+/// Spool files (`*.upload`) under `dir`.
+fn spooled(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "upload"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
 }
 
 async fn pull_some(src: &CaptureSource, max: usize) -> Pulled {
@@ -152,19 +174,29 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 }
 
 #[tokio::test]
-async fn raw_upload_is_answered_only_after_the_flow_accepts_it() {
-    let (src, addr) = uploader(json!({})).await;
-    let request = tokio::spawn(post_raw(
+async fn raw_upload_is_answered_once_spooled_and_kept_until_acknowledged() {
+    let base = tempfile::tempdir().unwrap();
+    let spool = base.path().join(".loupe/spool/cap");
+    let src = open_in(upload_settings(&json!({})), base.path()).await;
+    let addr = src.upload_addr().unwrap();
+    let reply = post_raw(
         addr,
         "X-Loupe-Filename: p7_a2.png\r\nX-Loupe-Attr-product.id: p7\r\n\
          X-Loupe-Attr-Camera.Angle: 2\r\n",
         PNG,
-    ));
+    )
+    .await;
+    assert_eq!(reply.status, 202, "answered once on disk: {reply:?}");
+    assert_eq!(spooled(&spool), 1, "the upload is in the spool");
 
     let offered = pull_some(&src, 10).await.offers;
     assert_eq!(offered.len(), 1);
     let ff = offered[0].flow_file.as_ref().unwrap();
     assert_eq!(&ff.content[..], PNG);
+    let body: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(body["uuid"], ff.uuid.as_str());
+    assert_eq!(body["filename"], "p7_a2.png");
+    assert_eq!(body["size"], PNG.len());
     let a = attrs(&offered[0]);
     assert_eq!(a["filename"], "p7_a2.png");
     assert_eq!(a["mime.type"], "image/png");
@@ -175,29 +207,98 @@ async fn raw_upload_is_answered_only_after_the_flow_accepts_it() {
     assert_eq!(a["file.size"], PNG.len().to_string());
     assert_eq!(a["upload.remote.address"], "127.0.0.1");
     assert_eq!(a["capture.input"], "upload");
-    assert!(
-        !request.is_finished(),
-        "no answer before the acknowledgement"
-    );
 
-    // Rejected: offered again (same FlowFile), still no answer.
+    // Rejected: offered again (same FlowFile), still spooled.
     src.ack(vec![], id(&offered[0])).await.unwrap();
     let again = pull_some(&src, 10).await.offers;
     assert_eq!(again[0].flow_file.as_ref().unwrap().uuid, ff.uuid);
     assert_ne!(again[0].delivery_id, offered[0].delivery_id);
-    assert!(!request.is_finished());
+    assert_eq!(spooled(&spool), 1);
 
+    // Accepted (its record is durable): the spool file goes.
     src.ack(id(&again[0]), vec![]).await.unwrap();
-    let reply = request.await.unwrap();
-    assert_eq!(reply.status, 202, "{reply:?}");
-    let body: Value = serde_json::from_str(&reply.body).unwrap();
-    assert_eq!(body["uuid"], ff.uuid.as_str());
-    assert_eq!(body["filename"], "p7_a2.png");
-    assert_eq!(body["size"], PNG.len());
-
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while spooled(&spool) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool file not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let idle = src.pull(10, Duration::ZERO).await.unwrap();
     assert!(idle.offers.is_empty());
     assert!(!idle.exhausted, "a capture with uploads is never exhausted");
+}
+
+#[tokio::test]
+async fn a_spooled_upload_survives_a_restart_and_a_retry_is_the_same_flowfile() {
+    let base = tempfile::tempdir().unwrap();
+    let settings = upload_settings(&json!({}));
+    let src = open_in(settings.clone(), base.path()).await;
+    let addr = src.upload_addr().unwrap();
+    let first = post_raw(addr, "X-Loupe-Filename: a.png\r\n", PNG).await;
+    assert_eq!(first.status, 202, "{first:?}");
+    // The client lost the answer and sends it again: the same FlowFile.
+    let retry = post_raw(addr, "X-Loupe-Filename: a.png\r\n", PNG).await;
+    assert_eq!(retry.status, 202, "{retry:?}");
+    let uuid = |r: &Reply| {
+        let body = serde_json::from_str::<Value>(&r.body).unwrap();
+        body["uuid"].as_str().unwrap().to_string()
+    };
+    assert_eq!(uuid(&first), uuid(&retry));
+    let other = post_raw(addr, "X-Loupe-Filename: b.png\r\n", PNG).await;
+    assert_ne!(uuid(&other), uuid(&first), "another name is another photo");
+    // Offered, never acknowledged: the node stops (a crash keeps the spool the same way).
+    let _ = pull_some(&src, 10).await;
+    src.stop().await;
+    drop(src);
+
+    let src = open_in(settings, base.path()).await;
+    let mut uuids = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while uuids.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spooled uploads not offered again"
+        );
+        for o in src
+            .pull(10, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .offers
+        {
+            let ff = o.flow_file.unwrap();
+            assert_eq!(&ff.content[..], PNG);
+            uuids.insert(ff.uuid);
+        }
+    }
+    assert!(uuids.contains(&uuid(&first)) && uuids.contains(&uuid(&other)));
+}
+
+#[tokio::test]
+async fn an_unwritable_spool_answers_503_and_offers_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let src = open_in(upload_settings(&json!({})), base.path()).await;
+    let addr = src.upload_addr().unwrap();
+    // The spool's disk goes away: a file where its directory was (fails even as root).
+    let spool = base.path().join(".loupe/spool/cap");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a directory").unwrap();
+    let reply = post_raw(addr, "", PNG).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(reply.body.contains("cannot store"), "{reply:?}");
+    assert!(
+        src.pull(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .offers
+            .is_empty()
+    );
+    // Back: accepted again.
+    std::fs::remove_file(&spool).unwrap();
+    std::fs::create_dir_all(&spool).unwrap();
+    assert_eq!(post_raw(addr, "", PNG).await.status, 202);
 }
 
 #[tokio::test]
@@ -208,7 +309,8 @@ async fn multipart_upload_takes_fields_as_attributes() {
         ("file", Some("../../etc/p9_a1.png"), PNG),
         ("camera.angle", None, b"1"),
     ]);
-    let request = tokio::spawn(async move { http(addr, &head, &body).await });
+    let reply = http(addr, &head, &body).await;
+    assert_eq!(reply.status, 202, "{reply:?}");
     let offered = pull_some(&src, 10).await.offers;
     let a = attrs(&offered[0]);
     assert_eq!(a["filename"], "p9_a1.png", "a client's path never leaks in");
@@ -218,7 +320,6 @@ async fn multipart_upload_takes_fields_as_attributes() {
     assert_eq!(a["fragment.index"], "1");
     assert_eq!(&offered[0].flow_file.as_ref().unwrap().content[..], PNG);
     src.ack(id(&offered[0]), vec![]).await.unwrap();
-    assert_eq!(request.await.unwrap().status, 202);
 }
 
 #[tokio::test]
@@ -269,8 +370,9 @@ async fn bad_uploads_are_refused_with_clear_statuses() {
 
 #[tokio::test]
 async fn a_saturated_endpoint_answers_503_with_retry_after() {
-    let (src, addr) = uploader(json!({"max_pending": 1, "retry_after": "7s"})).await;
-    let first = tokio::spawn(post_raw(addr, "", b"first"));
+    let settings = json!({"max_pending": 1, "retry_after": "7s", "wait_accept": "200ms"});
+    let (src, addr) = uploader(settings).await;
+    assert_eq!(post_raw(addr, "", b"first").await.status, 202);
     let offered = pull_some(&src, 10).await.offers; // held in flight, not acknowledged
 
     let reply = post_raw(addr, "", b"second").await;
@@ -278,35 +380,17 @@ async fn a_saturated_endpoint_answers_503_with_retry_after() {
     assert_eq!(reply.headers["retry-after"], "7");
     assert!(reply.body.contains("saturated"), "{reply:?}");
 
-    src.ack(id(&offered[0]), vec![]).await.unwrap();
-    assert_eq!(first.await.unwrap().status, 202);
-    // Room again.
+    // A request waits for room up to `wait_accept`: an acknowledgement meanwhile lets it in.
     let third = tokio::spawn(post_raw(addr, "", b"third"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    src.ack(id(&offered[0]), vec![]).await.unwrap();
+    assert_eq!(third.await.unwrap().status, 202);
     let offered = pull_some(&src, 10).await.offers;
     assert_eq!(
         &offered[0].flow_file.as_ref().unwrap().content[..],
         b"third"
     );
     src.ack(id(&offered[0]), vec![]).await.unwrap();
-    assert_eq!(third.await.unwrap().status, 202);
-}
-
-#[tokio::test]
-async fn an_upload_the_flow_does_not_take_in_time_is_answered_503_and_dropped() {
-    let (src, addr) = uploader(json!({"wait_accept": "200ms"})).await;
-    // Nobody pulls: the upload waits, then is refused.
-    let reply = post_raw(addr, "", b"late").await;
-    assert_eq!(reply.status, 503, "{reply:?}");
-    assert!(reply.headers.contains_key("retry-after"));
-    assert!(reply.body.contains("wait_accept"), "{reply:?}");
-    // The refused upload is never offered afterwards.
-    assert!(
-        src.pull(10, Duration::ZERO)
-            .await
-            .unwrap()
-            .offers
-            .is_empty()
-    );
 }
 
 #[tokio::test]

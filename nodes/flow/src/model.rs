@@ -52,7 +52,10 @@ pub const DEFAULT_BACK_PRESSURE_BYTES: u64 = 1_000_000_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts before the FlowFile goes to `failure` with `error.kind=retries_exhausted`.
-    pub max_attempts: u32,
+    /// `None` (the default): retry until the node answers — transport trouble passes, and
+    /// meanwhile the FlowFile waits in its queue, back pressure builds and the source stops
+    /// being read, so nothing is dropped while a node or its database is down.
+    pub max_attempts: Option<u32>,
     /// Penalty after the first failed attempt; doubles each time.
     pub initial_backoff: Duration,
     /// Largest penalty.
@@ -62,7 +65,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 30,
+            max_attempts: None,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }
@@ -70,6 +73,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Whether a FlowFile that failed `attempts` times goes to `failure` now.
+    pub fn exhausted(&self, attempts: u32) -> bool {
+        self.max_attempts.is_some_and(|max| attempts >= max)
+    }
+
     /// Penalty before attempt `attempt + 1` (attempt counts from 1).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
@@ -153,7 +161,7 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy {
-            max_attempts: 10,
+            max_attempts: Some(10),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
         };

@@ -45,30 +45,47 @@ use loupe_sdk::flowfile::now_ms;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::ack::Claim;
 use crate::model::{CompiledConnection, Prioritizer};
 
 /// A FlowFile waiting in a [`FlowQueue`], with what the runner tracks about it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct QueuedFlowFile {
     /// The FlowFile itself.
     pub flow_file: FlowFile,
     /// Failed delivery attempts so far (0 for a FlowFile never tried); the runner compares
     /// it with the retry policy.
     pub attempts: u32,
+    /// Its share of the source offer's acknowledgement ([`crate::ack`]): settled when the
+    /// FlowFile reaches a final state; an item dropped unsettled has its input offered again.
+    pub claim: Claim,
 }
 
 impl QueuedFlowFile {
-    /// A FlowFile not tried yet.
+    /// A FlowFile not tried yet, claiming no source offer.
     pub fn new(flow_file: FlowFile) -> Self {
+        QueuedFlowFile::claimed(flow_file, Claim::none())
+    }
+
+    /// A FlowFile not tried yet, holding `claim` on its source offer.
+    pub fn claimed(flow_file: FlowFile, claim: Claim) -> Self {
         QueuedFlowFile {
             flow_file,
             attempts: 0,
+            claim,
         }
     }
 
     /// Content size in bytes: what the item counts toward the byte threshold.
     pub fn size(&self) -> u64 {
         self.flow_file.size()
+    }
+}
+
+impl PartialEq for QueuedFlowFile {
+    /// Equal FlowFiles with equal attempts (claims are bookkeeping, not value).
+    fn eq(&self, other: &Self) -> bool {
+        self.flow_file == other.flow_file && self.attempts == other.attempts
     }
 }
 

@@ -646,7 +646,7 @@ impl Reader {
             let max = u64::from(u32::MAX);
             let attempts = self.integer(v, &join(&path, "max_attempts"), 1, max);
             if let Some(a) = attempts.and_then(|a| u32::try_from(a).ok()) {
-                retry.max_attempts = a;
+                retry.max_attempts = Some(a);
             }
         }
         let initial = optional(node, "initial_backoff");

@@ -188,7 +188,7 @@ fn the_valid_fixture_compiles_with_defaults_applied() {
     assert_eq!(grade.relationships, ["success", "failure"]);
     assert_eq!(grade.auto_terminate, ["failure"]);
     let retry = RetryPolicy {
-        max_attempts: 3,
+        max_attempts: Some(3),
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_secs(2),
     };

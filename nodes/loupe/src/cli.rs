@@ -23,28 +23,7 @@ pub enum Command {
         flows: Vec<PathBuf>,
     },
     /// Run a flow: host its in-process nodes, connect its remote ones, move FlowFiles.
-    Run {
-        /// The flow file.
-        flow: PathBuf,
-        /// Stop when every source is exhausted and every queue is empty.
-        #[arg(long)]
-        once: bool,
-        /// Append provenance events (JSON lines) to this file.
-        #[arg(long)]
-        provenance: Option<PathBuf>,
-        /// Write the run summary as JSON to this file.
-        #[arg(long)]
-        summary_json: Option<PathBuf>,
-        /// Progress display.
-        #[arg(long, value_enum, default_value_t = Progress::Auto)]
-        progress: Progress,
-        /// Seconds between plain progress lines (when not on a terminal).
-        #[arg(long, default_value_t = 10)]
-        progress_interval: u64,
-        /// Seconds to wait for remote nodes at start.
-        #[arg(long, default_value_t = 10)]
-        connect_timeout: u64,
-    },
+    Run(crate::commands::run::Args),
     /// Serve one node type as its own gRPC process.
     Serve {
         /// Node type (`capture`, `classify`, `report`, ...).

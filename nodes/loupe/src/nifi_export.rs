@@ -24,7 +24,8 @@
 //!   node's `retry`
 //!   policy becomes NiFi's processor retry on `Failure` and `Retry` (`retryCount` =
 //!   `max_attempts - 1`, penalty = `initial_backoff` doubling up to `max_backoff`, which is
-//!   what Loupe's runner does). `Original` is auto-terminated.
+//!   what Loupe's runner does; a node without `max_attempts`, which Loupe retries until it
+//!   answers, gets NiFi's 10 retries). `Original` is auto-terminated.
 //! - A node with more relationships than `success`/`failure` (a `route` node's rules,
 //!   `segment`'s `overlay`/`mask`) gets a `RouteOnAttribute` after its InvokeHTTP, strategy
 //!   "Route to Property name", one property per relationship. For `route` the property is
@@ -69,6 +70,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+
+/// NiFi's retry count for a node Loupe retries without limit (NiFi's own upper bound).
+const NIFI_RETRIES_WITHOUT_LIMIT: u32 = 10;
 
 use anyhow::{Context, bail};
 use loupe_capture::{After, CaptureSettings};
@@ -671,7 +675,9 @@ impl<'f> Builder<'f> {
         let processor = &mut self.drafts[invoke].processor;
         processor.concurrently_schedulable_task_count = node.concurrency;
         let retry = &node.retry;
-        processor.retry_count = retry.max_attempts.saturating_sub(1);
+        processor.retry_count = retry
+            .max_attempts
+            .map_or(NIFI_RETRIES_WITHOUT_LIMIT, |a| a.saturating_sub(1));
         if processor.retry_count > 0 {
             processor.retried_relationships = vec!["Failure".to_string(), "Retry".to_string()];
         }

@@ -6,18 +6,24 @@
 //!   node's incoming queues, call the node through an [`Invoker`] (in-process) or a
 //!   [`RemoteNode`] (gRPC), and push the outputs into the queues of the relationship's
 //!   connections — waiting while a queue is full, so a slow consumer slows its producers;
-//! - per source node, one task that pulls offers only when its queues have room, enqueues them,
-//!   and only then acknowledges them (the source deletes its input on acknowledgement);
-//! - a monitor that ends a `--once` run when every source is exhausted, every queue is empty
-//!   and nothing is in flight, and that drains the flow on shutdown.
+//! - per source node, one task that pulls offers only when its queues have room and enqueues
+//!   them, each FlowFile holding a claim on its offer ([`crate::ack`]), and one task that
+//!   acknowledges an offer only when every FlowFile descended from it reached a final state
+//!   (the source deletes its input on acknowledgement, so a crash anywhere means redelivery);
+//! - a monitor that ends a `--once` run when every source is exhausted and no offer is
+//!   outstanding (it waits for that count to reach zero; nothing polls), and that drains the
+//!   flow on shutdown for at most [`RunOptions::drain_timeout`] — what is not finished by then
+//!   is not acknowledged, so its input is offered again at the next start.
 //!
 //! Transport errors (a remote node down, overloaded, draining) are retried: the FlowFile is
-//! penalized in its queue with exponential backoff, then routed to `failure` when the node's
-//! retry policy gives up. Every step is recorded as a provenance event.
+//! penalized in its queue with exponential backoff (bounded), until the node answers or, with
+//! `retry.max_attempts` set, routed to `failure` when the policy gives up. One warning per
+//! episode of trouble, not per retry. Every step is recorded as a provenance event.
 
 mod progress;
 pub mod provenance;
 pub mod stats;
+mod trouble;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -32,12 +38,20 @@ use loupe_sdk::{BuildContext, Invoker, NodeError, Registry, Source};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::ack::{Ledger, Outstanding};
 use crate::model::{CompiledFlow, RetryPolicy};
 use crate::queue::FlowQueue;
 pub use progress::ProgressMode;
 use provenance::Provenance;
 use stats::NodeStats;
 pub use stats::{NodeSummary, RunSummary};
+
+/// Default [`RunOptions::drain_timeout`]: under the 10 s a container runtime waits between
+/// SIGTERM and SIGKILL, with time left to stop the nodes.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How long workers may take to finish the FlowFile in hand once the run is over.
+const WORKER_GRACE: Duration = Duration::from_secs(1);
 
 /// How to run a flow.
 #[derive(Debug, Clone)]
@@ -54,6 +68,10 @@ pub struct RunOptions {
     pub client: ClientOptions,
     /// Largest FlowFile content accepted by in-process nodes.
     pub max_message_bytes: usize,
+    /// On shutdown, how long the flow may go on finishing what it holds after the sources
+    /// stopped. What is not finished by then is not acknowledged: its input stays with its
+    /// source and is offered again at the next start.
+    pub drain_timeout: Duration,
 }
 
 impl Default for RunOptions {
@@ -65,6 +83,7 @@ impl Default for RunOptions {
             progress_interval: Duration::from_secs(10),
             client: ClientOptions::default(),
             max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -136,6 +155,8 @@ pub(crate) struct NodeRuntime {
     pub(crate) node_type: String,
     pub(crate) invoker: Invoker,
     pub(crate) source: Option<Arc<dyn Source>>,
+    /// Acknowledgements owed to the source (sources only).
+    pub(crate) ledger: Option<Arc<Ledger>>,
     /// Endpoints of a remote node (for REMOTE_INVOCATION events).
     pub(crate) remote: Option<String>,
     pub(crate) concurrency: usize,
@@ -147,6 +168,8 @@ pub(crate) struct NodeRuntime {
     pub(crate) retry: RetryPolicy,
     pub(crate) wakeup: Arc<Notify>,
     pub(crate) stats: NodeStats,
+    /// One warning per episode of trouble with this node.
+    pub(crate) trouble: trouble::Trouble,
 }
 
 /// State shared by every task of a run.
@@ -154,8 +177,9 @@ pub(crate) struct Shared {
     pub(crate) nodes: Vec<NodeRuntime>,
     pub(crate) queues: Vec<Arc<FlowQueue>>,
     pub(crate) provenance: Provenance,
-    /// FlowFiles taken out of a queue (or pulled from a source) and not yet routed on.
-    pub(crate) in_flight: AtomicUsize,
+    /// Source offers not yet settled with their source: the flow is idle exactly when this is
+    /// zero and no source is reading.
+    pub(crate) outstanding: Arc<Outstanding>,
     /// Source tasks still running.
     pub(crate) sources_active: AtomicUsize,
     /// Cancelled to stop pulling from sources (shutdown, or end of a `--once` run).
@@ -170,17 +194,44 @@ impl Shared {
         self.queues.iter().map(|q| q.len()).sum()
     }
 
-    fn idle(&self) -> bool {
-        self.in_flight.load(Ordering::SeqCst) == 0 && self.queued() == 0
+    /// Nothing left to do: every source stopped and every offer settled with its source.
+    fn drained(&self) -> bool {
+        self.sources_active.load(Ordering::SeqCst) == 0 && self.outstanding.get() == 0
     }
 }
 
+/// Builds, starts or connects every node; when one fails, the in-process nodes already
+/// started are stopped again before the error is returned.
 async fn build_nodes(
     flow: &CompiledFlow,
     registry: &Registry,
     options: &RunOptions,
+    outstanding: &Arc<Outstanding>,
 ) -> Result<Vec<NodeRuntime>, RunError> {
     let mut nodes = Vec::with_capacity(flow.nodes.len());
+    match build_each(flow, registry, options, outstanding, &mut nodes).await {
+        Ok(()) => Ok(nodes),
+        Err(e) => {
+            stop_local(&nodes).await;
+            Err(e)
+        }
+    }
+}
+
+/// Stops the in-process nodes.
+async fn stop_local(nodes: &[NodeRuntime]) {
+    for node in nodes.iter().filter(|n| n.remote.is_none()) {
+        node.invoker.processor().stop().await;
+    }
+}
+
+async fn build_each(
+    flow: &CompiledFlow,
+    registry: &Registry,
+    options: &RunOptions,
+    outstanding: &Arc<Outstanding>,
+    nodes: &mut Vec<NodeRuntime>,
+) -> Result<(), RunError> {
     for spec in &flow.nodes {
         let (node, remote, max_bytes) = if spec.endpoints.is_empty() {
             let factory = registry
@@ -229,6 +280,10 @@ async fn build_nodes(
             id: spec.id.clone(),
             node_type: spec.node_type.clone(),
             invoker: Invoker::new(node.processor.clone(), &spec.id, max_bytes),
+            ledger: node
+                .source
+                .as_ref()
+                .map(|_| Ledger::new(outstanding.clone())),
             source: node.source.clone(),
             remote,
             concurrency: spec.concurrency.max(1),
@@ -239,9 +294,10 @@ async fn build_nodes(
             retry: spec.retry.clone(),
             wakeup: Arc::new(Notify::new()),
             stats: NodeStats::default(),
+            trouble: trouble::Trouble::default(),
         });
     }
-    Ok(nodes)
+    Ok(())
 }
 
 fn check_remote(
@@ -289,7 +345,8 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, RunError> {
-    let mut nodes = build_nodes(flow, registry, &options).await?;
+    let outstanding = Arc::new(Outstanding::default());
+    let mut nodes = build_nodes(flow, registry, &options, &outstanding).await?;
     let mut queues = Vec::with_capacity(flow.connections.len());
     for (i, c) in flow.connections.iter().enumerate() {
         queues.push(Arc::new(FlowQueue::from_connection(
@@ -306,16 +363,16 @@ pub async fn run(
     }
     let provenance_path = options.provenance_file.clone();
     let (provenance, writer) = match &provenance_path {
-        Some(path) => {
-            let (p, w) =
-                Provenance::to_file(path)
-                    .await
-                    .map_err(|source| RunError::Provenance {
-                        path: path.clone(),
-                        source,
-                    })?;
-            (p, Some(w))
-        }
+        Some(path) => match Provenance::to_file(path).await {
+            Ok((p, w)) => (p, Some(w)),
+            Err(source) => {
+                stop_local(&nodes).await;
+                return Err(RunError::Provenance {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        },
         None => (Provenance::counting(), None),
     };
     let source_count = nodes.iter().filter(|n| n.source.is_some()).count();
@@ -323,7 +380,7 @@ pub async fn run(
         nodes,
         queues,
         provenance,
-        in_flight: AtomicUsize::new(0),
+        outstanding,
         sources_active: AtomicUsize::new(source_count),
         stop_sources: CancellationToken::new(),
         finished: CancellationToken::new(),
@@ -335,6 +392,7 @@ pub async fn run(
     for (i, node) in shared.nodes.iter().enumerate() {
         if node.source.is_some() {
             tasks.spawn(worker::source_loop(shared.clone(), i));
+            tasks.spawn(worker::ack_loop(shared.clone(), i));
         } else {
             for _ in 0..node.concurrency {
                 tasks.spawn(worker::processor_loop(shared.clone(), i));
@@ -343,38 +401,51 @@ pub async fn run(
     }
     let progress = progress::spawn(shared.clone(), options.progress, options.progress_interval);
 
-    // Drained when no source runs and nothing is queued or in flight; confirmed twice so a
-    // FlowFile moving between a queue and a worker is never missed.
+    // Drained when no source runs and every offer is settled with its source. Every change
+    // of either wakes this loop; it never polls.
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut stopping = false;
-    let mut confirmations = 0;
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
-            _ = &mut shutdown, if !stopping => {
-                tracing::info!("shutting down: no more input; draining queued FlowFiles");
-                shared.stop_sources.cancel();
-                stopping = true;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        let changed = shared.outstanding.changed();
+        let mut changed = std::pin::pin!(changed);
+        changed.as_mut().enable();
+        if shared.drained() {
+            break;
         }
-        if shared.sources_active.load(Ordering::SeqCst) == 0 && shared.idle() {
-            confirmations += 1;
-            if confirmations >= 2 {
-                shared.finished.cancel();
+        let drain_end = deadline.unwrap_or_else(tokio::time::Instant::now);
+        tokio::select! {
+            _ = &mut shutdown, if deadline.is_none() => {
+                tracing::info!(timeout = ?options.drain_timeout,
+                    "shutting down: no more input; finishing what the flow holds");
+                shared.stop_sources.cancel();
+                deadline = Some(tokio::time::Instant::now() + options.drain_timeout);
+            }
+            _ = changed => {}
+            _ = tokio::time::sleep_until(drain_end), if deadline.is_some() => {
+                tracing::warn!(
+                    unfinished = shared.outstanding.get(),
+                    "drain timeout: inputs not finished are not acknowledged; their sources \
+                     offer them again at the next start"
+                );
                 break;
             }
-        } else {
-            confirmations = 0;
         }
     }
-    while tasks.join_next().await.is_some() {}
+    shared.finished.cancel();
+    // Workers finish the FlowFile in hand; one still busy after the grace period is
+    // aborted (its claim is dropped, so its input is offered again).
+    let joined = tokio::time::timeout(WORKER_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if joined.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    worker::flush_settlements(&shared).await;
     progress.finish().await;
 
-    for node in &shared.nodes {
-        if node.remote.is_none() {
-            node.invoker.processor().stop().await;
-        }
-    }
+    stop_local(&shared.nodes).await;
     let elapsed = started.elapsed();
     let summary = RunSummary {
         flow: flow.name.clone(),

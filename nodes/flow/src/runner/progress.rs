@@ -49,10 +49,10 @@ fn line(shared: &Shared, started: Instant) -> String {
         .sum();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     format!(
-        "received {received} ({:.1}/s) | queued {} | in flight {} | failed {failed}",
+        "received {received} ({:.1}/s) | queued {} | unacknowledged {} | failed {failed}",
         received as f64 / secs,
         shared.queued(),
-        shared.in_flight.load(Ordering::Relaxed),
+        shared.outstanding.get(),
     )
 }
 

@@ -1,4 +1,4 @@
-//! The tasks that move FlowFiles: source loops and processor workers.
+//! The tasks that move FlowFiles: source loops, acknowledgement loops and processor workers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +9,7 @@ use loupe_sdk::{ErrorKind, FlowFile, ProcessError};
 
 use super::provenance::{EventType, event};
 use super::{NodeRuntime, Shared};
+use crate::ack::Claim;
 use crate::queue::QueuedFlowFile;
 
 /// Most offers asked of a source at once.
@@ -17,6 +18,8 @@ const MAX_PULL: usize = 64;
 const PULL_WAIT: Duration = Duration::from_millis(250);
 /// Longest a worker sleeps before re-checking its queues (penalties, shutdown).
 const IDLE_RECHECK: Duration = Duration::from_millis(100);
+/// Longest the last acknowledgements of a run may take.
+const FINAL_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Waits until no outgoing queue of `node` is full (NiFi does not schedule a processor whose
 /// outgoing connection is under back pressure). Returns false when `cancel` fires first.
@@ -34,13 +37,13 @@ async fn wait_for_room(
     true
 }
 
-/// Pulls offers from a source node, enqueues them, then acknowledges them.
+/// Pulls offers from a source node and sends each into the flow with a claim on its offer.
+/// The source is told about an offer by [`ack_loop`] only when the claims are settled.
 pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
     let node = &shared.nodes[index];
-    let source = node
-        .source
-        .clone()
-        .expect("source loop runs only for sources");
+    let (Some(source), Some(ledger)) = (node.source.clone(), node.ledger.clone()) else {
+        unreachable!("source loop runs only for sources");
+    };
     let cancel = shared.stop_sources.clone();
     loop {
         if cancel.is_cancelled() || !wait_for_room(&shared, node, &cancel).await {
@@ -53,61 +56,98 @@ pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
             .min()
             .unwrap_or(MAX_PULL)
             .clamp(1, MAX_PULL);
-        // Counted in flight from before the pull until the offers are queued, so a `--once`
-        // run cannot end between the two.
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
         let pulled = tokio::select! {
             r = source.pull(room, PULL_WAIT) => r,
-            _ = cancel.cancelled() => {
-                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                break;
-            }
+            _ = cancel.cancelled() => break,
         };
         let pulled = match pulled {
-            Ok(p) => p,
+            Ok(p) => {
+                node.trouble.cleared(&node.id, "source pull");
+                p
+            }
             Err(e) => {
-                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                tracing::warn!(node = %node.id, error = %e, "source pull failed; retrying");
+                node.trouble
+                    .failed(&node.id, "source pull failed; retrying", &e.to_string());
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
                     _ = cancel.cancelled() => break,
                 }
             }
         };
-        let mut accepted = Vec::with_capacity(pulled.offers.len());
         let had_offers = !pulled.offers.is_empty();
         for offer in pulled.offers {
+            // An offer without a FlowFile is not opened: the source offers it again after its
+            // redelivery time.
             let Some(flow_file) = offer.flow_file else {
                 continue;
             };
+            let claim = ledger.open(offer.delivery_id);
             node.stats.received.fetch_add(1, Ordering::Relaxed);
             shared
                 .provenance
                 .record(event(EventType::Receive, &flow_file.uuid, &node.id))
                 .await;
             let input = flow_file.clone();
-            route(
-                &shared,
-                node,
-                &input,
-                vec![flow_file.to(loupe_sdk::SUCCESS)],
-            )
-            .await;
-            accepted.push(offer.delivery_id);
+            let outputs = vec![flow_file.to(loupe_sdk::SUCCESS)];
+            route(&shared, node, &input, outputs, claim).await;
         }
-        if !accepted.is_empty() {
-            // Only now may the source delete its input. If the acknowledgement is lost the
-            // source offers the same input again: at-least-once, never lost.
-            if let Err(e) = source.ack(accepted, Vec::new()).await {
-                tracing::warn!(node = %node.id, error = %e, "acknowledgement failed; the source will offer again");
-            }
-        }
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if pulled.exhausted && !had_offers && shared.once {
             break;
         }
     }
     shared.sources_active.fetch_sub(1, Ordering::SeqCst);
+    shared.outstanding.poke();
+}
+
+/// Tells a source which of its offers are settled: accepted ones (every descendant reached a
+/// final state; the source may delete its input) and rejected ones (offered again). Runs until
+/// the flow is finished; what is settled after that is told by [`flush_settlements`].
+pub(crate) async fn ack_loop(shared: Arc<Shared>, index: usize) {
+    let node = &shared.nodes[index];
+    loop {
+        if !tell_source(node).await {
+            tokio::select! {
+                _ = node.ledger.as_ref().expect("sources have a ledger").wait() => {}
+                _ = shared.finished.cancelled() => break,
+            }
+        }
+    }
+}
+
+/// Tells every source what is settled now; called once the workers have stopped.
+pub(crate) async fn flush_settlements(shared: &Shared) {
+    for node in shared.nodes.iter().filter(|n| n.source.is_some()) {
+        let told = tokio::time::timeout(FINAL_ACK_TIMEOUT, tell_source(node)).await;
+        if told.is_err() {
+            tracing::warn!(node = %node.id,
+                "the last acknowledgements timed out; their inputs are offered again");
+        }
+    }
+}
+
+/// Sends the ledger's settlements to the source; false when there was nothing to send.
+async fn tell_source(node: &NodeRuntime) -> bool {
+    let (Some(source), Some(ledger)) = (&node.source, &node.ledger) else {
+        return false;
+    };
+    let batch = ledger.take();
+    let n = batch.len();
+    if n == 0 {
+        return false;
+    }
+    if let Err(e) = source.ack(batch.accepted, batch.rejected).await {
+        // Not lost: the source offers an unacknowledged input again (after its redelivery
+        // time, or when it restarts), and sinks are idempotent by uuid.
+        node.trouble.failed(
+            &node.id,
+            "acknowledgement failed; the source will offer again",
+            &e.to_string(),
+        );
+    } else {
+        node.trouble.cleared(&node.id, "acknowledgement");
+    }
+    ledger.told(n);
+    true
 }
 
 /// Takes the next ready FlowFile from the node's incoming queues, round-robin.
@@ -124,6 +164,8 @@ async fn take(
             let mut e = event(EventType::Expire, &expired.flow_file.uuid, &node.id);
             e.details = Some(format!("expired in connection {}", shared.queues[q].id()));
             shared.provenance.record(e).await;
+            // Expiration is a final state the flow asked for.
+            expired.claim.settle();
         }
         if let Some(item) = popped.item {
             *next = (*next + k + 1) % n;
@@ -147,14 +189,9 @@ pub(crate) async fn processor_loop(shared: Arc<Shared>, index: usize) {
         let notified = node.wakeup.notified();
         let mut notified = std::pin::pin!(notified);
         notified.as_mut().enable();
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
         match take(&shared, node, &mut next).await {
-            Some((queue, item)) => {
-                handle(&shared, node, queue, item).await;
-                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-            }
+            Some((queue, item)) => handle(&shared, node, queue, item).await,
             None => {
-                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
                 let now = tokio::time::Instant::now();
                 let wake = node
                     .incoming
@@ -182,29 +219,36 @@ async fn handle(shared: &Shared, node: &NodeRuntime, queue: usize, mut item: Que
     match node.invoker.invoke(item.flow_file.clone(), None).await {
         Ok(outputs) => {
             node.stats.record_latency(started.elapsed());
+            node.trouble.cleared(&node.id, "node");
             if let Some(endpoints) = &node.remote {
                 let mut e = event(EventType::RemoteInvocation, &input.uuid, &node.id);
                 e.details = Some(endpoints.clone());
                 shared.provenance.record(e).await;
             }
-            route(shared, node, &input, outputs).await;
+            route(shared, node, &input, outputs, item.claim).await;
         }
         Err(err) => {
             item.attempts += 1;
             node.stats.retries.fetch_add(1, Ordering::Relaxed);
-            if item.attempts >= node.retry.max_attempts {
+            if node.retry.exhausted(item.attempts) {
                 tracing::error!(node = %node.id, uuid = %input.uuid, error = %err, "giving up");
                 let reason = ProcessError::new(
                     ErrorKind::RetriesExhausted,
                     format!("gave up after {} attempts: {}", item.attempts, err.message),
                 );
                 let failed = input.clone().with_error(&reason);
-                route(shared, node, &input, vec![failed.to(loupe_sdk::FAILURE)]).await;
+                let outputs = vec![failed.to(loupe_sdk::FAILURE)];
+                route(shared, node, &input, outputs, item.claim).await;
             } else {
                 let penalty = node.retry.backoff(item.attempts);
-                tracing::warn!(
+                node.trouble.failed(
+                    &node.id,
+                    "transport error; FlowFiles wait in their queue and are retried",
+                    &err.to_string(),
+                );
+                tracing::debug!(
                     node = %node.id, uuid = %input.uuid, attempt = item.attempts,
-                    retry_in = ?penalty, error = %err, "transport error; will retry"
+                    retry_in = ?penalty, error = %err, "will retry"
                 );
                 shared.queues[queue].penalize(item, penalty);
             }
@@ -214,7 +258,17 @@ async fn handle(shared: &Shared, node: &NodeRuntime, queue: usize, mut item: Que
 
 /// Records provenance for the outputs of `node` and pushes them into the connections of their
 /// relationships (waiting while a queue is full).
-async fn route(shared: &Shared, node: &NodeRuntime, input: &FlowFile, outputs: Vec<Output>) {
+///
+/// `claim` is the input's share of its source offer: split once per FlowFile queued, or
+/// settled when every output reached a final state here (auto-terminated, dropped).
+async fn route(
+    shared: &Shared,
+    node: &NodeRuntime,
+    input: &FlowFile,
+    outputs: Vec<Output>,
+    claim: Claim,
+) {
+    let mut pushes: Vec<(usize, FlowFile)> = Vec::new();
     for output in outputs {
         let Some(flow_file) = output.flow_file else {
             continue;
@@ -268,18 +322,54 @@ async fn route(shared: &Shared, node: &NodeRuntime, input: &FlowFile, outputs: V
             shared.provenance.record(e).await;
             continue;
         }
-        // The original goes to the last connection; the others get clones (NiFi's CLONE).
+        // The original goes to the last connection; the others get clones (NiFi's CLONE),
+        // whose uuids derive from the original's and the connection's, so a redelivered
+        // FlowFile's clones are the same FlowFiles again and idempotent sinks stay
+        // exactly-once.
         for &q in &targets[..targets.len() - 1] {
             let mut copy = flow_file.clone();
-            copy.uuid = uuid::Uuid::new_v4().to_string();
+            copy.uuid = clone_uuid(&flow_file.uuid, shared.queues[q].id());
             let mut e = event(EventType::Clone, &copy.uuid, &node.id);
             e.parent = Some(flow_file.uuid.clone());
             shared.provenance.record(e).await;
-            shared.queues[q].push(QueuedFlowFile::new(copy)).await;
+            pushes.push((q, copy));
         }
-        let last = targets[targets.len() - 1];
-        shared.queues[last]
-            .push(QueuedFlowFile::new(flow_file))
+        pushes.push((targets[targets.len() - 1], flow_file));
+    }
+    if pushes.is_empty() {
+        // Every output reached a final state here.
+        claim.settle();
+        return;
+    }
+    let mut claims: Vec<Claim> = (1..pushes.len()).map(|_| claim.split()).collect();
+    claims.push(claim);
+    for ((q, flow_file), claim) in pushes.into_iter().zip(claims) {
+        shared.queues[q]
+            .push(QueuedFlowFile::claimed(flow_file, claim))
             .await;
+    }
+}
+
+/// The uuid of the clone of FlowFile `parent` sent into connection `connection`.
+fn clone_uuid(parent: &str, connection: &str) -> String {
+    let name = format!("{parent}\n{connection}");
+    uuid::Uuid::new_v5(&CLONE_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// Namespace of clone uuids (random, fixed: changing it would change every clone's uuid).
+const CLONE_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x2f6e_51c4_8d0a_4b7e_a3c9_60d1_7e5b_9c42);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clone_uuids_are_stable_and_distinct_per_connection() {
+        let a = clone_uuid("u1", "a.success->b");
+        assert_eq!(a, clone_uuid("u1", "a.success->b"));
+        assert_ne!(a, clone_uuid("u1", "a.success->c"));
+        assert_ne!(a, clone_uuid("u2", "a.success->b"));
+        assert!(uuid::Uuid::parse_str(&a).is_ok());
     }
 }

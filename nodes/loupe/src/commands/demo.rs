@@ -70,7 +70,7 @@ pub fn demo(args: Args) -> anyhow::Result<ExitCode> {
             summary_json: once.then(|| dir.join("summary.json")),
             progress,
             progress_interval: 5,
-            connect_timeout: 10,
+            ..super::run::Args::new(flow.clone())
         }))
     };
     let code = run(true, Progress::Auto)?;

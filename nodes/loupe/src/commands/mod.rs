@@ -6,7 +6,7 @@ mod demo;
 mod describe;
 pub(crate) mod eval;
 mod nifi;
-mod run;
+pub(crate) mod run;
 mod serve;
 mod setup;
 mod synth;
@@ -20,23 +20,7 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { flows } => validate::validate(&flows),
-        Command::Run {
-            flow,
-            once,
-            provenance,
-            summary_json,
-            progress,
-            progress_interval,
-            connect_timeout,
-        } => runtime()?.block_on(run::run(run::Args {
-            flow,
-            once,
-            provenance,
-            summary_json,
-            progress,
-            progress_interval,
-            connect_timeout,
-        })),
+        Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Serve {
             node_type,
             config,

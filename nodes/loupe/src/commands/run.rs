@@ -10,15 +10,85 @@ use loupe_sdk::client::ClientOptions;
 
 use crate::cli::Progress;
 
+/// SIGTERM (what `docker stop` and systemd send, also to PID 1 in a container, which has no
+/// default handler) and SIGINT (Ctrl-C), listened to from the start of the run.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Arguments of `loupe run`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The flow file.
     pub flow: PathBuf,
+    /// Stop when every source is exhausted and every offer is finished.
+    #[arg(long)]
     pub once: bool,
+    /// Append provenance events (JSON lines) to this file.
+    #[arg(long)]
     pub provenance: Option<PathBuf>,
+    /// Write the run summary as JSON to this file.
+    #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+    /// Seconds between plain progress lines (when not on a terminal).
+    #[arg(long, default_value_t = 10)]
     pub progress_interval: u64,
+    /// Seconds to wait for remote nodes at start.
+    #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
+    /// On SIGTERM or Ctrl-C, how long the flow may finish what it holds (humantime, e.g.
+    /// `4s`). What is not finished is not acknowledged: its input is offered again at the
+    /// next start. A second signal stops at once (nothing is lost either way).
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+impl Args {
+    /// The defaults for running `flow`, as the command line gives them.
+    pub fn new(flow: PathBuf) -> Self {
+        Args {
+            flow,
+            once: false,
+            provenance: None,
+            summary_json: None,
+            progress: Progress::Auto,
+            progress_interval: 10,
+            connect_timeout: 10,
+            drain_timeout: runner::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
 }
 
 /// Compiles and runs a flow, then prints the summary.
@@ -51,13 +121,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             connect_timeout: Duration::from_secs(args.connect_timeout),
             ..Default::default()
         },
+        drain_timeout: args.drain_timeout,
         ..Default::default()
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("loupe: draining (Ctrl-C again to stop at once; queued FlowFiles would be lost)");
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
+    let mut signals = Signals::new()?;
+    let shutdown = async move {
+        signals.next().await;
+        eprintln!(
+            "loupe: draining (a second SIGTERM or Ctrl-C stops at once; what is not finished \
+             is offered again at the next start)"
+        );
+        tokio::spawn(async move {
+            signals.next().await;
             eprintln!("loupe: stopped before the flow was drained");
             std::process::exit(130);
         });
