@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use loupe_sdk::{NodeError, ProcessError};
+use loupe_sdk::{ErrorKind, NodeError, ProcessError};
 
 /// What can go wrong opening or writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +68,27 @@ impl From<ReportError> for NodeError {
     }
 }
 
+impl ReportError {
+    /// Whether the write may work later (disk full, I/O error, ...; see
+    /// [`crate::transient`]): the flow retries the FlowFile instead of routing it to `failure`.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReportError::CreateDir { source, .. }
+            | ReportError::Open { source, .. }
+            | ReportError::Read { source, .. }
+            | ReportError::Write { source, .. } => crate::transient::io_is_transient(source),
+            ReportError::Encode(_) | ReportError::Task(_) => false,
+        }
+    }
+}
+
 impl From<ReportError> for ProcessError {
     fn from(e: ReportError) -> Self {
-        ProcessError::internal(e.to_string())
+        let kind = match &e {
+            _ if e.is_transient() => ErrorKind::Unavailable,
+            ReportError::Encode(_) => ErrorKind::InvalidInput,
+            _ => ErrorKind::Internal,
+        };
+        ProcessError::new(kind, e.to_string())
     }
 }

@@ -8,23 +8,36 @@
 //! [`summary`]). The node also sends notifications ([`notify`]) and serves the dashboard
 //! ([`dashboard`], [`daily`]).
 //!
-//! On success nothing is output; a record that cannot be written goes to `failure` with
-//! `error.kind`/`error.message` (a database that is down is retried first).
+//! On success nothing is output, and `process` returns only once everything it wrote is
+//! durable (media synced, the record committed, the JSON line synced): the flow then
+//! acknowledges the source, which deletes the photo.
+//!
+//! **Nothing lost.** Trouble that passes — a database that is down, hung or busy, a full disk,
+//! a media directory that cannot be written — is a *retryable* error (`unavailable`): the flow
+//! keeps the FlowFile and tries again, back pressure builds, the source stops being read, and
+//! nothing is dropped. Every connect and statement has a timeout (`connect_timeout`,
+//! `statement_timeout`), so a hung database is an error, not a hang. Each outage is logged
+//! once ([`episode`]): a warning when it starts, an info line when it ends. Only a record that
+//! can never be written (the database rejects its data) goes to `failure`, with the reason in
+//! `error.message`. [`transient`] is where errors are sorted.
 
 pub mod coils;
 pub mod daily;
 pub mod dashboard;
+pub mod episode;
 mod error;
 pub mod media;
 pub mod notify;
 pub mod policy;
 pub mod product;
+pub mod recent;
 pub mod record;
 mod retention;
 mod settings;
 mod sink;
 pub mod store;
 pub mod summary;
+pub mod transient;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +52,7 @@ pub use error::ReportError;
 pub use media::MediaStore;
 pub use record::Inspection;
 pub use settings::ReportSettings;
-pub use sink::{JsonLinesSink, Written};
+pub use sink::{DEFAULT_DEDUP_WINDOW, JsonLinesSink, Written};
 pub use store::{CoilCount, Store, StoreError, VerdictCount};
 pub use summary::Summary;
 
@@ -71,7 +84,7 @@ impl NodeKind for Report {
                 JsonLinesSink::open(
                     ctx.resolve(path),
                     settings.include_content_size,
-                    settings.idempotent,
+                    settings.dedup(),
                 )
                 .await?,
             ),
@@ -79,7 +92,7 @@ impl NodeKind for Report {
         };
         let store = match settings.database_url() {
             Some(url) => Some(Arc::new(
-                Store::open(&url, &ctx.base_dir, &settings.table)
+                Store::open_with(&url, &ctx.base_dir, &settings.table, settings.timeouts())
                     .await
                     .map_err(|e| NodeError::Other(format!("report: {e}")))?,
             )),
@@ -127,9 +140,11 @@ impl NodeKind for Report {
             }
             _ => None,
         };
+        let health = Health::default();
         let products = store.as_ref().map(|store| {
             let products = Arc::new(Products {
                 store: store.clone(),
+                health: health.store.clone(),
                 timeout: settings.product_timeout,
                 policy: policy::Policy::new(&settings.product_policy, &settings.defect_labels)
                     .map_err(|e| NodeError::Other(format!("report: {e}")))?,
@@ -148,7 +163,47 @@ impl NodeKind for Report {
             media,
             live,
             dashboard,
+            health,
         }))
+    }
+}
+
+/// One [`episode::Episode`] per thing the report writes to.
+#[derive(Debug)]
+struct Health {
+    /// The database (shared with the product sweeper).
+    store: Arc<episode::Episode>,
+    /// The media directory.
+    media: episode::Episode,
+    /// The JSON-lines file.
+    sink: episode::Episode,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            store: Arc::new(episode::Episode::new("database")),
+            media: episode::Episode::new("media directory"),
+            sink: episode::Episode::new("JSON-lines report"),
+        }
+    }
+}
+
+/// The error `process` returns for a write that failed: retryable (`unavailable`, noted in
+/// `episode`, which logs once per outage) when `transient`, else final — the FlowFile goes to
+/// `failure` with `message` as `error.message`, and that is logged.
+fn write_failed(
+    episode: &episode::Episode,
+    uuid: &str,
+    transient: bool,
+    message: String,
+) -> ProcessError {
+    if transient {
+        episode.failed(&message);
+        ProcessError::new(ErrorKind::Unavailable, message)
+    } else {
+        tracing::warn!(uuid, reason = %message, "record cannot be written; routed to failure");
+        ProcessError::new(ErrorKind::InvalidInput, message)
     }
 }
 
@@ -156,6 +211,8 @@ impl NodeKind for Report {
 #[derive(Debug)]
 struct Products {
     store: Arc<Store>,
+    /// The database's episode (the sweeper's failures are the same outage).
+    health: Arc<episode::Episode>,
     timeout: Duration,
     policy: policy::Policy,
     camera_flag: String,
@@ -233,6 +290,17 @@ impl Products {
         tracing::debug!(product = %verdict.product_id, ?outcome, "notification");
     }
 
+    /// Notes that deciding failed (it is tried again by the sweeper): a database outage is
+    /// part of the database's episode (logged once); anything else is a warning.
+    fn postponed(&self, product_id: Option<&str>, e: &StoreError) {
+        if e.is_transient() {
+            self.health
+                .failed(&format_args!("product verdicts postponed: {e}"));
+        } else {
+            tracing::warn!(product = ?product_id, error = %e, "product verdict postponed");
+        }
+    }
+
     /// Decides the products whose angles stopped arriving, every quarter of the timeout (at
     /// most every 30 s), until the node is dropped.
     fn spawn_sweeper(self: &Arc<Self>) {
@@ -248,13 +316,13 @@ impl Products {
                 let stale = match this.store.undecided_before(cutoff, 1000).await {
                     Ok(stale) => stale,
                     Err(e) => {
-                        tracing::warn!(error = %e, "product sweep failed; retried");
+                        this.postponed(None, &e);
                         continue;
                     }
                 };
                 for product_id in stale {
                     if let Err(e) = this.check(&product_id, true).await {
-                        tracing::warn!(product = %product_id, error = %e, "product verdict postponed");
+                        this.postponed(Some(&product_id), &e);
                     }
                 }
             }
@@ -275,6 +343,7 @@ pub struct ReportProcessor {
     media: Option<MediaStore>,
     live: Option<dashboard::Live>,
     dashboard: Option<dashboard::Dashboard>,
+    health: Health,
 }
 
 impl ReportProcessor {
@@ -308,24 +377,28 @@ impl Processor for ReportProcessor {
         let is_child = flow_file
             .attr("segment.output")
             .is_some_and(|o| !o.is_empty());
+        let uuid = flow_file.uuid.clone();
         if let Some(media) = &self.media {
+            // Synced before the record is committed; on error there is no record, so none
+            // can point at a missing image.
             let (media, content, for_record) = (media.clone(), flow_file.clone(), record.clone());
             let path = tokio::task::spawn_blocking(move || {
                 media.store(&content, &for_record, &media::day_of(now))
             })
             .await
             .map_err(|e| ProcessError::internal(format!("media store: {e}")))?
-            .map_err(|e| ProcessError::internal(e.to_string()))?;
+            .map_err(|e| {
+                write_failed(&self.health.media, &uuid, e.is_transient(), e.to_string())
+            })?;
+            self.health.media.succeeded();
             record.media_path = Some(path);
         }
         if let Some(store) = self.store.as_ref().filter(|_| !is_child) {
-            let written = store.insert(&record).await.map_err(|e| match e {
-                // The runner retries these: a database restart loses nothing.
-                StoreError::Unavailable { .. } => {
-                    ProcessError::new(ErrorKind::Unavailable, e.to_string())
-                }
-                other => ProcessError::internal(other.to_string()),
+            // The runner retries transient errors: a database restart or hang loses nothing.
+            let written = store.insert(&record).await.map_err(|e| {
+                write_failed(&self.health.store, &uuid, e.is_transient(), e.to_string())
             })?;
+            self.health.store.succeeded();
             if let (Some(live), Written::Recorded) = (&self.live, written) {
                 live.publish(store::Stored {
                     record: record.clone(),
@@ -337,12 +410,15 @@ impl Processor for ReportProcessor {
             {
                 // The record is stored; a failure to decide now is retried by the sweeper.
                 if let Err(e) = products.check(product_id, false).await {
-                    tracing::warn!(product = %product_id, error = %e, "product verdict postponed");
+                    products.postponed(Some(product_id), &e);
                 }
             }
         }
         if let Some(sink) = &self.sink {
-            sink.write(flow_file).await?;
+            sink.write(flow_file).await.map_err(|e| {
+                write_failed(&self.health.sink, &uuid, e.is_transient(), e.to_string())
+            })?;
+            self.health.sink.succeeded();
         }
         Ok(Vec::new())
     }

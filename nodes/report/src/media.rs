@@ -12,9 +12,20 @@
 //! File names come from attributes (`filename`, `mime.type`), which anyone upstream can set:
 //! they are sanitized to `[A-Za-z0-9._-]` (no separators, no leading dot, at most 80
 //! characters), and the FlowFile's uuid makes them unique, so nothing can escape the
-//! directory or overwrite another image. Files are written under a temporary name and renamed.
+//! directory or overwrite another image.
+//!
+//! **Durable before the record.** Each file is written under a temporary name, `fsync`ed,
+//! renamed into place, and its day directory (and, for a new day, the media directory) is
+//! `fsync`ed, all before [`MediaStore::store`] returns — so the record committed after it never
+//! points at an image a power loss could take away. A write that fails leaves no file under
+//! the final name (the temporary one is removed) and returns a [`MediaError`], whose
+//! [`MediaError::is_transient`] tells a full disk or an unwritable directory (retried) from
+//! the rare error that retrying cannot fix.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use loupe_sdk::FlowFile;
 
@@ -31,32 +42,41 @@ pub struct MediaError {
     pub source: std::io::Error,
 }
 
+impl MediaError {
+    /// Whether writing may work later (a full disk, a directory that cannot be written now):
+    /// the FlowFile is retried, not routed to `failure` (see [`crate::transient`]).
+    pub fn is_transient(&self) -> bool {
+        crate::transient::io_is_transient(&self.source)
+    }
+}
+
 /// A media directory.
 #[derive(Debug, Clone)]
 pub struct MediaStore {
     dir: PathBuf,
+    /// The day directory known to be created and synced into the media directory.
+    synced_day: Arc<Mutex<Option<String>>>,
 }
 
 impl MediaStore {
     /// Media under `dir` (created when the first file is written).
     pub fn new(dir: PathBuf) -> MediaStore {
-        MediaStore { dir }
+        MediaStore {
+            dir,
+            synced_day: Arc::default(),
+        }
     }
 
     /// Stores what `flow_file` carries: a `segment` overlay or mask next to its parent's
-    /// name, else the image and its record. Returns the image's path, relative to the media
-    /// directory. Blocking.
+    /// name, else the image and its record, each synced to disk. Returns the image's path,
+    /// relative to the media directory. Blocking.
     pub fn store(
         &self,
         flow_file: &FlowFile,
         record: &Inspection,
         day: &str,
     ) -> Result<String, MediaError> {
-        let dir = self.dir.join(day);
-        std::fs::create_dir_all(&dir).map_err(|source| MediaError {
-            path: dir.clone(),
-            source,
-        })?;
+        let dir = self.day_dir(day)?;
         let output = flow_file.attr("segment.output").filter(|o| !o.is_empty());
         let (base, owner) = match output {
             Some(_) => (
@@ -78,7 +98,37 @@ impl MediaStore {
             let json = serde_json::to_vec_pretty(record).unwrap_or_default();
             write_atomically(&dir.join(format!("{stem}.json")), &json)?;
         }
+        // The renames are durable once the directory is.
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| MediaError {
+                path: dir.clone(),
+                source,
+            })?;
         Ok(format!("{day}/{name}"))
+    }
+
+    /// The folder of `day`, created, and its entry in the media directory synced (once per
+    /// day).
+    fn day_dir(&self, day: &str) -> Result<PathBuf, MediaError> {
+        let dir = self.dir.join(day);
+        let mut synced = self
+            .synced_day
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if synced.as_deref() == Some(day) && dir.is_dir() {
+            return Ok(dir);
+        }
+        let error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MediaError { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(error(&dir))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(error(&self.dir))?;
+        *synced = Some(day.to_string());
+        Ok(dir)
     }
 
     /// Deletes the day folders before `day` (`YYYY-MM-DD`); returns how many. Blocking.
@@ -189,14 +239,38 @@ fn extension(flow_file: &FlowFile) -> String {
         .unwrap_or_else(|| "bin".to_string())
 }
 
+/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it to `path`: the
+/// file under `path` is whole or absent (the directory still needs a sync for the rename to
+/// survive a power loss). On error the temporary file is removed.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| MediaError {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique, so that two deliveries of one FlowFile at once do not share a temporary file.
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        MediaError {
             path: path.to_path_buf(),
             source,
-        })
+        }
+    })
 }
 
 #[cfg(test)]

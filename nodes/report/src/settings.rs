@@ -20,6 +20,26 @@ pub struct ReportSettings {
     /// Table of the records in `database` (created if missing; letters, digits and `_`).
     #[serde(default = "default_table")]
     pub table: String,
+    /// How long connecting to a PostgreSQL `database` may take — TCP, startup and
+    /// authentication together — before the record is retried later (humantime). A server
+    /// that is down or accepts connections and never answers turns into a retryable error
+    /// after this long, never a hang.
+    #[serde(
+        default = "default_connect_timeout",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub connect_timeout: std::time::Duration,
+    /// How long one statement may take before the record is retried later (humantime).
+    /// PostgreSQL: enforced by the client (a hung server) and, as the session's
+    /// `statement_timeout`, by the server. SQLite: how long to wait for a lock another
+    /// process holds.
+    #[serde(
+        default = "default_statement_timeout",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub statement_timeout: std::time::Duration,
     /// Delete records (and their media) older than this many days, checked every hour.
     /// Absent: keep everything.
     #[serde(default)]
@@ -67,15 +87,35 @@ pub struct ReportSettings {
     #[serde(default = "default_true")]
     pub include_content_size: bool,
 
-    /// Record each FlowFile uuid at most once, even across restarts: the uuids already in
-    /// the file are read when the node starts, and a FlowFile delivered again (the flow is
-    /// at-least-once) is not written twice. Costs memory proportional to the file.
+    /// Write each FlowFile uuid to the JSON-lines `path` at most once, even across restarts:
+    /// the sink remembers the uuids of the newest `dedup_window` records (read from the file
+    /// when the node starts), and a FlowFile delivered again (the flow is at-least-once)
+    /// within that window is not written twice.
     #[serde(default = "default_true")]
     pub idempotent: bool,
+
+    /// How many of the newest uuids the JSON-lines sink remembers for `idempotent` (about
+    /// 100 bytes each). Redelivery comes soon after the first delivery, so keep it well above
+    /// what can be queued and in flight at once; a uuid that comes back after this many newer
+    /// records is written again.
+    #[serde(default = "default_dedup_window")]
+    pub dedup_window: usize,
 }
 
 fn default_true() -> bool {
     true
+}
+
+fn default_connect_timeout() -> std::time::Duration {
+    crate::store::Timeouts::default().connect
+}
+
+fn default_statement_timeout() -> std::time::Duration {
+    crate::store::Timeouts::default().statement
+}
+
+fn default_dedup_window() -> usize {
+    crate::sink::DEFAULT_DEDUP_WINDOW
 }
 
 fn default_product_timeout() -> std::time::Duration {
@@ -161,10 +201,34 @@ impl ReportSettings {
                 "must be more than 0s",
             ));
         }
+        for (field, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("statement_timeout", self.statement_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(SettingsError::new(field, "must be more than 0s"));
+            }
+        }
+        if self.dedup_window == 0 {
+            problems.push(SettingsError::new("dedup_window", "must be at least 1"));
+        }
         if self.retention_days == Some(0) {
             problems.push(SettingsError::new("retention_days", "must be at least 1"));
         }
         problems
+    }
+
+    /// The database's [`crate::store::Timeouts`].
+    pub fn timeouts(&self) -> crate::store::Timeouts {
+        crate::store::Timeouts {
+            connect: self.connect_timeout,
+            statement: self.statement_timeout,
+        }
+    }
+
+    /// The JSON-lines sink's de-duplication window (`None`: not idempotent).
+    pub fn dedup(&self) -> Option<usize> {
+        self.idempotent.then_some(self.dedup_window)
     }
 
     /// The database to use: `database`, else SQLite `report.db` when there is no `path`.
@@ -185,6 +249,10 @@ mod tests {
     fn defaults_and_problems() {
         let s: ReportSettings = parse_settings(&json!({"path": "out/report.jsonl"})).unwrap();
         assert!(s.include_content_size && s.idempotent);
+        assert_eq!(s.dedup(), Some(100_000));
+        assert_eq!(s.timeouts(), crate::store::Timeouts::default());
+        assert_eq!(s.connect_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(s.statement_timeout, std::time::Duration::from_secs(10));
         assert!(s.problems().is_empty());
 
         let s: ReportSettings = parse_settings(&json!({"path": "out/"})).unwrap();
@@ -197,6 +265,14 @@ mod tests {
                 .unwrap();
         let paths: Vec<_> = s.problems().into_iter().map(|p| p.path).collect();
         assert_eq!(paths, ["database", "table", "retention_days"]);
+        let s: ReportSettings = parse_settings(&json!({
+            "path": "r.jsonl", "connect_timeout": "0s", "statement_timeout": "250ms",
+            "dedup_window": 0
+        }))
+        .unwrap();
+        let paths: Vec<_> = s.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, ["connect_timeout", "dedup_window"]);
+        assert_eq!(s.statement_timeout, std::time::Duration::from_millis(250));
         let e = parse_settings::<ReportSettings>(&json!({"path": "x", "flush": true})).unwrap_err();
         assert_eq!(e.path, "flush");
     }

@@ -214,6 +214,8 @@ async fn a_failed_write_is_a_process_error() {
     .await;
     let err = report.process(flow_file(&[], b"x")).await.unwrap_err();
     assert!(err.message.contains("cannot write"), "{err}");
+    // A full disk passes: the flow retries the FlowFile rather than routing it to `failure`.
+    assert_eq!(err.kind, loupe_sdk::ErrorKind::Unavailable, "{err}");
 }
 
 #[tokio::test]

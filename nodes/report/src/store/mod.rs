@@ -6,6 +6,12 @@
 //! `ON CONFLICT (uuid) DO NOTHING`, so a FlowFile delivered twice — a retry, a restarted node —
 //! is one record ([`Written::Duplicate`] the second time).
 //!
+//! Errors are sorted once, where they happen ([`crate::transient`]): trouble that passes — a
+//! server that is down, restarting or hung (every connect and statement has a timeout,
+//! [`Timeouts`]), a busy or full database — is [`StoreError::Unavailable`], which the report
+//! node answers with a retryable error; a record the database rejects for its data is
+//! [`StoreError::Query`], which goes to `failure`.
+//!
 //! URLs: `sqlite:PATH` (relative to the flow file's directory; the file and its directory are
 //! created) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`).
 
@@ -14,6 +20,7 @@ pub mod query;
 mod sqlite;
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
@@ -59,6 +66,34 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the operation may work later (the database is down, hung, busy or full): the
+    /// report node then returns a retryable error and the flow tries the FlowFile again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// How long a store waits for its database before it calls it unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting (PostgreSQL: TCP, startup and authentication together).
+    pub connect: Duration,
+    /// One statement (PostgreSQL: client side, and `statement_timeout` on the server;
+    /// SQLite: how long to wait for a lock another process holds).
+    pub statement: Duration,
+}
+
+impl Default for Timeouts {
+    /// Connect 5 s, statement 10 s.
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            statement: Duration::from_secs(10),
+        }
+    }
+}
+
 /// An open store.
 #[derive(Debug)]
 pub enum Store {
@@ -69,16 +104,28 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the store at `url` (creating the table if needed); relative SQLite paths resolve
-    /// against `base_dir`.
+    /// Opens the store at `url` (creating the table if needed) with the default
+    /// [`Timeouts`]; relative SQLite paths resolve against `base_dir`.
     pub async fn open(url: &str, base_dir: &Path, table: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, base_dir, table, Timeouts::default()).await
+    }
+
+    /// [`Store::open`] with these `timeouts`.
+    pub async fn open_with(
+        url: &str,
+        base_dir: &Path,
+        table: &str,
+        timeouts: Timeouts,
+    ) -> Result<Store, StoreError> {
         if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
-            SqliteStore::open(&base_dir.join(path), table)
+            SqliteStore::open(&base_dir.join(path), table, timeouts)
                 .await
                 .map(Store::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            PostgresStore::open(url, table).await.map(Store::Postgres)
+            PostgresStore::open(url, table, timeouts)
+                .await
+                .map(Store::Postgres)
         } else {
             Err(StoreError::Url { url: redact(url) })
         }

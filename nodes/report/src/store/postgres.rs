@@ -1,22 +1,50 @@
 //! The PostgreSQL store: several report nodes can share one database. The connection is made
 //! at start (a wrong URL or password fails the node's build with the reason) and made again
-//! after it is lost; while the server cannot be reached, inserts fail as "unavailable", which
-//! the flow runner retries.
+//! whenever it is lost.
+//!
+//! Nothing waits forever: connecting (TCP, startup, authentication) is bounded by
+//! [`Timeouts::connect`], each statement by [`Timeouts::statement`] — on the client, so a
+//! server that accepts and never answers is noticed, and as the session's `statement_timeout`
+//! on the server, so a statement the client gave up on does not keep running there. A
+//! connection that failed transiently or timed out is dropped (its background task ended)
+//! and the next call connects afresh: a dead connection is never reused. Such failures are
+//! [`StoreError::Unavailable`], which the flow runner retries; a statement the server rejects
+//! for its data ([`crate::transient::sqlstate_is_transient`]) is [`StoreError::Query`].
+
+use std::str::FromStr;
+use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio::task::AbortHandle;
+use tokio_postgres::{Client, Config, NoTls};
 
 use super::query::{Cells, Param, Review, Sql};
-use super::{COLUMNS, StoreError, VerdictCount, redact};
+use super::{COLUMNS, StoreError, Timeouts, VerdictCount, redact};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
 
+/// One connection: the client, and the task that drives its socket (ended with it).
+struct Live {
+    client: Client,
+    task: AbortHandle,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // A connection to a hung server would otherwise wait on its socket for ever.
+        self.task.abort();
+    }
+}
+
 /// A PostgreSQL inspection table.
 pub struct PostgresStore {
     url: String,
+    /// Boxed: a `Config` is large, and [`super::Store`] holds this or a small SQLite store.
+    config: Box<Config>,
     table: String,
-    client: Mutex<Option<Client>>,
+    timeouts: Timeouts,
+    live: Mutex<Option<Arc<Live>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -24,92 +52,172 @@ impl std::fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("url", &redact(&self.url))
             .field("table", &self.table)
+            .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresStore {
-    /// Connects and creates the table if needed.
-    pub async fn open(url: &str, table: &str) -> Result<PostgresStore, StoreError> {
+    /// Connects and creates the table if needed; every connect and statement is bounded by
+    /// `timeouts`.
+    pub async fn open(
+        url: &str,
+        table: &str,
+        timeouts: Timeouts,
+    ) -> Result<PostgresStore, StoreError> {
+        let open_error = |message: String| StoreError::Open {
+            url: redact(url),
+            message,
+        };
+        let mut config = Config::from_str(url).map_err(|e| open_error(e.to_string()))?;
+        config.connect_timeout(timeouts.connect);
+        // The server gives up on a statement when the client does.
+        let statement_ms = timeouts.statement.as_millis().max(1);
+        let options = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => {
+                format!("{given} -c statement_timeout={statement_ms}")
+            }
+            _ => format!("-c statement_timeout={statement_ms}"),
+        };
+        config.options(options);
         let store = PostgresStore {
             url: url.to_string(),
+            config: Box::new(config),
             table: table.to_string(),
-            client: Mutex::new(None),
+            timeouts,
+            live: Mutex::new(None),
         };
-        let client = store.connect().await.map_err(|e| StoreError::Open {
-            url: redact(url),
-            message: e.to_string(),
-        })?;
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
-                   uuid TEXT PRIMARY KEY,
-                   recorded_ms BIGINT NOT NULL,
-                   captured_ms BIGINT NOT NULL,
-                   latency_ms BIGINT NOT NULL,
-                   product_id TEXT, angle INTEGER, fragment_count INTEGER, line TEXT,
-                   camera_id TEXT, camera_verdict TEXT, model TEXT, model_label TEXT,
-                   model_score DOUBLE PRECISION, segment_classes TEXT, segment_regions TEXT,
-                   route TEXT, error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT, media_path TEXT,
-                   attributes JSONB NOT NULL);
-                 CREATE INDEX IF NOT EXISTS {table}_recorded ON {table} (recorded_ms);
-                 CREATE INDEX IF NOT EXISTS {table}_product ON {table} (product_id);
-                 CREATE TABLE IF NOT EXISTS {table}_products (
-                   product_id TEXT PRIMARY KEY, verdict TEXT NOT NULL, line TEXT,
-                   angles INTEGER NOT NULL, expected INTEGER NOT NULL,
-                   defect_angles INTEGER NOT NULL, camera_flagged INTEGER NOT NULL,
-                   defects TEXT NOT NULL, decided_ms BIGINT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS {table}_feedback (
-                   id BIGSERIAL PRIMARY KEY, uuid TEXT NOT NULL,
-                   label TEXT NOT NULL, action TEXT NOT NULL, reviewer TEXT NOT NULL,
-                   note TEXT, reviewed_ms BIGINT NOT NULL);
-                 CREATE INDEX IF NOT EXISTS {table}_feedback_uuid ON {table}_feedback (uuid);"
-            ))
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+               uuid TEXT PRIMARY KEY,
+               recorded_ms BIGINT NOT NULL,
+               captured_ms BIGINT NOT NULL,
+               latency_ms BIGINT NOT NULL,
+               product_id TEXT, angle INTEGER, fragment_count INTEGER, line TEXT,
+               camera_id TEXT, camera_verdict TEXT, model TEXT, model_label TEXT,
+               model_score DOUBLE PRECISION, segment_classes TEXT, segment_regions TEXT,
+               route TEXT, error_kind TEXT, error_message TEXT, trace_id TEXT, filename TEXT, media_path TEXT,
+               attributes JSONB NOT NULL);
+             CREATE INDEX IF NOT EXISTS {table}_recorded ON {table} (recorded_ms);
+             CREATE INDEX IF NOT EXISTS {table}_product ON {table} (product_id);
+             CREATE TABLE IF NOT EXISTS {table}_products (
+               product_id TEXT PRIMARY KEY, verdict TEXT NOT NULL, line TEXT,
+               angles INTEGER NOT NULL, expected INTEGER NOT NULL,
+               defect_angles INTEGER NOT NULL, camera_flagged INTEGER NOT NULL,
+               defects TEXT NOT NULL, decided_ms BIGINT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {table}_feedback (
+               id BIGSERIAL PRIMARY KEY, uuid TEXT NOT NULL,
+               label TEXT NOT NULL, action TEXT NOT NULL, reviewer TEXT NOT NULL,
+               note TEXT, reviewed_ms BIGINT NOT NULL);
+             CREATE INDEX IF NOT EXISTS {table}_feedback_uuid ON {table}_feedback (uuid);"
+        );
+        store
+            .with(async |client, _| client.batch_execute(&create).await)
             .await
-            .map_err(|e| StoreError::Open {
-                url: redact(url),
-                message: e.to_string(),
+            .map_err(|e| {
+                open_error(match e {
+                    StoreError::Unavailable { message, .. } | StoreError::Query { message, .. } => {
+                        message
+                    }
+                    other => other.to_string(),
+                })
             })?;
-        *store.client.lock().await = Some(client);
         Ok(store)
     }
 
-    async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+    /// A new connection, within the connect timeout.
+    async fn connect(&self) -> Result<Live, StoreError> {
+        let unavailable = |message: String| StoreError::Unavailable {
+            url: redact(&self.url),
+            message,
+        };
+        let (client, connection) =
+            tokio::time::timeout(self.timeouts.connect, self.config.connect(NoTls))
+                .await
+                .map_err(|_| {
+                    unavailable(format!(
+                        "no connection within the connect timeout ({:?})",
+                        self.timeouts.connect
+                    ))
+                })?
+                .map_err(|e| unavailable(e.to_string()))?;
         let url = redact(&self.url);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::warn!(database = %url, error = %e, "PostgreSQL connection lost");
+                // The next statement reports it (once per outage, see `crate::episode`).
+                tracing::debug!(database = %url, error = %e, "PostgreSQL connection lost");
             }
         });
-        Ok(client)
+        tracing::debug!(database = %redact(&self.url), "connected to PostgreSQL");
+        Ok(Live {
+            client,
+            task: task.abort_handle(),
+        })
     }
 
-    /// Runs `f` with a live client, connecting again if the last one was lost.
+    /// The live connection, or a new one (waiting for the lock counts against the connect
+    /// timeout too, so a hung connect elsewhere cannot stall this call for longer).
+    async fn live(&self) -> Result<Arc<Live>, StoreError> {
+        let connecting = async {
+            let mut live = self.live.lock().await;
+            if let Some(current) = live.as_ref().filter(|l| !l.client.is_closed()) {
+                return Ok(current.clone());
+            }
+            // A closed client is replaced, never reused.
+            *live = None;
+            let fresh = Arc::new(self.connect().await?);
+            *live = Some(fresh.clone());
+            Ok(fresh)
+        };
+        tokio::time::timeout(self.timeouts.connect, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable {
+                    url: redact(&self.url),
+                    message: format!(
+                        "no connection within the connect timeout ({:?})",
+                        self.timeouts.connect
+                    ),
+                })
+            })
+    }
+
+    /// Forgets `broken` (if it is still the live connection): the next call connects again.
+    async fn discard(&self, broken: &Arc<Live>) {
+        let mut live = self.live.lock().await;
+        if live.as_ref().is_some_and(|l| Arc::ptr_eq(l, broken)) {
+            *live = None;
+        }
+    }
+
+    /// Runs `f` with a live client within the statement timeout, connecting first if needed.
+    /// Calls share one connection (tokio-postgres pipelines them).
     async fn with<T>(
         &self,
         f: impl AsyncFnOnce(&Client, &str) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(self.connect().await.map_err(|e| StoreError::Unavailable {
-                url: redact(&self.url),
-                message: e.to_string(),
-            })?);
-        }
-        let client = guard.as_ref().expect("connected above");
-        f(client, &self.table).await.map_err(|e| {
-            if client.is_closed() || e.as_db_error().is_none() {
-                StoreError::Unavailable {
+        let live = self.live().await?;
+        let result =
+            tokio::time::timeout(self.timeouts.statement, f(&live.client, &self.table)).await;
+        let error = match result {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) if !crate::transient::postgres_is_transient(&e) => {
+                return Err(StoreError::Query {
                     url: redact(&self.url),
-                    message: e.to_string(),
-                }
-            } else {
-                StoreError::Query {
-                    url: redact(&self.url),
-                    message: e.to_string(),
-                }
+                    message: describe(&e),
+                });
             }
+            Ok(Err(e)) => describe(&e),
+            Err(_) => format!(
+                "no answer within the statement timeout ({:?})",
+                self.timeouts.statement
+            ),
+        };
+        // The connection may be dead or stuck: the next call makes a new one.
+        self.discard(&live).await;
+        Err(StoreError::Unavailable {
+            url: redact(&self.url),
+            message: error,
         })
     }
 
@@ -375,5 +483,21 @@ impl Cells for tokio_postgres::Row {
 
     fn float(&self, i: usize) -> Option<f64> {
         self.try_get::<_, Option<f64>>(i).ok().flatten()
+    }
+}
+
+/// The error with its SQLSTATE and the server's message (tokio-postgres's own text is only
+/// "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{} (SQLSTATE {}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        // Its text already ends with its cause (`error connecting to server: Connection
+        // refused`).
+        None => error.to_string(),
     }
 }

@@ -1,5 +1,8 @@
 //! The SQLite store: one file, opened in WAL mode so readers (the dashboard) never block the
-//! writer, with a busy timeout so several processes can share it.
+//! writer, with a busy timeout (the statement timeout) so several processes can share it.
+//! `synchronous = FULL`: a committed record is on disk (the WAL is synced at each commit)
+//! before `insert` returns, so the photo it was made from may be deleted. Busy, locked, I/O,
+//! full-disk and similar errors are [`StoreError::Unavailable`] (retried).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -7,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, params};
 
 use super::query::{Cells, Param, Review, Sql};
-use super::{COLUMNS, StoreError, VerdictCount};
+use super::{COLUMNS, StoreError, Timeouts, VerdictCount};
 use crate::product::{AngleRow, ProductVerdict};
 use crate::record::Inspection;
 use crate::sink::Written;
@@ -23,7 +26,11 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating it, its directory and the table if needed) the database at `path`.
-    pub async fn open(path: &Path, table: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn open(
+        path: &Path,
+        table: &str,
+        timeouts: Timeouts,
+    ) -> Result<SqliteStore, StoreError> {
         let (path, table) = (path.to_path_buf(), table.to_string());
         let url = format!("sqlite:{}", path.display());
         let open_error = |message: String| StoreError::Open {
@@ -38,12 +45,12 @@ impl SqliteStore {
             }
             let connection = Connection::open(&open_path).map_err(|e| e.to_string())?;
             connection
-                .busy_timeout(std::time::Duration::from_secs(10))
+                .busy_timeout(timeouts.statement)
                 .map_err(|e| e.to_string())?;
             connection
                 .execute_batch(&format!(
                     "PRAGMA journal_mode = WAL;
-                     PRAGMA synchronous = NORMAL;
+                     PRAGMA synchronous = FULL;
                      CREATE TABLE IF NOT EXISTS {open_table} (
                        uuid TEXT PRIMARY KEY,
                        recorded_ms INTEGER NOT NULL,
@@ -104,21 +111,20 @@ impl SqliteStore {
             url: url.clone(),
             message: e.to_string(),
         })?
-        .map_err(|e| match e {
-            // Another process holds the lock for longer than the busy timeout: try later.
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::DatabaseBusy
-                    || f.code == rusqlite::ErrorCode::DatabaseLocked =>
-            {
+        .map_err(|e| {
+            // Another process holds the lock for longer than the busy timeout, the disk is
+            // full, an I/O error: try later.
+            if crate::transient::sqlite_is_transient(&e) {
                 StoreError::Unavailable {
                     url,
                     message: e.to_string(),
                 }
+            } else {
+                StoreError::Query {
+                    url,
+                    message: e.to_string(),
+                }
             }
-            other => StoreError::Query {
-                url,
-                message: other.to_string(),
-            },
         })
     }
 
