@@ -6,6 +6,10 @@
 //! peak length and the process's peak RSS (Linux `VmHWM`).
 //!
 //! Run: `cargo bench -p loupe-flow --bench backpressure` (env `LOUPE_BENCH_ITEMS`, default 2000).
+//!
+//! The same flow measures the runner's own cost per FlowFile (queues, end-to-end
+//! acknowledgement, provenance counting) when the sink does nothing:
+//! `LOUPE_BENCH_ITEMS=200000 LOUPE_BENCH_SIZE=64 LOUPE_BENCH_SINK_US=0 cargo bench -p loupe-flow --bench backpressure`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,7 +97,8 @@ impl NodeKind for Gen {
     }
 }
 
-struct SlowSink;
+/// The sink's time per FlowFile.
+struct SlowSink(Duration);
 #[async_trait]
 impl Processor for SlowSink {
     fn describe(&self) -> NodeDescription {
@@ -103,40 +108,49 @@ impl Processor for SlowSink {
         }
     }
     async fn process(&self, _ff: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        if !self.0.is_zero() {
+            tokio::time::sleep(self.0).await;
+        }
         Ok(vec![])
     }
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NoSettings {}
+struct SlowSettings {
+    micros: u64,
+}
 
 struct Slow;
 #[async_trait]
 impl NodeKind for Slow {
     const TYPE: &'static str = "slow";
-    type Settings = NoSettings;
-    fn relationships(_: &NoSettings) -> Vec<Relationship> {
+    type Settings = SlowSettings;
+    fn relationships(_: &SlowSettings) -> Vec<Relationship> {
         Vec::new()
     }
-    async fn build(_: NoSettings, _: &BuildContext) -> Result<Node, NodeError> {
-        Ok(Node::processor(SlowSink))
+    async fn build(s: SlowSettings, _: &BuildContext) -> Result<Node, NodeError> {
+        Ok(Node::processor(SlowSink(Duration::from_micros(s.micros))))
     }
 }
 
-fn main() {
-    let items: usize = std::env::var("LOUPE_BENCH_ITEMS")
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let size = 1024 * 1024;
+        .unwrap_or(default)
+}
+
+fn main() {
+    let items = env_or("LOUPE_BENCH_ITEMS", 2000);
+    let size = env_or("LOUPE_BENCH_SIZE", 1024 * 1024);
+    let micros = env_or("LOUPE_BENCH_SINK_US", 1000);
     let registry = Registry::new().with::<Gen>().with::<Slow>();
     let yaml = format!(
         r#"
 nodes:
   - {{ id: gen, type: gen, settings: {{ count: {items}, size: {size} }} }}
-  - {{ id: sink, type: slow, settings: {{}} }}
+  - {{ id: sink, type: slow, settings: {{ micros: {micros} }} }}
 connections:
   - {{ from: gen.success, to: sink, back_pressure: {{ objects: 50, bytes: 1 GB }} }}
 "#
@@ -156,7 +170,7 @@ connections:
         .expect("run");
     let total_mib = (items * size) as f64 / 1048576.0;
     println!(
-        "backpressure: {items} x 1 MiB ({total_mib:.0} MiB) in {:.2}s = {:.0} FlowFiles/s; queue peak {} (threshold {}); peak RSS {:.1} MiB",
+        "backpressure: {items} x {size} B ({total_mib:.0} MiB), sink {micros} us each, in {:.2}s = {:.0} FlowFiles/s; queue peak {} (threshold {}); peak RSS {:.1} MiB",
         summary.elapsed_s,
         items as f64 / summary.elapsed_s,
         summary.queues[0].peak_len,
