@@ -57,7 +57,7 @@ pub mod pb {
 pub use error::{ErrorKind, NodeError, ProcessError};
 pub use factory::{BuildContext, NodeFactory, NodeKind, Registry, SettingsError};
 pub use flowfile::attr;
-pub use invoke::Invoker;
+pub use invoke::{AttributeLimitError, AttributeLimits, Invoker};
 pub use pb::{FlowFile, NodeDescription, Output, Relationship};
 pub use processor::{Node, Processor, Pulled, Source};
 
