@@ -45,13 +45,14 @@ fn benches(c: &mut Criterion) {
     let png = coil_png();
     let classifier = Classifier::load(model_dir(), 1).expect("load the coil classifier");
     let input = classifier.card().input.clone();
-    let image = tensor::decode(&png).expect("decode");
+    let limits = loupe_sdk::imaging::DecodeLimits::default();
+    let image = tensor::decode(&png, &limits).expect("decode");
     let prepared = tensor::prepare(&image, &input);
 
     let mut group = c.benchmark_group("classify");
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("decode_png_256", |b| {
-        b.iter(|| tensor::decode(black_box(&png)).unwrap())
+        b.iter(|| tensor::decode(black_box(&png), &limits).unwrap())
     });
     group.bench_function("prepare_and_fill_256", |b| {
         b.iter(|| tensor::to_tensor(black_box(&image), &input))

@@ -2,7 +2,9 @@
 //!
 //! The `classify` node: runs an ONNX image classifier on ONNX Runtime and writes the verdict
 //! as attributes. The content passes through unchanged and goes to `success`; an image that
-//! cannot be decoded goes to `failure` with `error.kind = invalid_input`.
+//! cannot be decoded goes to `failure` with `error.kind = invalid_input`, one over the size
+//! limits (`serving.max_pixels`, `serving.max_bytes`; checked from the header, so a
+//! decompression bomb costs nothing) with `error.kind = too_large`.
 //!
 //! Attributes written (see [`attr`]):
 //! - `classify.label`: the winning label;
@@ -27,6 +29,8 @@
 //!     max_batch_delay: 2ms
 //!     batch_queue: 64
 //!     reload_interval: 2s
+//!     max_pixels: 50000000   # largest image accepted (both backends)
+//!     max_bytes: 67108864    # largest encoded image accepted (both backends)
 //! ```
 //!
 //! - Dynamic batching: concurrent requests share one inference (`serving.max_batch`,
@@ -120,7 +124,8 @@ pub struct ClassifySettings {
     #[serde(default)]
     pub threshold_override: Option<f32>,
     /// How the model is served: batching, threads, hot reload (`serving: { max_batch: 8 }`;
-    /// every key optional, defaults in [`ServingSettings`]). Applies to the `local` backend.
+    /// every key optional, defaults in [`ServingSettings`]). Applies to the `local` backend,
+    /// but for the image limits `max_pixels` and `max_bytes`, which apply to both.
     #[serde(default)]
     pub serving: ServingSettings,
 }
@@ -172,9 +177,14 @@ impl NodeKind for Classify {
                 .with_extension(oip::extension(move || current.current())))
             }
             Backend::Oip(backend) => {
-                let remote =
-                    RemoteClassifier::open(dir, &settings.model, backend, ctx.max_message_bytes)
-                        .await?;
+                let remote = RemoteClassifier::open(
+                    dir,
+                    &settings.model,
+                    backend,
+                    ctx.max_message_bytes,
+                    settings.serving.decode_limits(),
+                )
+                .await?;
                 Ok(Node::processor(ClassifyProcessor {
                     engine: Engine::Remote(Box::new(remote)),
                     threshold_override,
@@ -220,8 +230,8 @@ impl Processor for ClassifyProcessor {
         let content = flow_file.content.clone();
         match &self.engine {
             Engine::Local(server) => {
-                let inference = server.infer(content).await?;
-                Ok(self.verdict(flow_file, inference.model.card(), inference.output))
+                let (model, prediction) = server.infer_output(content).await?;
+                Ok(self.verdict(flow_file, model.card(), prediction))
             }
             Engine::Remote(remote) => {
                 let prediction = remote.classify(content).await?;

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use loupe_sdk::imaging::DecodeLimits;
 use loupe_sdk::model::oip::pb::ModelMetadataResponse;
 use loupe_sdk::model::oip::{DataType, OipClient, OipTarget, RawTensor};
+use loupe_sdk::model::server::decode_error;
 use loupe_sdk::model::{interrupted, resume_panic, tensor};
 use loupe_sdk::{ErrorKind, NodeError, ProcessError};
 
@@ -25,6 +27,7 @@ pub struct RemoteClassifier {
     card: Arc<ModelCard>,
     client: OipClient,
     ready_timeout: std::time::Duration,
+    limits: DecodeLimits,
 }
 
 impl std::fmt::Debug for RemoteClassifier {
@@ -39,12 +42,14 @@ impl std::fmt::Debug for RemoteClassifier {
 impl RemoteClassifier {
     /// Reads the card in `dir` (named by the `model` setting `setting`, for messages) and
     /// makes a lazily connecting client; nothing is sent before [`RemoteClassifier::start`].
+    /// Images are decoded with `limits` (the `serving` settings' `max_pixels`, `max_bytes`).
     /// Must run within a Tokio runtime.
     pub async fn open(
         dir: PathBuf,
         setting: &Path,
         oip: &OipBackend,
         max_message_bytes: usize,
+        limits: DecodeLimits,
     ) -> Result<RemoteClassifier, NodeError> {
         let card = tokio::task::spawn_blocking(move || ModelCard::load_dir(&dir))
             .await
@@ -72,6 +77,7 @@ impl RemoteClassifier {
             card: Arc::new(card),
             client,
             ready_timeout: oip.ready_timeout,
+            limits,
         })
     }
 
@@ -107,15 +113,15 @@ impl RemoteClassifier {
     }
 
     /// Decodes and prepares `content` as the card says, runs it on the remote model and
-    /// decides by the card. Undecodable content is `invalid_input`; the server's errors keep
-    /// their kind (retryable `unavailable`/`overloaded`, `invalid_input`, `model`).
+    /// decides by the card. Undecodable content is `invalid_input`, content over the limits
+    /// `too_large`; the server's errors keep their kind (retryable
+    /// `unavailable`/`overloaded`, `invalid_input`, `model`).
     pub async fn classify(&self, content: Bytes) -> Result<Prediction, ProcessError> {
         let card = self.card.clone();
+        let limits = self.limits;
         let input = resume_panic(
             tokio::task::spawn_blocking(move || {
-                let image = tensor::decode(&content).map_err(|e| {
-                    ProcessError::invalid_input(format!("cannot decode image: {e}"))
-                })?;
+                let image = tensor::decode(&content, &limits).map_err(decode_error)?;
                 let values = tensor::to_tensor(&image, &card.input);
                 let shape = values.shape().iter().map(|d| *d as i64).collect();
                 let data: Vec<f32> = values.iter().copied().collect();

@@ -163,7 +163,7 @@ fn card() -> ModelCard {
 
 /// The card's input tensor for an encoded image (what an OIP client sends).
 fn input_tensor(card: &ModelCard, content: &[u8]) -> (Vec<i64>, Vec<f32>) {
-    let image = tensor::decode(content).unwrap();
+    let image = tensor::decode(content, &loupe_sdk::imaging::DecodeLimits::default()).unwrap();
     let t = tensor::to_tensor(&image, &card.input);
     (
         t.shape().iter().map(|d| *d as i64).collect(),

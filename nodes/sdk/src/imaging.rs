@@ -722,9 +722,140 @@ fn is_truncation(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Test support: hostile images made in memory, never downloaded.
+pub mod testing {
+    /// A valid 1-bit greyscale PNG of `width` x `height` black pixels, compressed to about
+    /// 1/160 of its raw size with fixed-Huffman runs: 16000x16000 (256 megapixels, a 256 MB
+    /// 8-bit image once decoded) is a file of about 200 KB — a decompression bomb. Cheap to
+    /// make: nothing of the image's size is ever held in memory.
+    pub fn zero_png(width: u32, height: u32) -> Vec<u8> {
+        let row = 1 + (u64::from(width)).div_ceil(8);
+        let raw = row * u64::from(height);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::with_capacity(13);
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        // Bit depth 1, colour type 0 (grey), deflate, filter method 0, no interlace.
+        ihdr.extend_from_slice(&[1, 0, 0, 0, 0]);
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &zlib_zeros(raw));
+        chunk(&mut png, b"IEND", &[]);
+        png
+    }
+
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        let crc = crc32(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A zlib stream of `n` zero bytes: one fixed-Huffman block of a literal zero then
+    /// matches of 258 bytes at distance 1.
+    fn zlib_zeros(n: u64) -> Vec<u8> {
+        let mut bits = BitWriter::default();
+        bits.bits(1, 1); // BFINAL
+        bits.bits(1, 2); // BTYPE = fixed Huffman
+        let mut left = n;
+        if left > 0 {
+            bits.code(0x30, 8); // literal 0
+            left -= 1;
+        }
+        while left >= 258 {
+            bits.code(0xC5, 8); // length 258 (symbol 285)
+            bits.code(0, 5); // distance 1 (code 0)
+            left -= 258;
+        }
+        for _ in 0..left {
+            bits.code(0x30, 8);
+        }
+        bits.code(0, 7); // end of block (symbol 256)
+        let mut out = vec![0x78, 0x01];
+        out.extend_from_slice(&bits.finish());
+        // Adler-32 of n zeros: a = 1, b = n (mod 65521).
+        let adler = (((n % 65_521) as u32) << 16) | 1;
+        out.extend_from_slice(&adler.to_be_bytes());
+        out
+    }
+
+    /// Deflate's bit order: values from their least significant bit, Huffman codes from
+    /// their most significant.
+    #[derive(Default)]
+    struct BitWriter {
+        out: Vec<u8>,
+        current: u8,
+        used: u8,
+    }
+
+    impl BitWriter {
+        fn bit(&mut self, bit: u32) {
+            self.current |= ((bit & 1) as u8) << self.used;
+            self.used += 1;
+            if self.used == 8 {
+                self.out.push(self.current);
+                self.current = 0;
+                self.used = 0;
+            }
+        }
+
+        fn bits(&mut self, value: u32, count: u32) {
+            for i in 0..count {
+                self.bit(value >> i);
+            }
+        }
+
+        fn code(&mut self, code: u32, len: u32) {
+            for i in (0..len).rev() {
+                self.bit(code >> i);
+            }
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            if self.used > 0 {
+                self.out.push(self.current);
+            }
+            self.out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_png_is_a_valid_png_and_a_bomb_at_size() {
+        for (w, h) in [(1, 1), (7, 3), (64, 48), (300, 2)] {
+            let d = decode(&testing::zero_png(w, h), &DecodeLimits::default()).unwrap();
+            assert_eq!((d.width(), d.height(), d.format), (w, h, Format::Png));
+            assert!(d.image.to_luma8().pixels().all(|p| p.0 == [0]));
+        }
+        let bomb = testing::zero_png(16_000, 16_000);
+        assert!(bomb.len() < 300_000, "{} bytes", bomb.len());
+        let e = decode(&bomb, &DecodeLimits::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "PNG image of 16000x16000 = 256000000 pixels exceeds the limit of 50000000 pixels"
+        );
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+    }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(width, height, image::Rgb([10, 20, 30]));

@@ -16,7 +16,7 @@
 //! - [`http_front`]: HTTP/1.1 `POST /process`, `/describe`, `/health` on the same port
 //!   (NiFi 2.x's InvokeHTTP).
 //! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits.
-//! - `imaging` (feature `imaging`): image decoding with limits (formats, EXIF orientation,
+//! - `imaging` (feature `imaging`, and `onnx`): image decoding with limits (formats, EXIF orientation,
 //!   decompression bombs), errors mapped to [`ProcessError`] kinds.
 //! - `model` (feature `onnx`): serving image models — the card's input contract, image ->
 //!   tensor, dynamic batching, hot reload — shared by `classify`, `segment` and `loupe eval`.
@@ -32,7 +32,8 @@ pub mod expr;
 pub mod factory;
 pub mod flowfile;
 pub mod http_front;
-#[cfg(feature = "imaging")]
+// Model serving decodes through it too, so `onnx` brings it.
+#[cfg(any(feature = "imaging", feature = "onnx"))]
 pub mod imaging;
 pub mod invoke;
 #[cfg(feature = "onnx")]

@@ -48,7 +48,7 @@ fn benches(c: &mut Criterion) {
     }
     let png = sheet_png();
     let segmenter = Segmenter::load(model_dir(), 1).expect("load the segmenter");
-    let image = tensor::decode(&png).expect("decode");
+    let image = tensor::decode(&png, &loupe_sdk::imaging::DecodeLimits::default()).expect("decode");
     let prepared = tensor::prepare(&image, &segmenter.card().input);
 
     let mut group = c.benchmark_group("segment");

@@ -10,7 +10,9 @@
 //! - `mask` (when `mask: true`): a child FlowFile whose content is the class mask at the
 //!   original's size (8-bit gray PNG, pixel value = class index in the card's labels, 0 =
 //!   background; stretch it with nearest neighbour only);
-//! - `failure`: undecodable images (`error.kind = invalid_input`) and model errors.
+//! - `failure`: undecodable images (`error.kind = invalid_input`), images over the size
+//!   limits (`error.kind = too_large`: `serving.max_pixels`, `serving.max_bytes`, checked
+//!   from the header, so a decompression bomb costs nothing) and model errors.
 //!
 //! The children carry the parent's attributes plus `segment.output` (`overlay` or `mask`),
 //! `segment.parent` (the original's uuid), `mime.type = image/png` and a `filename` with
@@ -26,7 +28,8 @@
 //! Serving is the classify node's: dynamic batching, warm-up before SERVING, hot reload of a
 //! changed model (all in [`loupe_sdk::model`]), set by the same `serving:` settings with the
 //! same defaults ([`loupe_sdk::model::serving::ServingSettings`]: `intra_threads: 1`,
-//! `max_batch: 1`, `max_batch_delay: 2ms`, `batch_queue: 64`, `reload_interval: 2s`):
+//! `max_batch: 1`, `max_batch_delay: 2ms`, `batch_queue: 64`, `reload_interval: 2s`,
+//! `max_pixels: 50000000`, `max_bytes: 67108864`):
 //!
 //! ```yaml
 //! settings:

@@ -88,7 +88,9 @@ pub fn read_image(dir: &Path, name: &str) -> Result<image::DynamicImage, EvalErr
         path: path.clone(),
         message: e.to_string(),
     })?;
-    super::tensor::decode(&bytes).map_err(|e| EvalError::Image {
+    // The decoder every served image goes through, with its default limits.
+    let limits = crate::imaging::DecodeLimits::default();
+    super::tensor::decode(&bytes, &limits).map_err(|e| EvalError::Image {
         path,
         message: e.to_string(),
     })

@@ -5,18 +5,27 @@
 //! A node keeps a [`ModelServer`] and calls [`ModelServer::infer`] per FlowFile: the content
 //! is decoded and prepared for the current model on the blocking pool, then joins a batch; the
 //! answer comes with the model that produced it (for its card) and the decoded image.
+//!
+//! Decoding goes through the SDK's one safe decoder with the `serving:` settings' limits
+//! ([`ServingSettings::decode_limits`]): an image over them is refused from its header
+//! (`error.kind = too_large`, the reason in `error.message`) and the node keeps serving. At
+//! most one image per core is decoded at a time, so however many requests are in flight,
+//! decoded pixels take at most that many decodes' worth of memory (plus, for
+//! [`ModelServer::infer`], the images of the requests waiting for a batch).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use image::DynamicImage;
+use tokio::sync::Semaphore;
 
 use super::batch::{BatchConfig, BatchModel, Batcher};
 use super::card::{CARD_FILE, MODEL_FILE};
 use super::reload::{self, DirSignature, ModelSlot, WatchSpec};
 use super::serving::ServingSettings;
 use super::{interrupted, resume_panic, tensor};
+use crate::imaging::{DecodeLimits, ImageError};
 use crate::{NodeError, ProcessError, SettingsError};
 
 /// A model a node can serve.
@@ -67,11 +76,33 @@ pub struct Inference<M: ServedModel> {
     pub output: M::Output,
 }
 
+/// The processing error for an image the decoder refused: its kind (`too_large` for a limit,
+/// `invalid_input` otherwise) and the reason, naming the `serving` setting that would accept
+/// it where a limit refused it.
+pub fn decode_error(e: ImageError) -> ProcessError {
+    let hint = match &e {
+        ImageError::TooManyPixels { .. } | ImageError::TooMuchMemory { .. } => {
+            " (setting `serving.max_pixels`)"
+        }
+        ImageError::TooManyBytes { .. } => " (setting `serving.max_bytes`)",
+        _ => "",
+    };
+    ProcessError::new(e.kind(), format!("cannot decode image: {e}{hint}"))
+}
+
+/// Decodings running at once: one per core (decoding is CPU-bound, so more would not go
+/// faster, only hold more pixels).
+fn decode_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// The served model of one node: the current model, its batcher, its reload watcher.
 pub struct ModelServer<M: ServedModel> {
     node_type: &'static str,
     slot: Arc<ModelSlot<M>>,
     batcher: Batcher<M>,
+    limits: DecodeLimits,
+    decoding: Arc<Semaphore>,
 }
 
 impl<M: ServedModel> ModelServer<M> {
@@ -138,7 +169,14 @@ impl<M: ServedModel> ModelServer<M> {
             node_type,
             slot,
             batcher,
+            limits: config.decode_limits(),
+            decoding: Arc::new(Semaphore::new(decode_parallelism())),
         })
+    }
+
+    /// The limits every image is decoded with.
+    pub fn decode_limits(&self) -> &DecodeLimits {
+        &self.limits
     }
 
     /// The model serving new requests now.
@@ -156,21 +194,55 @@ impl<M: ServedModel> ModelServer<M> {
     }
 
     /// Decodes `content`, prepares it for the current model and runs it in a batch. An image
-    /// that cannot be decoded is `invalid_input`; a model failure is `model`.
+    /// that cannot be decoded is `invalid_input`, one over the limits `too_large` (see
+    /// [`decode_error`]); a model failure is `model`.
     pub async fn infer(&self, content: Bytes) -> Result<Inference<M>, ProcessError> {
+        let (model, image, output) = self.run(content, true).await?;
+        Ok(Inference {
+            model,
+            image: image.unwrap_or_default(),
+            output,
+        })
+    }
+
+    /// [`ModelServer::infer`] for a node that needs only the output: the decoded image is
+    /// dropped as soon as it is prepared (without a copy when it already has the model's
+    /// channels), so a request waiting for a batch holds only the small prepared image.
+    pub async fn infer_output(&self, content: Bytes) -> Result<(Arc<M>, M::Output), ProcessError> {
+        let (model, _, output) = self.run(content, false).await?;
+        Ok((model, output))
+    }
+
+    async fn run(
+        &self,
+        content: Bytes,
+        keep_image: bool,
+    ) -> Result<(Arc<M>, Option<DynamicImage>, M::Output), ProcessError> {
+        // A turn to decode (waiting for it holds only the encoded content); the semaphore is
+        // never closed.
+        let permit = self
+            .decoding
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| interrupted_decoding(self.node_type))?;
         // One model from decoding to answer, even if a reload swaps it meanwhile.
         let model = self.slot.current();
         let ticket = self.batcher.ticket();
         let for_prepare = model.clone();
+        let limits = self.limits;
         // Decoding and resizing are CPU-bound: keep them off the async workers. `content` is
         // a `Bytes`: moving it here copies no pixels.
         let (image, prepared) = resume_panic(
             tokio::task::spawn_blocking(move || {
-                let image = tensor::decode(&content).map_err(|e| {
-                    ProcessError::invalid_input(format!("cannot decode image: {e}"))
-                })?;
-                let prepared = tensor::prepare(&image, for_prepare.input());
-                Ok::<_, ProcessError>((image, prepared))
+                let _permit = permit;
+                let image = tensor::decode(&content, &limits).map_err(decode_error)?;
+                Ok::<_, ProcessError>(if keep_image {
+                    let prepared = tensor::prepare(&image, for_prepare.input());
+                    (Some(image), prepared)
+                } else {
+                    (None, tensor::prepare_owned(image, for_prepare.input()))
+                })
             })
             .await,
         )
@@ -180,10 +252,13 @@ impl<M: ServedModel> ModelServer<M> {
             .infer(model.clone(), prepared, ticket)
             .await
             .map_err(|e| e.into_process_error(self.node_type))?;
-        Ok(Inference {
-            model,
-            image,
-            output,
-        })
+        Ok((model, image, output))
     }
+}
+
+fn interrupted_decoding(node: &str) -> ProcessError {
+    ProcessError::new(
+        crate::ErrorKind::Unavailable,
+        format!("{node}: shutting down"),
+    )
 }

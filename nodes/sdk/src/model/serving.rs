@@ -10,6 +10,8 @@
 //!     max_batch_delay: 2ms
 //!     batch_queue: 64
 //!     reload_interval: 2s
+//!     max_pixels: 50000000
+//!     max_bytes: 67108864
 //! ```
 //!
 //! Every key is optional; an unknown key is an error. A node embeds [`ServingSettings`] as
@@ -22,16 +24,25 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::SettingsError;
+use crate::imaging::DecodeLimits;
 
 /// The key model nodes read [`ServingSettings`] from.
 pub const KEY: &str = "serving";
 
-/// Batching, threading and hot-reload settings of a served model (the `serving:` key of
-/// `classify` and `segment`).
+/// Batching, threading, hot-reload and image-size settings of a served model (the `serving:`
+/// key of `classify` and `segment`).
 ///
 /// Defaults (the figures are in `benches/README.md`, 2-vCPU CPU, ONNX Runtime's CPU
 /// execution provider): one intra-op thread, batching off, `2ms` batch delay, a queue of 64
-/// prepared images, a look at the model directory every `2s`.
+/// prepared images, a look at the model directory every `2s`, images up to 50 megapixels and
+/// 64 MiB (the same as `preprocess` accepts, so an image it passes on is never refused here).
+///
+/// Memory: every image is decoded by [`crate::imaging::decode`], which checks `max_pixels`
+/// and `max_bytes` from the header before any pixel is allocated (a decompression bomb costs
+/// nothing), and at most one image per core is decoded at a time. One decode holds at most
+/// [`DecodeLimits::for_pixels`]'s allocation limit (512 MiB at the default 50 megapixels,
+/// 16-bit RGBA); a request waiting for its turn holds only its encoded content, bounded by the
+/// node's largest message and `max_in_flight`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServingSettings {
@@ -66,6 +77,16 @@ pub struct ServingSettings {
     #[serde(default = "default_reload_interval", with = "crate::config::duration")]
     #[schemars(with = "String")]
     pub reload_interval: Duration,
+    /// Largest image accepted, in pixels (width x height as stored in the file), checked from
+    /// the header before anything is decoded; a larger image goes to `failure` with
+    /// `error.kind = too_large` (default 50 000 000, as `preprocess`). Applies to every
+    /// backend: the image is decoded in this node either way.
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    /// Largest encoded image accepted, in bytes; larger content goes to `failure` with
+    /// `error.kind = too_large` (default 64 MiB; the node's largest message also applies).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
 }
 
 fn default_intra_threads() -> usize {
@@ -88,6 +109,14 @@ fn default_reload_interval() -> Duration {
     Duration::from_secs(2)
 }
 
+fn default_max_pixels() -> u64 {
+    DecodeLimits::DEFAULT_MAX_PIXELS
+}
+
+fn default_max_bytes() -> u64 {
+    DecodeLimits::DEFAULT_MAX_BYTES as u64
+}
+
 impl Default for ServingSettings {
     fn default() -> Self {
         ServingSettings {
@@ -96,6 +125,8 @@ impl Default for ServingSettings {
             max_batch_delay: default_max_batch_delay(),
             batch_queue: default_batch_queue(),
             reload_interval: default_reload_interval(),
+            max_pixels: default_max_pixels(),
+            max_bytes: default_max_bytes(),
         }
     }
 }
@@ -105,8 +136,10 @@ impl ServingSettings {
     pub fn problems(&self) -> Vec<SettingsError> {
         let mut problems = Vec::new();
         for (name, value) in [
-            ("max_batch", self.max_batch),
-            ("batch_queue", self.batch_queue),
+            ("max_batch", self.max_batch as u64),
+            ("batch_queue", self.batch_queue as u64),
+            ("max_pixels", self.max_pixels),
+            ("max_bytes", self.max_bytes),
         ] {
             if value == 0 {
                 problems.push(SettingsError::new(name, "must be at least 1"));
@@ -119,6 +152,15 @@ impl ServingSettings {
             ));
         }
         problems
+    }
+
+    /// The limits every image is decoded with: `max_bytes` and `max_pixels`, and the
+    /// allocation limit [`DecodeLimits::for_pixels`] gives for them.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits::for_pixels(
+            usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
+            self.max_pixels,
+        )
     }
 
     /// [`ServingSettings::problems`] with paths under `key` (`serving.max_batch` for
@@ -153,6 +195,11 @@ mod tests {
         assert_eq!(d.max_batch_delay, Duration::from_millis(2));
         assert_eq!(d.batch_queue, 64);
         assert_eq!(d.reload_interval, Duration::from_secs(2));
+        assert_eq!(d.max_pixels, 50_000_000);
+        assert_eq!(d.max_bytes, 64 * 1024 * 1024);
+        assert_eq!(d.decode_limits().max_pixels, 50_000_000);
+        assert_eq!(d.decode_limits().max_bytes, 64 * 1024 * 1024);
+        assert_eq!(d.decode_limits().max_alloc, 512 * 1024 * 1024);
         // An empty mapping and a missing key give the same defaults as `Default`.
         let empty: ServingSettings = serde_norway::from_str("{}").unwrap();
         assert_eq!(empty, d);
@@ -165,7 +212,7 @@ mod tests {
     fn nested_yaml_is_read_and_missing_keys_take_defaults() {
         let node: NodeSettings = serde_norway::from_str(
             "model: m\nserving:\n  intra_threads: 2\n  max_batch: 8\n  max_batch_delay: 5ms\n  \
-             reload_interval: 0s\n",
+             reload_interval: 0s\n  max_pixels: 1000000\n",
         )
         .unwrap();
         assert_eq!(
@@ -176,6 +223,8 @@ mod tests {
                 max_batch_delay: Duration::from_millis(5),
                 batch_queue: 64,
                 reload_interval: Duration::ZERO,
+                max_pixels: 1_000_000,
+                max_bytes: 64 * 1024 * 1024,
             }
         );
         // Through the SDK's settings parser too (JSON values, as the flow compiler passes).
@@ -213,6 +262,13 @@ mod tests {
         };
         let paths: Vec<String> = bad.problems().into_iter().map(|p| p.path).collect();
         assert_eq!(paths, ["max_batch", "batch_queue", "max_batch_delay"]);
+        let no_images = ServingSettings {
+            max_pixels: 0,
+            max_bytes: 0,
+            ..ServingSettings::default()
+        };
+        let paths: Vec<String> = no_images.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, ["max_pixels", "max_bytes"]);
         let under: Vec<String> = bad.problems_at(KEY).into_iter().map(|p| p.path).collect();
         assert_eq!(
             under,

@@ -14,16 +14,14 @@ use image::{DynamicImage, GrayImage, ImageBuffer, Pixel, RgbImage};
 use ndarray::{Array4, ArrayViewMut3, Axis};
 
 use super::input::{ColorOrder, InputSpec, Layout, ResizeMethod};
+use crate::imaging::{self, DecodeLimits, ImageError};
 
-/// Decodes encoded image bytes (PNG, JPEG, BMP, TIFF), guessing the format from the content.
-///
-/// The `image` crate's default limits apply (512 MiB of allocation), so a small file that
-/// claims enormous dimensions is an error rather than an out-of-memory abort.
-pub fn decode(bytes: &[u8]) -> Result<DynamicImage, image::ImageError> {
-    image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(image::ImageError::IoError)?
-        .decode()
+/// Decodes encoded image bytes with the SDK's one safe decoder, [`imaging::decode`]: JPEG,
+/// PNG, BMP or TIFF recognised from the content, `limits` checked from the header before any
+/// pixel is allocated (a small file claiming 16000x16000 pixels costs nothing), EXIF
+/// orientation applied.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, ImageError> {
+    imaging::decode(bytes, limits).map(|decoded| decoded.image)
 }
 
 /// An image converted to the model's channels and stretched to its input size; 8-bit.
@@ -50,6 +48,15 @@ pub fn prepare(image: &DynamicImage, input: &InputSpec) -> Prepared {
     match input.color_order {
         ColorOrder::Rgb | ColorOrder::Bgr => Prepared::Rgb(resized(image.to_rgb8(), input)),
         ColorOrder::Gray => Prepared::Gray(resized(image.to_luma8(), input)),
+    }
+}
+
+/// [`prepare`] for an image no longer needed: the same result, without a copy of the full
+/// image when it already has the model's channels (8-bit RGB, or luma for `GRAY`).
+pub fn prepare_owned(image: DynamicImage, input: &InputSpec) -> Prepared {
+    match input.color_order {
+        ColorOrder::Rgb | ColorOrder::Bgr => Prepared::Rgb(resized(image.into_rgb8(), input)),
+        ColorOrder::Gray => Prepared::Gray(resized(image.into_luma8(), input)),
     }
 }
 
@@ -251,8 +258,41 @@ mod tests {
     }
 
     #[test]
-    fn decode_rejects_garbage() {
-        assert!(decode(b"definitely not an image").is_err());
-        assert!(decode(&[0x89, b'P', b'N', b'G', 0, 0]).is_err());
+    fn decode_rejects_garbage_and_bombs() {
+        let limits = DecodeLimits::default();
+        assert!(matches!(
+            decode(b"definitely not an image", &limits),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        assert!(decode(&[0x89, b'P', b'N', b'G', 0, 0], &limits).is_err());
+        // A 16000x16000 PNG header: refused from the header, before any pixel is allocated.
+        let bomb = imaging::testing::zero_png(16_000, 16_000);
+        let e = decode(&bomb, &limits).unwrap_err();
+        assert!(matches!(e, ImageError::TooManyPixels { .. }), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn prepare_owned_is_prepare() {
+        for order in ["RGB", "GRAY"] {
+            let channels = if order == "RGB" { 3 } else { 1 };
+            let input = spec(
+                &format!("[-1, {channels}, 4, 6]"),
+                "NCHW",
+                order,
+                if order == "RGB" { "[0, 0, 0]" } else { "[0]" },
+                if order == "RGB" { "[1, 1, 1]" } else { "[1]" },
+            );
+            for image in [
+                two_pixels(),
+                DynamicImage::ImageRgba8(RgbaImage::from_pixel(9, 5, Rgba([1, 2, 3, 4]))),
+                DynamicImage::ImageLuma8(image::GrayImage::from_pixel(6, 4, image::Luma([77]))),
+            ] {
+                assert_eq!(
+                    prepare_owned(image.clone(), &input),
+                    prepare(&image, &input)
+                );
+            }
+        }
     }
 }
