@@ -86,6 +86,49 @@ async fn expect_recorded(invoker: &Invoker, ff: &FlowFile) {
     assert!(outputs.is_empty(), "{outputs:?}");
 }
 
+/// Log lines written while it lives (tokio tests run on one thread: the node logs here).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(self.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish(),
+        )
+    }
+
+    /// Lines at `level` (`WARN`, `INFO`) that contain `text`.
+    fn count(&self, level: &str, text: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(level) && l.contains(text))
+            .count()
+    }
+}
+
 fn postgres_url() -> Option<String> {
     let url = std::env::var("LOUPE_TEST_POSTGRES_URL")
         .ok()
@@ -252,6 +295,8 @@ async fn postgres_down_or_hung_is_retried_and_recorded_once_when_back() {
     let photos: Vec<FlowFile> = (0..4).map(|i| photo(&format!("p{i}"))).collect();
     expect_recorded(&report, &photos[0]).await;
 
+    let logs = Logs::default();
+    let _guard = logs.capture();
     // Down: open connections are cut and new ones closed at once; each delivery is a
     // retryable error, quickly, as often as the flow retries.
     proxy.set(Mode::Down);
@@ -277,6 +322,18 @@ async fn postgres_down_or_hung_is_retried_and_recorded_once_when_back() {
     assert!(
         proxy.accepted() > before,
         "a new connection after the outage"
+    );
+    assert_eq!(
+        logs.count("WARN", "database failing"),
+        1,
+        "one warning per outage"
+    );
+    assert_eq!(logs.count("INFO", "database recovered after"), 1);
+    // Down 3 times and hung once (and the product sweeper may have failed too): every
+    // failure after the first is a retry.
+    assert!(
+        (3..=5).any(|n| logs.count("INFO", &format!("{n} retries")) == 1),
+        "the recovery line counts the retries"
     );
 
     // Hung in the middle of a connection that works: the statement timeout ends it.
@@ -365,10 +422,17 @@ async fn an_unwritable_media_dir_is_retried_and_no_record_points_at_missing_medi
     )
     .await;
     let ff = photo("sheet");
+    let logs = Logs::default();
+    let _guard = logs.capture();
     for _ in 0..3 {
         let (e, _) = expect_retryable(&report, &ff, Duration::from_secs(5)).await;
         assert!(e.message.contains("media"), "{e}");
     }
+    assert_eq!(
+        logs.count("WARN", "media directory"),
+        1,
+        "one warning per outage"
+    );
     let store = Store::open("sqlite:r.db", dir.path(), "inspections")
         .await
         .unwrap();
@@ -382,6 +446,12 @@ async fn an_unwritable_media_dir_is_retried_and_no_record_points_at_missing_medi
     std::fs::remove_file(dir.path().join("media")).unwrap();
     expect_recorded(&report, &ff).await;
     expect_recorded(&report, &ff).await;
+    assert_eq!(
+        logs.count("INFO", "media directory recovered after"),
+        1,
+        "and one line when it is over"
+    );
+    assert!(logs.count("INFO", "2 retries") == 1);
     assert_eq!(store.count().await.unwrap(), 1);
     let stored = store.get(&ff.uuid).await.unwrap().unwrap();
     let media = stored.record.media_path.expect("media path");
