@@ -32,8 +32,9 @@ pub struct ReportSettings {
     pub connect_timeout: std::time::Duration,
     /// How long one statement may take before the record is retried later (humantime).
     /// PostgreSQL: enforced by the client (a hung server) and, as the session's
-    /// `statement_timeout`, by the server. SQLite: how long to wait for a lock another
-    /// process holds.
+    /// `statement_timeout`, by the server (sent as the startup parameter `options`; behind
+    /// PgBouncer, list `options` in its `ignore_startup_parameters`). SQLite: how long to
+    /// wait for a lock another process holds.
     #[serde(
         default = "default_statement_timeout",
         with = "loupe_sdk::config::duration"

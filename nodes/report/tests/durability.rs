@@ -567,3 +567,73 @@ async fn concurrent_json_lines_writes_are_all_durable_and_whole() {
         assert!(photos.iter().any(|p| p.uuid == record["uuid"]));
     }
 }
+
+#[tokio::test]
+async fn a_connection_the_server_terminates_is_replaced() {
+    let Some(url) = postgres_url() else { return };
+    let table = unique_table("loupe_terminated");
+    let app = unique_table("loupe_app");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{sep}application_name={app}");
+    let dir = tempfile::tempdir().unwrap();
+    let report = invoker(
+        dir.path(),
+        json!({"database": named, "table": table, "statement_timeout": "2s"}),
+    )
+    .await;
+    let photos: Vec<FlowFile> = (0..2).map(|i| photo(&format!("t{i}"))).collect();
+    expect_recorded(&report, &photos[0]).await;
+
+    // What a server restart or an operator does to the node's connection (SQLSTATE 57P01).
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let old: Vec<i32> = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(old.len(), 1, "the node's one connection");
+    let killed: bool = admin
+        .query_one("SELECT pg_terminate_backend($1)", &[&old[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+
+    // At most one retryable error (if the node notices the loss only when it uses the
+    // connection), then recorded over a new connection.
+    let mut retried = 0;
+    loop {
+        match report.invoke(photos[1].clone(), None).await {
+            Ok(outputs) => {
+                assert!(outputs.is_empty(), "{outputs:?}");
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+                retried += 1;
+                assert!(retried <= 1, "the dead connection is reused: {e}");
+            }
+        }
+    }
+    let sessions: i64 = admin
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> $2",
+            &[&app, &old[0]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sessions, 1, "one new connection");
+    expect_recorded(&report, &photos[1]).await;
+    let store = Store::open(&url, dir.path(), &table).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 2);
+    drop_table(&url, &table).await;
+}
