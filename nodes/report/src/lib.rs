@@ -191,11 +191,13 @@ impl Default for Health {
 
 /// The error `process` returns for a write that failed: retryable (`unavailable`, noted in
 /// `episode`, which logs once per outage) when `transient`, else final — the FlowFile goes to
-/// `failure` with `message` as `error.message`, and that is logged.
+/// `failure` with `message` as `error.message` and `final_kind` as `error.kind`, and that is
+/// logged.
 fn write_failed(
     episode: &episode::Episode,
     uuid: &str,
     transient: bool,
+    final_kind: ErrorKind,
     message: String,
 ) -> ProcessError {
     if transient {
@@ -203,7 +205,7 @@ fn write_failed(
         ProcessError::new(ErrorKind::Unavailable, message)
     } else {
         tracing::warn!(uuid, reason = %message, "record cannot be written; routed to failure");
-        ProcessError::new(ErrorKind::InvalidInput, message)
+        ProcessError::new(final_kind, message)
     }
 }
 
@@ -388,7 +390,13 @@ impl Processor for ReportProcessor {
             .await
             .map_err(|e| ProcessError::internal(format!("media store: {e}")))?
             .map_err(|e| {
-                write_failed(&self.health.media, &uuid, e.is_transient(), e.to_string())
+                write_failed(
+                    &self.health.media,
+                    &uuid,
+                    e.is_transient(),
+                    ErrorKind::Internal,
+                    e.to_string(),
+                )
             })?;
             self.health.media.succeeded();
             record.media_path = Some(path);
@@ -396,7 +404,14 @@ impl Processor for ReportProcessor {
         if let Some(store) = self.store.as_ref().filter(|_| !is_child) {
             // The runner retries transient errors: a database restart or hang loses nothing.
             let written = store.insert(&record).await.map_err(|e| {
-                write_failed(&self.health.store, &uuid, e.is_transient(), e.to_string())
+                // The database rejected the record for its data.
+                write_failed(
+                    &self.health.store,
+                    &uuid,
+                    e.is_transient(),
+                    ErrorKind::InvalidInput,
+                    e.to_string(),
+                )
             })?;
             self.health.store.succeeded();
             if let (Some(live), Written::Recorded) = (&self.live, written) {
@@ -416,7 +431,9 @@ impl Processor for ReportProcessor {
         }
         if let Some(sink) = &self.sink {
             sink.write(flow_file).await.map_err(|e| {
-                write_failed(&self.health.sink, &uuid, e.is_transient(), e.to_string())
+                let (transient, message) = (e.is_transient(), e.to_string());
+                let kind = ProcessError::from(e).kind;
+                write_failed(&self.health.sink, &uuid, transient, kind, message)
             })?;
             self.health.sink.succeeded();
         }

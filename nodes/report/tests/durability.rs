@@ -379,6 +379,7 @@ async fn postgres_rejecting_the_data_is_a_failure_with_the_reason() {
     let failed = outputs[0].flow_file.as_ref().unwrap();
     let message = failed.attr("error.message").unwrap_or_default();
     assert!(message.contains("SQLSTATE 22"), "the reason: {message}");
+    assert_eq!(failed.attr("error.kind"), Some("invalid_input"));
     assert_eq!(failed.uuid, bad.uuid);
     // The database itself is fine: the next photo is recorded.
     expect_recorded(&report, &photo("good")).await;
