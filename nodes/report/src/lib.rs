@@ -17,14 +17,13 @@
 //! keeps the FlowFile and tries again, back pressure builds, the source stops being read, and
 //! nothing is dropped. Every connect and statement has a timeout (`connect_timeout`,
 //! `statement_timeout`), so a hung database is an error, not a hang. Each outage is logged
-//! once ([`episode`]): a warning when it starts, an info line when it ends. Only a record that
+//! once ([`loupe_sdk::episode`]): a warning when it starts, an info line when it ends. Only a record that
 //! can never be written (the database rejects its data) goes to `failure`, with the reason in
 //! `error.message`. [`transient`] is where errors are sorted.
 
 pub mod coils;
 pub mod daily;
 pub mod dashboard;
-pub mod episode;
 mod error;
 pub mod media;
 pub mod notify;
@@ -43,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use loupe_sdk::episode::Episode;
 use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
     ProcessError, Processor, Relationship, SettingsError,
@@ -168,23 +168,23 @@ impl NodeKind for Report {
     }
 }
 
-/// One [`episode::Episode`] per thing the report writes to.
+/// One [`Episode`] per thing the report writes to.
 #[derive(Debug)]
 struct Health {
     /// The database (shared with the product sweeper).
-    store: Arc<episode::Episode>,
+    store: Arc<Episode>,
     /// The media directory.
-    media: episode::Episode,
+    media: Episode,
     /// The JSON-lines file.
-    sink: episode::Episode,
+    sink: Episode,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
-            store: Arc::new(episode::Episode::new("database")),
-            media: episode::Episode::new("media directory"),
-            sink: episode::Episode::new("JSON-lines report"),
+            store: Arc::new(Episode::new("database")),
+            media: Episode::new("media directory"),
+            sink: Episode::new("JSON-lines report"),
         }
     }
 }
@@ -194,7 +194,7 @@ impl Default for Health {
 /// `failure` with `message` as `error.message` and `final_kind` as `error.kind`, and that is
 /// logged.
 fn write_failed(
-    episode: &episode::Episode,
+    episode: &Episode,
     uuid: &str,
     transient: bool,
     final_kind: ErrorKind,
@@ -214,7 +214,7 @@ fn write_failed(
 struct Products {
     store: Arc<Store>,
     /// The database's episode (the sweeper's failures are the same outage).
-    health: Arc<episode::Episode>,
+    health: Arc<Episode>,
     timeout: Duration,
     policy: policy::Policy,
     camera_flag: String,

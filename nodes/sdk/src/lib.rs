@@ -23,9 +23,11 @@
 //! - `onnx` (feature `onnx`): loading ONNX Runtime and sessions.
 //! - [`config`]: layered configuration for `loupe serve` (defaults < YAML < `LOUPE_*` env < flags).
 //! - [`telemetry`]: tracing + OpenTelemetry set-up and W3C trace-context propagation.
+//! - [`episode`]: one warning per outage (a database, a node, a folder), not one per retry.
 
 pub mod client;
 pub mod config;
+pub mod episode;
 pub mod error;
 #[cfg(feature = "expr")]
 pub mod expr;

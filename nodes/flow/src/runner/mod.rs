@@ -23,7 +23,6 @@
 mod progress;
 pub mod provenance;
 pub mod stats;
-mod trouble;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -34,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use loupe_sdk::client::{ClientError, ClientOptions, RemoteNode};
+use loupe_sdk::episode::Episode;
 use loupe_sdk::{BuildContext, Invoker, NodeError, Registry, Source};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -168,8 +168,8 @@ pub(crate) struct NodeRuntime {
     pub(crate) retry: RetryPolicy,
     pub(crate) wakeup: Arc<Notify>,
     pub(crate) stats: NodeStats,
-    /// One warning per episode of trouble with this node.
-    pub(crate) trouble: trouble::Trouble,
+    /// One warning per episode of trouble with this node (calls, pulls, acknowledgements).
+    pub(crate) trouble: Episode,
 }
 
 /// State shared by every task of a run.
@@ -294,7 +294,7 @@ async fn build_each(
             retry: spec.retry.clone(),
             wakeup: Arc::new(Notify::new()),
             stats: NodeStats::default(),
-            trouble: trouble::Trouble::default(),
+            trouble: Episode::new(format!("node `{}`", spec.id)),
         });
     }
     Ok(())

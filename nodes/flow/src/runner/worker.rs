@@ -62,12 +62,11 @@ pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
         };
         let pulled = match pulled {
             Ok(p) => {
-                node.trouble.cleared(&node.id, "source pull");
+                node.trouble.succeeded();
                 p
             }
             Err(e) => {
-                node.trouble
-                    .failed(&node.id, "source pull failed; retrying", &e.to_string());
+                node.trouble.failed(&format_args!("source pull: {e}"));
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
                     _ = cancel.cancelled() => break,
@@ -138,13 +137,11 @@ async fn tell_source(node: &NodeRuntime) -> bool {
     if let Err(e) = source.ack(batch.accepted, batch.rejected).await {
         // Not lost: the source offers an unacknowledged input again (after its redelivery
         // time, or when it restarts), and sinks are idempotent by uuid.
-        node.trouble.failed(
-            &node.id,
-            "acknowledgement failed; the source will offer again",
-            &e.to_string(),
-        );
+        node.trouble.failed(&format_args!(
+            "acknowledgement: {e} (the source offers those inputs again)"
+        ));
     } else {
-        node.trouble.cleared(&node.id, "acknowledgement");
+        node.trouble.succeeded();
     }
     ledger.told(n);
     true
@@ -219,7 +216,7 @@ async fn handle(shared: &Shared, node: &NodeRuntime, queue: usize, mut item: Que
     match node.invoker.invoke(item.flow_file.clone(), None).await {
         Ok(outputs) => {
             node.stats.record_latency(started.elapsed());
-            node.trouble.cleared(&node.id, "node");
+            node.trouble.succeeded();
             if let Some(endpoints) = &node.remote {
                 let mut e = event(EventType::RemoteInvocation, &input.uuid, &node.id);
                 e.details = Some(endpoints.clone());
@@ -241,11 +238,9 @@ async fn handle(shared: &Shared, node: &NodeRuntime, queue: usize, mut item: Que
                 route(shared, node, &input, outputs, item.claim).await;
             } else {
                 let penalty = node.retry.backoff(item.attempts);
-                node.trouble.failed(
-                    &node.id,
-                    "transport error; FlowFiles wait in their queue and are retried",
-                    &err.to_string(),
-                );
+                node.trouble.failed(&format_args!(
+                    "{err} (FlowFiles wait in their queue and are retried)"
+                ));
                 tracing::debug!(
                     node = %node.id, uuid = %input.uuid, attempt = item.attempts,
                     retry_in = ?penalty, error = %err, "will retry"

@@ -144,7 +144,7 @@ impl PostgresStore {
         let url = redact(&self.url);
         let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
-                // The next statement reports it (once per outage, see `crate::episode`).
+                // The next statement reports it (once per outage, see `loupe_sdk::episode`).
                 tracing::debug!(database = %url, error = %e, "PostgreSQL connection lost");
             }
         });

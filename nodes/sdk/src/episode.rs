@@ -1,12 +1,15 @@
 //! One warning per outage, not one per retry.
 //!
-//! While a database is down the flow retries every FlowFile with backoff, and each retry
-//! fails again: logging each would bury the one line that matters. An [`Episode`] tracks one
-//! thing the report writes to (the database, the media directory, the JSON-lines file): the
-//! first failure of an episode is a WARN, the repeats are DEBUG, and the first success after
-//! it is an INFO "recovered after N s, M retries".
+//! While a database or a node is down the flow retries every FlowFile with backoff, and each
+//! retry fails again: logging each would bury the one line that matters. An [`Episode`]
+//! tracks one thing that can be in trouble (the report's database, media directory or
+//! JSON-lines file; a node the runner calls; a source it pulls from): the first failure of an
+//! episode is a WARN, the repeats are DEBUG, and the first success after it is an INFO
+//! "recovered after N s, M retries". A success outside an episode costs one atomic load.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The trouble of one [`Episode`] so far.
@@ -35,18 +38,22 @@ pub struct Recovered {
     pub retries: u64,
 }
 
-/// Tracks the failures of one thing the report writes to, and logs them once per episode.
+/// Tracks the failures of one thing, and logs them once per episode.
 #[derive(Debug)]
 pub struct Episode {
-    what: &'static str,
+    what: Cow<'static, str>,
+    /// True while an episode is going on: the fast path of [`Episode::succeeded`].
+    open: AtomicBool,
     trouble: Mutex<Option<Trouble>>,
 }
 
 impl Episode {
-    /// A tracker for `what` (`database`, `media`, `JSON-lines report`), which works so far.
-    pub fn new(what: &'static str) -> Episode {
+    /// A tracker for `what` (`database`, `media directory`, "node `classify`"), which works
+    /// so far.
+    pub fn new(what: impl Into<Cow<'static, str>>) -> Episode {
         Episode {
-            what,
+            what: what.into(),
+            open: AtomicBool::new(false),
             trouble: Mutex::new(None),
         }
     }
@@ -66,6 +73,7 @@ impl Episode {
                         since: Instant::now(),
                         retries: 0,
                     });
+                    self.open.store(true, Ordering::SeqCst);
                     Failed::Began
                 }
                 Some(t) => {
@@ -76,13 +84,13 @@ impl Episode {
         };
         match outcome {
             Failed::Began => tracing::warn!(
-                what = self.what,
+                what = %self.what,
                 error = %error,
                 "{} failing; retrying until it works again (further failures at debug level)",
                 self.what
             ),
             Failed::Continues(n) => {
-                tracing::debug!(what = self.what, error = %error, failures = n, "{} still failing", self.what)
+                tracing::debug!(what = %self.what, error = %error, failures = n, "{} still failing", self.what)
             }
         }
         outcome
@@ -90,13 +98,21 @@ impl Episode {
 
     /// Notes a success; when it ends an episode, logs and returns how long it lasted.
     pub fn succeeded(&self) -> Option<Recovered> {
-        let trouble = self.lock().take()?;
+        if !self.open.load(Ordering::Acquire) {
+            return None;
+        }
+        let trouble = {
+            let mut guard = self.lock();
+            let trouble = guard.take()?;
+            self.open.store(false, Ordering::SeqCst);
+            trouble
+        };
         let recovered = Recovered {
             after: trouble.since.elapsed(),
             retries: trouble.retries,
         };
         tracing::info!(
-            what = self.what,
+            what = %self.what,
             after_s = recovered.after.as_secs_f64(),
             retries = recovered.retries,
             "{} recovered after {:.1} s, {} retries",
