@@ -638,3 +638,104 @@ async fn a_connection_the_server_terminates_is_replaced() {
     assert_eq!(store.count().await.unwrap(), 2);
     drop_table(&url, &table).await;
 }
+
+/// The whole chain through the runner: a camera folder, the real `capture` and `report`
+/// nodes, PostgreSQL behind the proxy going down, then hung, mid-run. The runner waits the
+/// outage out (no give-up), the folder is not deleted ahead of its records, and every photo
+/// ends as exactly one row. `LOUPE_TEST_OUTAGE_S` sets each outage's length (default 3 s;
+/// the issue's target is 300).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_waits_out_a_database_outage_and_records_every_photo_once() {
+    let Some(url) = postgres_url() else { return };
+    let outage = Duration::from_secs(
+        std::env::var("LOUPE_TEST_OUTAGE_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+    );
+    let (target, _) = via_proxy(&url, None).await;
+    let proxy = Proxy::start(target).await;
+    let (_, proxied) = via_proxy(&url, Some(proxy.addr)).await;
+    let table = unique_table("loupe_outage");
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let photos = 300;
+    for i in 0..photos {
+        std::fs::write(inbox.join(format!("img-{i:04}.png")), format!("photo {i}")).unwrap();
+    }
+    let yaml = format!(
+        r#"
+nodes:
+  - id: camera
+    type: capture
+    settings: {{ directory: "{}", min_age: 0ms, poll_interval: 20ms }}
+  - id: records
+    type: report
+    concurrency: 2
+    auto_terminate: [failure]
+    retry: {{ initial_backoff: 20ms, max_backoff: 500ms }}
+    settings: {{ database: "{proxied}", table: {table}, connect_timeout: 1s, statement_timeout: 1s }}
+connections:
+  - {{ from: camera.success, to: records, back_pressure: {{ objects: 20 }} }}
+"#,
+        inbox.display()
+    );
+    let registry = loupe_sdk::Registry::new()
+        .with::<loupe_capture::Capture>()
+        .with::<Report>();
+    let flow = loupe_flow::compile_str(&yaml, &dir.path().join("flow.yaml"), &registry)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let options = loupe_flow::runner::RunOptions {
+        once: true,
+        ..Default::default()
+    };
+    let run = tokio::spawn(async move {
+        loupe_flow::runner::run(&flow, &registry, options, std::future::pending()).await
+    });
+    let remaining = || std::fs::read_dir(&inbox).unwrap().count();
+    let started = Instant::now();
+    while remaining() > photos - 20 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for mode in [Mode::Down, Mode::Hung] {
+        proxy.set(mode);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let left = remaining();
+        tokio::time::sleep(outage).await;
+        assert_eq!(
+            remaining(),
+            left,
+            "{mode:?}: no photo released while its record cannot be written"
+        );
+        proxy.set(Mode::Up);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run recovers by itself and ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(remaining(), 0, "every photo released");
+    let records = summary.node("records").unwrap();
+    assert_eq!(records.failed, 0, "nothing given up: {records:?}");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT uuid) FROM {table}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, distinct): (i64, i64) = (row.get(0), row.get(1));
+    drop_table(&url, &table).await;
+    assert_eq!(
+        (rows, distinct),
+        (photos as i64, photos as i64),
+        "one row per photo"
+    );
+}
