@@ -43,6 +43,9 @@ def _free_port() -> int:
 def browser(tmp_path_factory):
     driver = os.environ.get("LOUPE_TEST_CHROMEDRIVER")
     if not driver:
+        # In CI a missing browser is a failure, never a silent pass.
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and LOUPE_TEST_CHROMEDRIVER is not set (no chromedriver)")
         pytest.skip(
             "SKIPPED: LOUPE_TEST_CHROMEDRIVER not set "
             "(apt-get install chromium chromium-driver; export LOUPE_TEST_CHROMEDRIVER=/usr/bin/chromedriver)"

@@ -1,5 +1,5 @@
 //! Notifications against real receivers: an HTTP server started here (axum on 127.0.0.1:0)
-//! and the MQTT broker named by `LOUPE_TEST_MQTT_URL` (skipped without it).
+//! and the MQTT broker named by `LOUPE_TEST_MQTT_URL` (skipped without it, except in CI).
 //!
 //! Nothing here asserts on a sleep: tests wait (generously) for what the receiver saw or for
 //! a counter, and only lower bounds of time are checked.
@@ -497,6 +497,11 @@ fn mqtt_url() -> Option<String> {
         .ok()
         .filter(|u| !u.is_empty());
     if url.is_none() {
+        // In CI a missing broker is a failure, never a silent pass.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and LOUPE_TEST_MQTT_URL is not set"
+        );
         println!("SKIPPED: LOUPE_TEST_MQTT_URL not set");
     }
     url
