@@ -8,12 +8,18 @@ grpc_tools.protoc, so nothing generated is checked in.
 
 Everything is bounded in time: node start-up, every RPC (`RPC_TIMEOUT`), and
 shutdown (SIGTERM, then SIGKILL after `STOP_TIMEOUT`).
+
+Something a test needs and cannot find (the binary, the ONNX Runtime library, a Python
+package, a service) goes through `missing()`: a failure in CI (`CI=true`, set by .ci/run),
+where everything is installed on purpose and a missing thing must never pass silently; a
+loud `SKIPPED: ...` on a newcomer's machine.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.resources
+import importlib.util
 import itertools
 import json
 import os
@@ -25,7 +31,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
+from typing import NoReturn
 
 import grpc
 import pytest
@@ -47,6 +54,10 @@ BIG_RPC_TIMEOUT = 60.0  # seconds, RPCs carrying tens of MiB (debug build, 2 cor
 START_TIMEOUT = 30.0  # until `listening on ...` and health SERVING
 STOP_TIMEOUT = 10.0  # SIGTERM -> exit
 
+# The ONNX Runtime that `ort` (load-dynamic) loads; pinned in tests/python/requirements.txt.
+ORT_VERSION = "1.31.1"
+ORT_LIB_NAME = f"libonnxruntime.so.{ORT_VERSION}"
+
 LISTEN_RE = re.compile(r"^listening on (?P<addr>\S+:\d+)\s*$")
 
 _node_counter = itertools.count(1)
@@ -59,17 +70,94 @@ def loupe_bin() -> Path:
 
 
 # --------------------------------------------------------------------------
+# Missing prerequisites: fail in CI, skip (loudly) elsewhere
+# --------------------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """True under CI: the environment variable `CI` is exactly `true` (.ci/run exports it)."""
+    return os.environ.get("CI") == "true"
+
+
+def missing(reason: str, *, allow_module_level: bool = False) -> NoReturn:
+    """Stop the current test because something it needs is not there.
+
+    `reason` says what is missing and how to get it. With `CI=true` this is `pytest.fail`:
+    CI installs every library, service and browser on purpose, so a missing one is a broken
+    setup, never a silent pass. Anywhere else it is `pytest.skip("SKIPPED: <reason>")`, which
+    `tests/run` lists at the end (`-rs`). `allow_module_level=True` is for calls made while a
+    test module is imported (see `require_module`); in CI that becomes a collection error.
+    """
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(f"SKIPPED: {reason}", allow_module_level=allow_module_level)
+
+
+def ort_dylib() -> str | None:
+    """The ONNX Runtime library, or None: `$ORT_DYLIB_PATH` when set (None if it is not a
+    file), else `ORT_LIB_NAME` in the importable onnxruntime package or in `<repo>/.venv`."""
+    env = os.environ.get("ORT_DYLIB_PATH")
+    if env:
+        return env if Path(env).is_file() else None
+    try:
+        spec = importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        spec = None
+    candidates = []
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "capi" / ORT_LIB_NAME)
+    candidates += sorted(
+        (REPO / ".venv").glob(f"lib/python3*/site-packages/onnxruntime/capi/{ORT_LIB_NAME}")
+    )
+    return next((str(c) for c in candidates if c.is_file()), None)
+
+
+def require_ort(what: str) -> str:
+    """Path of the ONNX Runtime library (`ort_dylib`) for `what` (e.g. "the `classify` node"),
+    to pass to it as `ORT_DYLIB_PATH`; `missing()` (fail in CI, skip elsewhere) when absent."""
+    ort = ort_dylib()
+    if ort is None:
+        env = os.environ.get("ORT_DYLIB_PATH")
+        where = (
+            f"ORT_DYLIB_PATH={env} is not a file"
+            if env
+            else f"no {ORT_LIB_NAME} in an importable onnxruntime or in {REPO / '.venv'}"
+        )
+        missing(
+            f"ONNX Runtime library not found ({where}); {what} needs it "
+            f"(set ORT_DYLIB_PATH, or run tests/run which installs onnxruntime=={ORT_VERSION} "
+            "into .venv)"
+        )
+    return ort
+
+
+def require_module(name: str, package: str) -> ModuleType:
+    """`import name`, pinned as `package` in tests/python/requirements.txt (which tests/run
+    installs into .venv); `missing()` when it cannot be imported. Usable at module level."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        error = err  # reported below, outside the handler: no chained traceback
+    missing(
+        f"Python module {name} cannot be imported ({error}); install {package} from "
+        "tests/python/requirements.txt (tests/run does this in .venv)",
+        allow_module_level=True,
+    )
+
+
+# --------------------------------------------------------------------------
 # Session fixtures
 # --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def loupe_bin_path() -> Path:
+    """The binary under test (see `loupe_bin`); `missing()` when it is not there."""
     path = loupe_bin()
     if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.skip(
-            f"loupe binary not found at {path}: build it with `cargo build --bin loupe` "
-            "or point LOUPE_BIN at it (tests/run does this for you)"
+        missing(
+            f"loupe binary not found at {path} (build it with `cargo build --bin loupe` "
+            "or point LOUPE_BIN at it; tests/run does this for you)"
         )
     return path
 

@@ -24,9 +24,9 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import CHANNEL_OPTIONS, REPO, RPC_TIMEOUT
+from conftest import CHANNEL_OPTIONS, REPO, RPC_TIMEOUT, require_ort
 from nifiapi.properties import ProcessContext
-from test_nifi_python_processor import InputFlowFile, ort_dylib
+from test_nifi_python_processor import InputFlowFile
 
 MODEL_DIR = REPO / "models" / "coil-classifier"
 EXT_DIR = REPO / "docker" / "nifi" / "python" / "extensions" / "loupe_nifi"
@@ -54,13 +54,10 @@ def photos(loupe_bin_path, tmp_path_factory):
 
 @pytest.fixture
 def node(loupe_node):
-    ort = ort_dylib()
-    if ort is None:
-        pytest.skip("ONNX Runtime library not found (tests/run sets ORT_DYLIB_PATH)")
     return loupe_node(
         "classify",
         settings={"model": str(MODEL_DIR), "serving": {"reload_interval": "0s"}},
-        env={"ORT_DYLIB_PATH": ort},
+        env={"ORT_DYLIB_PATH": require_ort("the `classify` node")},
     )
 
 

@@ -12,23 +12,19 @@ burr, blue -> loose_wire) on tiny PNGs written by hand, so the verdicts are know
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
-import os
 import struct
 import urllib.error
 import urllib.request
 import uuid
 import zlib
-from pathlib import Path
 
 import grpc
 import pytest
 
-from conftest import CHANNEL_OPTIONS, REPO, RPC_TIMEOUT
+from conftest import CHANNEL_OPTIONS, REPO, RPC_TIMEOUT, require_ort
 
 MODEL_DIR = REPO / "models" / "tiny-classifier"
-ORT_LIB_NAME = "libonnxruntime.so.1.31.1"
 NIFI_SERVICE = "org.apache.nifi.processors.grpc.FlowFileService"
 GREEN = (20, 200, 30)
 
@@ -50,21 +46,6 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     )
 
 
-def ort_dylib() -> str | None:
-    """The ONNX Runtime library for `classify`: $ORT_DYLIB_PATH, else the .venv's onnxruntime."""
-    env = os.environ.get("ORT_DYLIB_PATH")
-    if env:
-        return env if Path(env).is_file() else None
-    spec = importlib.util.find_spec("onnxruntime")
-    candidates = []
-    if spec is not None and spec.origin:
-        candidates.append(Path(spec.origin).parent / "capi" / ORT_LIB_NAME)
-    candidates += sorted(
-        (REPO / ".venv").glob(f"lib/python3*/site-packages/onnxruntime/capi/{ORT_LIB_NAME}")
-    )
-    return next((str(c) for c in candidates if c.is_file()), None)
-
-
 @pytest.fixture
 def nifi(pb):
     """NiFi's FlowFileService messages and stubs (compiled by the `pb` fixture)."""
@@ -75,16 +56,10 @@ def nifi(pb):
 
 @pytest.fixture
 def classify_node(loupe_node):
-    ort = ort_dylib()
-    if ort is None:
-        pytest.skip(
-            "ONNX Runtime library not found (set ORT_DYLIB_PATH, or install onnxruntime==1.31.1 "
-            "into .venv: tests/run does both); the `classify` node needs it"
-        )
     return loupe_node(
         "classify",
         settings={"model": str(MODEL_DIR), "serving": {"reload_interval": "0s"}},
-        env={"ORT_DYLIB_PATH": ort},
+        env={"ORT_DYLIB_PATH": require_ort("the `classify` node")},
     )
 
 

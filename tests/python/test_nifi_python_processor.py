@@ -31,7 +31,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import REPO, RPC_TIMEOUT
+from conftest import REPO, RPC_TIMEOUT, require_module, require_ort
 
 from nifiapi.flowfiletransform import route
 from nifiapi.properties import ProcessContext
@@ -39,7 +39,6 @@ from nifiapi.properties import ProcessContext
 EXT_DIR = REPO / "docker" / "nifi" / "python" / "extensions" / "loupe_nifi"
 GENERATE = REPO / "docker" / "nifi" / "python" / "generate.sh"
 MODEL_DIR = REPO / "models" / "tiny-classifier"
-ORT_LIB_NAME = "libonnxruntime.so.1.31.1"
 FLOWFILE_TRANSFORM = "org.apache.nifi.python.processor.FlowFileTransform"
 
 
@@ -119,24 +118,9 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     )
 
 
-def ort_dylib() -> str | None:
-    env = os.environ.get("ORT_DYLIB_PATH")
-    if env:
-        return env if Path(env).is_file() else None
-    found = sorted(
-        (REPO / ".venv").glob(f"lib/python3*/site-packages/onnxruntime/capi/{ORT_LIB_NAME}")
-    )
-    return str(found[0]) if found else None
-
-
 @pytest.fixture
 def classify_node(loupe_node):
-    ort = ort_dylib()
-    if ort is None:
-        pytest.skip(
-            "ONNX Runtime library not found (set ORT_DYLIB_PATH, or install onnxruntime==1.31.1 "
-            "into .venv: tests/run does both); the `classify` node needs it"
-        )
+    ort = require_ort("the `classify` node")
     return loupe_node("classify", settings={"model": str(MODEL_DIR)}, env={"ORT_DYLIB_PATH": ort})
 
 
@@ -185,7 +169,7 @@ class FakeNode:
 
 
 def test_generated_module_is_up_to_date(tmp_path):
-    pytest.importorskip("grpc_tools", reason="grpcio-tools is not installed")
+    require_module("grpc_tools", "grpcio-tools")  # generate.sh runs grpc_tools.protoc
     env = {**os.environ, "PYTHON": sys.executable}
     done = subprocess.run(
         ["bash", str(GENERATE), str(tmp_path)], env=env, capture_output=True, text=True, timeout=60

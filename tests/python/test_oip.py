@@ -14,44 +14,23 @@ never imports the `inference` modules that the `pb` fixture compiles from `proto
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import re
 import struct
 import uuid
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require_module, require_ort
 
-grpcclient = pytest.importorskip(
-    "tritonclient.grpc", reason="tritonclient is in tests/python/requirements.txt"
-)
+grpcclient = require_module("tritonclient.grpc", "tritonclient")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 MODEL_DIR = REPO / "models" / "tiny-classifier"
 SEGMENTER_DIR = REPO / "models" / "surface-segmenter"
-ORT_LIB_NAME = "libonnxruntime.so.1.31.1"
-
-
-def ort_dylib() -> str | None:
-    """The ONNX Runtime library for the model nodes: $ORT_DYLIB_PATH, else the .venv's."""
-    env = os.environ.get("ORT_DYLIB_PATH")
-    if env:
-        return env if Path(env).is_file() else None
-    spec = importlib.util.find_spec("onnxruntime")
-    candidates = []
-    if spec is not None and spec.origin:
-        candidates.append(Path(spec.origin).parent / "capi" / ORT_LIB_NAME)
-    candidates += sorted(
-        (REPO / ".venv").glob(f"lib/python3*/site-packages/onnxruntime/capi/{ORT_LIB_NAME}")
-    )
-    return next((str(c) for c in candidates if c.is_file()), None)
 
 
 def png_from_array(pixels: np.ndarray) -> bytes:
@@ -139,22 +118,12 @@ def sample_images(card: Card) -> list[np.ndarray]:
     return [*solid, patched, noise]
 
 
-def ort_or_skip() -> str:
-    ort = ort_dylib()
-    if ort is None:
-        pytest.skip(
-            "ONNX Runtime library not found (set ORT_DYLIB_PATH, or install onnxruntime==1.31.1 "
-            "into .venv: tests/run does both); the model nodes need it"
-        )
-    return ort
-
-
 @pytest.fixture
 def classify_node(loupe_node):
     return loupe_node(
         "classify",
         settings={"model": str(MODEL_DIR), "serving": {"reload_interval": "0s"}},
-        env={"ORT_DYLIB_PATH": ort_or_skip()},
+        env={"ORT_DYLIB_PATH": require_ort("the `classify` node")},
     )
 
 
@@ -281,7 +250,7 @@ def test_segment_serves_the_protocol_too(loupe_node):
     node = loupe_node(
         "segment",
         settings={"model": str(SEGMENTER_DIR), "serving": {"reload_interval": "0s"}},
-        env={"ORT_DYLIB_PATH": ort_or_skip()},
+        env={"ORT_DYLIB_PATH": require_ort("the `segment` node")},
     )
     client = grpcclient.InferenceServerClient(url=node.address)
     try:

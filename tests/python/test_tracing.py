@@ -15,7 +15,6 @@ report record carries the same trace id in its `traceparent` attribute.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
@@ -29,19 +28,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import REPO, STOP_TIMEOUT, wait_for_lines
+from conftest import REPO, STOP_TIMEOUT, require_module, require_ort, wait_for_lines
 
-otlp_trace = pytest.importorskip(
-    "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
-    reason="opentelemetry-proto is not installed (see tests/python/requirements.txt)",
+otlp_trace = require_module(
+    "opentelemetry.proto.collector.trace.v1.trace_service_pb2", "opentelemetry-proto"
 )
-otlp_trace_grpc = pytest.importorskip(
-    "opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc",
-    reason="opentelemetry-proto is not installed (see tests/python/requirements.txt)",
+otlp_trace_grpc = require_module(
+    "opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc", "opentelemetry-proto"
 )
 
 MODEL_DIR = REPO / "models" / "tiny-classifier"
-ORT_LIB_NAME = "libonnxruntime.so.1.31.1"
 
 IMAGES = 5
 RUN_TIMEOUT = 180.0  # `loupe run --once` on a debug build with ONNX Runtime, 2 cores
@@ -141,27 +137,6 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     )
 
 
-def ort_dylib() -> str | None:
-    """The ONNX Runtime library for `classify`: $ORT_DYLIB_PATH, else the .venv's onnxruntime."""
-    env = os.environ.get("ORT_DYLIB_PATH")
-    if env:
-        return env if Path(env).is_file() else None
-    try:
-        spec = importlib.util.find_spec("onnxruntime")
-    except (ImportError, ValueError):
-        spec = None
-    candidates = []
-    if spec is not None and spec.origin:
-        candidates.append(Path(spec.origin).parent / "capi" / ORT_LIB_NAME)
-    candidates += sorted(
-        (REPO / ".venv").glob(f"lib/python3*/site-packages/onnxruntime/capi/{ORT_LIB_NAME}")
-    )
-    for c in candidates:
-        if c.is_file():
-            return str(c)
-    return None
-
-
 def child_env(extra: dict) -> dict:
     """The caller's environment without LOUPE_* (configuration) and OTEL_* (telemetry)."""
     env = {
@@ -195,12 +170,7 @@ def trace_id_of(traceparent: str) -> str:
 
 
 def test_trace_crosses_runner_and_served_node(loupe_bin_path, loupe_node, tmp_path, monkeypatch):
-    ort = ort_dylib()
-    if ort is None:
-        pytest.skip(
-            "ONNX Runtime library not found (set ORT_DYLIB_PATH, or install onnxruntime==1.31.1 "
-            "into .venv: tests/run does both); the flow's `classify` node needs it"
-        )
+    ort = require_ort("the flow's `classify` node")
     assert (MODEL_DIR / "model.onnx").is_file(), f"model missing: {MODEL_DIR}"
 
     # The served node inherits os.environ (conftest): keep the caller's OTEL_* out of it.
