@@ -55,6 +55,9 @@ fn description(node_type: &str, rels: &[&str]) -> NodeDescription {
 struct OffersSettings {
     name: String,
     count: usize,
+    /// Answer an empty pull at once instead of waiting as asked.
+    #[serde(default)]
+    impatient: bool,
 }
 
 struct Offers {
@@ -97,7 +100,7 @@ impl Source for Offers {
         }
         let l = log(&self.s.name);
         let exhausted = offers.is_empty() && l.accepted.len() + l.rejected.len() >= self.s.count;
-        if offers.is_empty() && !exhausted {
+        if offers.is_empty() && !exhausted && !self.s.impatient {
             tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
         }
         Ok(Pulled { offers, exhausted })
@@ -166,7 +169,9 @@ impl Processor for Record {
         });
     }
     async fn process(&self, ff: FlowFile) -> Result<Vec<Output>, ProcessError> {
-        tokio::time::sleep(Duration::from_millis(self.s.delay_ms)).await;
+        if self.s.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.s.delay_ms)).await;
+        }
         let n: usize = ff.attr("n").unwrap().parse().unwrap();
         with_log(&self.s.name, |l| {
             if l.accepted.contains(&n) {
@@ -314,4 +319,41 @@ connections:
         "started before the failure: stopped again"
     );
     assert!(l.accepted.is_empty() && l.recorded.is_empty());
+}
+
+#[test]
+fn a_source_that_does_not_wait_does_not_starve_its_acknowledgements() {
+    let yaml = r#"
+nodes:
+  - { id: src, type: offers, settings: { name: eager, count: 20000, impatient: true } }
+  - { id: sink, type: record, settings: { name: eager, sink: sink } }
+connections:
+  - { from: src.success, to: sink, back_pressure: { objects: 50 } }
+"#;
+    // On a runtime of its own, in a thread of its own: a starved runtime could not even
+    // fire a timeout of its own.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = RunOptions {
+            once: true,
+            ..Default::default()
+        };
+        let result = rt.block_on(run(
+            &compile(yaml),
+            &registry(),
+            options,
+            std::future::pending(),
+        ));
+        let _ = done.send(result.is_ok());
+    });
+    let ok = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the run ends: the source task yields while its offers are outstanding");
+    assert!(ok);
+    assert_eq!(log("eager").accepted.len(), 20000);
 }

@@ -18,6 +18,8 @@ const MAX_PULL: usize = 64;
 const PULL_WAIT: Duration = Duration::from_millis(250);
 /// Longest a worker sleeps before re-checking its queues (penalties, shutdown).
 const IDLE_RECHECK: Duration = Duration::from_millis(100);
+/// Pause after a pull that offered nothing.
+const EMPTY_PULL_PAUSE: Duration = Duration::from_millis(10);
 /// Longest the last acknowledgements of a run may take.
 const FINAL_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -92,6 +94,15 @@ pub(crate) async fn source_loop(shared: Arc<Shared>, index: usize) {
         }
         if pulled.exhausted && !had_offers && shared.once {
             break;
+        }
+        if !had_offers {
+            // A source that answers "nothing yet" at once (not waiting as asked) must not
+            // make this task spin: it would hold its worker thread and starve the tasks
+            // whose acknowledgements it is waiting for.
+            tokio::select! {
+                _ = tokio::time::sleep(EMPTY_PULL_PAUSE) => {}
+                _ = cancel.cancelled() => break,
+            }
         }
     }
     shared.sources_active.fetch_sub(1, Ordering::SeqCst);
