@@ -345,3 +345,53 @@ connections:
     )
     .unwrap();
 }
+
+#[test]
+fn attribute_limits_from_the_command_line_send_oversized_flowfiles_to_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    fill_folder(&inbox, 5);
+    let report = dir.path().join("report.jsonl");
+    let flow = dir.path().join("flow.yaml");
+    write_flow(
+        &flow,
+        &inbox,
+        &format!(
+            "    auto_terminate: [failure]\n    settings: {{ path: \"{}\" }}",
+            report.display()
+        ),
+    );
+    let summary_path = dir.path().join("summary.json");
+    let out = loupe()
+        .args([
+            "run",
+            "--once",
+            "--progress",
+            "off",
+            "--max-attributes",
+            "3",
+        ])
+        .arg(&flow)
+        .arg("--summary-json")
+        .arg(&summary_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let records = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "records")
+        .unwrap();
+    assert_eq!(
+        records["failed"], 5,
+        "a capture FlowFile carries more than 3 attributes"
+    );
+    assert!(read_report(&report).is_empty());
+}

@@ -93,6 +93,7 @@ async fn serve_node(node: Node, max_in_flight: usize, max_message_bytes: usize) 
         max_message_bytes,
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
+        attributes: Default::default(),
     };
     let extensions = node.server_extensions();
     let shutdown = async move {

@@ -442,6 +442,7 @@ async fn serve_tag(
         max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
         max_in_flight: 16,
         drain_timeout: Duration::from_secs(1),
+        attributes: Default::default(),
     };
     loupe_sdk::server::serve(node, options, listener, stop.cancelled_owned(), vec![])
         .await
@@ -485,7 +486,8 @@ connections:
     let stop = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(serve_tag(listener, stop.clone(), None));
     // Kill the remote node (abort: connections drop, in-flight calls fail) once the run is
-    // under way, then start it again on the same port.
+    // under way, then start it again on the same port. The slow sink's small queue keeps the
+    // tag node from running ahead, so most FlowFiles still need it after the kill.
     let restarter = tokio::spawn(async move {
         while collected("same-b").len() < 50 {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -506,7 +508,7 @@ nodes:
   - {{ id: sink, type: collect, settings: {{ name: same-b, delay_ms: 1 }} }}
 connections:
   - {{ from: src.success, to: tag }}
-  - {{ from: tag.success, to: sink }}
+  - {{ from: tag.success, to: sink, back_pressure: {{ objects: 5 }} }}
   - {{ from: tag.failure, to: sink }}
 "#
     );

@@ -602,7 +602,7 @@ async fn media_are_kept_by_day_and_overlays_join_their_parent() {
         ]),
     );
     let overlay = original
-        .child(b"overlay bytes".to_vec())
+        .child(b"overlay bytes".to_vec(), "overlay")
         .with_attr("segment.output", "overlay")
         .with_attr("segment.parent", original.uuid.clone())
         .with_attr("filename", "sheet 7.overlay.png");

@@ -252,7 +252,7 @@ impl Processor for RouteProcessor {
             let copy = if i == 0 {
                 routed.clone()
             } else {
-                routed.child(routed.content.clone())
+                routed.child(routed.content.clone(), name)
             };
             outputs.push(copy.with_attr(ROUTE_ATTR, *name).to(*name));
         }

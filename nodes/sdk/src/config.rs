@@ -30,6 +30,9 @@ pub struct ServeConfig {
     #[serde(with = "crate::config::duration")]
     #[schemars(with = "String")]
     pub drain_timeout: Duration,
+    /// Limits on every FlowFile's attributes, in and out (over them: `failure`, the reason
+    /// naming the attribute). Default 256 attributes, 64 KiB per value, 1 MiB in all.
+    pub attributes: crate::invoke::AttributeLimits,
     /// The node type's own settings.
     pub settings: serde_json::Value,
 }
@@ -42,6 +45,7 @@ impl Default for ServeConfig {
             max_message_bytes: crate::DEFAULT_MAX_MESSAGE_BYTES,
             max_in_flight: 64,
             drain_timeout: Duration::from_secs(30),
+            attributes: crate::invoke::AttributeLimits::default(),
             settings: serde_json::Value::Object(Default::default()),
         }
     }
@@ -161,10 +165,16 @@ mod tests {
         let file = dir.path().join("node.yaml");
         std::fs::write(
             &file,
-            "listen: 0.0.0.0:9000\nmax_in_flight: 8\ndrain_timeout: 5s\nsettings:\n  path: a.jsonl\n  depth: 2\n",
+            "listen: 0.0.0.0:9000\nmax_in_flight: 8\ndrain_timeout: 5s\nattributes:\n  max_count: 16\nsettings:\n  path: a.jsonl\n  depth: 2\n",
         )
         .unwrap();
         let cfg = load(Some(&file), None, &["settings.depth=3".into()]).unwrap();
+        assert_eq!(cfg.attributes.max_count, 16);
+        assert_eq!(
+            cfg.attributes.max_value_bytes,
+            crate::AttributeLimits::DEFAULT_MAX_VALUE_BYTES,
+            "unset limits keep their defaults"
+        );
         assert_eq!(cfg.listen, "0.0.0.0:9000");
         assert_eq!(cfg.max_in_flight, 8);
         assert_eq!(cfg.drain_timeout, Duration::from_secs(5));

@@ -31,6 +31,10 @@ pub mod attr {
     pub const TRACESTATE: &str = "tracestate";
 }
 
+/// Namespace of child uuids (random, fixed: changing it would change every child's uuid).
+const CHILD_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x7c1e_93d5_2b60_4f8a_b4e7_0a9c_5d36_e218);
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -52,10 +56,14 @@ impl FlowFile {
         }
     }
 
-    /// A child of this FlowFile (new uuid, same lineage start, attributes copied).
-    pub fn child(&self, content: impl Into<Bytes>) -> Self {
+    /// A child of this FlowFile (same lineage start, attributes copied), told apart from its
+    /// siblings by `key` (`overlay`, `mask`, a route's name): its uuid derives from the
+    /// parent's and the key, so when the parent is delivered again (a crash, a retry) its
+    /// children are the same FlowFiles again and idempotent sinks record them once.
+    pub fn child(&self, content: impl Into<Bytes>, key: &str) -> Self {
+        let name = format!("{}\n{key}", self.uuid);
         FlowFile {
-            uuid: uuid::Uuid::new_v4().to_string(),
+            uuid: uuid::Uuid::new_v5(&CHILD_NAMESPACE, name.as_bytes()).to_string(),
             attributes: self.attributes.clone(),
             content: content.into(),
             entry_time_ms: now_ms(),
@@ -125,5 +133,25 @@ impl Relationship {
             crate::FAILURE,
             "Processing failed: `error.kind` and `error.message` say why; content untouched",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_uuid_derives_from_its_parent_and_key() {
+        let parent = FlowFile::create(b"photo".to_vec(), HashMap::new());
+        let overlay = parent.child(b"png".to_vec(), "overlay");
+        assert_eq!(
+            overlay.uuid,
+            parent.child(b"other".to_vec(), "overlay").uuid
+        );
+        assert_ne!(overlay.uuid, parent.child(b"png".to_vec(), "mask").uuid);
+        assert_ne!(overlay.uuid, parent.uuid);
+        let other = FlowFile::create(b"photo".to_vec(), HashMap::new());
+        assert_ne!(overlay.uuid, other.child(b"png".to_vec(), "overlay").uuid);
+        assert_eq!(overlay.lineage_start_ms, parent.lineage_start_ms);
     }
 }

@@ -29,7 +29,13 @@ use crate::telemetry;
 /// names and values together. A Loupe FlowFile carries a few dozen short attributes (the
 /// longest, `segment.regions`, a few KiB); the limits leave ample room while keeping what is
 /// copied at every clone, queue, provenance event and stored record small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Configured as `attributes:` in a served node's configuration and with `loupe run`'s
+/// `--max-attributes`, `--max-attribute-bytes` and `--max-attributes-total-bytes`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields, default)]
 pub struct AttributeLimits {
     /// Most attributes on one FlowFile (default 256).
     pub max_count: usize,

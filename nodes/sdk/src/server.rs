@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub max_in_flight: usize,
     /// How long shutdown waits for in-flight work.
     pub drain_timeout: Duration,
+    /// Limits on every FlowFile's attributes.
+    pub attributes: crate::invoke::AttributeLimits,
 }
 
 impl ServeOptions {
@@ -60,6 +62,7 @@ impl ServeOptions {
             max_message_bytes: config.max_message_bytes,
             max_in_flight: config.max_in_flight.max(1),
             drain_timeout: config.drain_timeout,
+            attributes: config.attributes,
         }
     }
 }
@@ -95,7 +98,8 @@ impl NodeState {
                 node.processor.clone(),
                 &options.node_id,
                 options.max_message_bytes,
-            ),
+            )
+            .with_attribute_limits(options.attributes),
             source: node.source.clone(),
             readiness: AtomicI32::new(Readiness::Starting as i32),
             permits: Arc::new(Semaphore::new(options.max_in_flight)),

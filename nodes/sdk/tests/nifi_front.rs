@@ -71,7 +71,7 @@ impl Processor for Shouter {
         seen.sort();
         let loud = ff.content.to_ascii_uppercase();
         let out = ff
-            .child(loud)
+            .child(loud, "loud")
             .with_attr("seen", seen.join(","))
             .with_attr("seen.uuid", ff.uuid.clone())
             .with_attr("verdict", "loud")
@@ -113,6 +113,7 @@ async fn start(max_in_flight: usize, ready: bool) -> Server {
         max_message_bytes: MAX_MESSAGE,
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
+        attributes: Default::default(),
     };
     let task = tokio::spawn(serve(
         node,

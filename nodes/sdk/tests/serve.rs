@@ -80,6 +80,7 @@ async fn start(max_in_flight: usize, fail_start: bool, ready: bool) -> Server {
         max_message_bytes: 1024 * 1024,
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
+        attributes: Default::default(),
     };
     let task = tokio::spawn(serve(
         node,

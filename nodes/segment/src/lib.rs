@@ -344,7 +344,7 @@ fn child(parent: &FlowFile, png: Vec<u8>, kind: &str) -> FlowFile {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| parent.uuid.clone());
     parent
-        .child(Bytes::from(png))
+        .child(Bytes::from(png), kind)
         .with_attr(attr::OUTPUT, kind)
         .with_attr(attr::PARENT, parent.uuid.clone())
         .with_attr(loupe_sdk::attr::MIME_TYPE, "image/png")

@@ -80,6 +80,7 @@ pub async fn serve_node(node: Node, max_in_flight: usize) -> Served {
         max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
+        attributes: Default::default(),
     };
     let extensions = node.server_extensions();
     let shutdown = async move {

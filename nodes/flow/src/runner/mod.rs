@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub client: ClientOptions,
     /// Largest FlowFile content accepted by in-process nodes.
     pub max_message_bytes: usize,
+    /// Limits on the attributes of every FlowFile given to or returned by a node.
+    pub attribute_limits: loupe_sdk::AttributeLimits,
     /// On shutdown, how long the flow may go on finishing what it holds after the sources
     /// stopped. What is not finished by then is not acknowledged: its input stays with its
     /// source and is offered again at the next start.
@@ -83,6 +85,7 @@ impl Default for RunOptions {
             progress_interval: Duration::from_secs(10),
             client: ClientOptions::default(),
             max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+            attribute_limits: loupe_sdk::AttributeLimits::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
@@ -279,7 +282,8 @@ async fn build_each(
         nodes.push(NodeRuntime {
             id: spec.id.clone(),
             node_type: spec.node_type.clone(),
-            invoker: Invoker::new(node.processor.clone(), &spec.id, max_bytes),
+            invoker: Invoker::new(node.processor.clone(), &spec.id, max_bytes)
+                .with_attribute_limits(options.attribute_limits),
             ledger: node
                 .source
                 .as_ref()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use loupe_flow::runner::{self, ProgressMode, RunOptions};
+use loupe_sdk::AttributeLimits;
 use loupe_sdk::client::ClientOptions;
 
 use crate::cli::Progress;
@@ -73,6 +74,16 @@ pub struct Args {
     /// next start. A second signal stops at once (nothing is lost either way).
     #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Most attributes on one FlowFile; a FlowFile over a limit goes to `failure` with the
+    /// reason.
+    #[arg(long, default_value_t = AttributeLimits::DEFAULT_MAX_COUNT)]
+    pub max_attributes: usize,
+    /// Longest attribute value, bytes.
+    #[arg(long, default_value_t = AttributeLimits::DEFAULT_MAX_VALUE_BYTES)]
+    pub max_attribute_bytes: usize,
+    /// Most bytes of one FlowFile's attribute names and values together.
+    #[arg(long, default_value_t = AttributeLimits::DEFAULT_MAX_TOTAL_BYTES)]
+    pub max_attributes_total_bytes: usize,
 }
 
 impl Args {
@@ -87,6 +98,9 @@ impl Args {
             progress_interval: 10,
             connect_timeout: 10,
             drain_timeout: runner::DEFAULT_DRAIN_TIMEOUT,
+            max_attributes: AttributeLimits::DEFAULT_MAX_COUNT,
+            max_attribute_bytes: AttributeLimits::DEFAULT_MAX_VALUE_BYTES,
+            max_attributes_total_bytes: AttributeLimits::DEFAULT_MAX_TOTAL_BYTES,
         }
     }
 }
@@ -122,6 +136,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
         drain_timeout: args.drain_timeout,
+        attribute_limits: AttributeLimits {
+            max_count: args.max_attributes,
+            max_value_bytes: args.max_attribute_bytes,
+            max_total_bytes: args.max_attributes_total_bytes,
+        },
         ..Default::default()
     };
     let mut signals = Signals::new()?;
