@@ -2,7 +2,8 @@
 //! `models/tiny-classifier` (see `make_model.py` there for why the expected answers are what
 //! they are).
 //!
-//! Tests that need ONNX Runtime print `SKIPPED: ...` and pass when the library is absent, so a
+//! Tests that need ONNX Runtime print `SKIPPED: ...` and pass when the library is absent (with `CI=true` they
+//! fail instead), so a
 //! fresh checkout's `cargo test` passes; with the repository's `.venv` (or `ORT_DYLIB_PATH`)
 //! they really run.
 
@@ -27,18 +28,9 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-/// True when ONNX Runtime loads; false (after saying so) when the library is simply absent.
-/// Any other failure (a library that exists but does not load) fails the test.
+/// See [`onnx::available_for_tests`].
 fn ort_available() -> bool {
-    match onnx::init() {
-        Ok(()) => true,
-        Err(e @ OnnxError::LibraryNotFound { .. }) => {
-            // `e` reads "ONNX Runtime library not found (where it looked); how to get it".
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-        Err(e) => panic!("ONNX Runtime is present but failed to load: {e}"),
-    }
+    onnx::available_for_tests()
 }
 
 fn ctx() -> BuildContext {

@@ -6,7 +6,8 @@
 //! - a `classify` node with `backend: { oip: ... }` pointing at a served node gives the same
 //!   `classify.*` attributes as a local one.
 //!
-//! Tests that need ONNX Runtime print `SKIPPED: ...` and pass when the library is absent.
+//! Tests that need ONNX Runtime print `SKIPPED: ...` and pass when the library is absent (with `CI=true` they
+//! fail instead).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -21,7 +22,7 @@ use loupe_classify::{Classify, ModelCard, attr};
 use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::model::oip::pb::{self, grpc_inference_service_client::GrpcInferenceServiceClient};
 use loupe_sdk::model::tensor;
-use loupe_sdk::onnx::{self, OnnxError};
+use loupe_sdk::onnx;
 use loupe_sdk::server::{ServeError, ServeOptions, serve};
 use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, Output, ProcessError,
@@ -40,16 +41,9 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-/// True when ONNX Runtime loads; false (after saying so) when the library is simply absent.
+/// See [`onnx::available_for_tests`].
 fn ort_available() -> bool {
-    match onnx::init() {
-        Ok(()) => true,
-        Err(e @ OnnxError::LibraryNotFound { .. }) => {
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-        Err(e) => panic!("ONNX Runtime is present but failed to load: {e}"),
-    }
+    onnx::available_for_tests()
 }
 
 fn ctx() -> BuildContext {

@@ -583,3 +583,40 @@ connections:
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_failure_carries_its_reason_into_the_provenance() {
+    let yaml = r#"
+nodes:
+  - { id: src, type: list, settings: { name: drop-src, count: 20 } }
+  - { id: tag, type: tag, auto_terminate: [failure], settings: { fail_every: 10 } }
+  - { id: sink, type: collect, settings: { name: drop-ok } }
+connections:
+  - { from: src.success, to: tag }
+  - { from: tag.success, to: sink }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let provenance = dir.path().join("prov.jsonl");
+    let flow = loupe_flow::compile_str(yaml, Path::new("drop.yaml"), &registry()).unwrap();
+    let options = RunOptions {
+        once: true,
+        provenance_file: Some(provenance.clone()),
+        ..Default::default()
+    };
+    run(&flow, &registry(), options, std::future::pending())
+        .await
+        .unwrap();
+    let drops: Vec<String> = std::fs::read_to_string(&provenance)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"DROP\""))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(drops.len(), 2, "n = 0 and 10 fail");
+    for d in &drops {
+        assert!(
+            d.contains("auto-terminated; invalid_input:") && d.contains("unacceptable"),
+            "{d}"
+        );
+    }
+}

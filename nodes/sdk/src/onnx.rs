@@ -87,6 +87,25 @@ pub fn init() -> Result<(), OnnxError> {
     init_from(find_library()?)
 }
 
+/// For tests that need ONNX Runtime: [`init`], and true when it loaded. When the library is
+/// simply absent the test should skip: this says `SKIPPED: ...` and returns false — except
+/// with `CI=true`, where it panics, so CI never passes silently. A library that exists but
+/// does not load always panics.
+pub fn available_for_tests() -> bool {
+    match init() {
+        Ok(()) => true,
+        Err(e @ OnnxError::LibraryNotFound { .. }) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and ONNX Runtime is missing: {e}"
+            );
+            eprintln!("SKIPPED: {e}");
+            false
+        }
+        Err(e) => panic!("ONNX Runtime is present but failed to load: {e}"),
+    }
+}
+
 /// Loads ONNX Runtime from `path` and creates the process-wide environment.
 ///
 /// A path that is not an existing file is [`OnnxError::LibraryNotFound`]. Once a library has

@@ -7,26 +7,14 @@ use std::path::PathBuf;
 
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
 use loupe_sdk::imaging::testing::zero_png;
-use loupe_sdk::onnx::{self, OnnxError};
+use loupe_sdk::onnx;
 use loupe_sdk::{BuildContext, FlowFile, Invoker, factory::factory};
 use loupe_segment::Segment;
 use serde_json::json;
 
-/// True when ONNX Runtime loads; skipped when it is absent, except with `CI=true`, where a
-/// missing runtime fails the test.
+/// See [`onnx::available_for_tests`].
 fn ort_available() -> bool {
-    match onnx::init() {
-        Ok(()) => true,
-        Err(e @ OnnxError::LibraryNotFound { .. }) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and ONNX Runtime is missing: {e}"
-            );
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-        Err(e) => panic!("ONNX Runtime is present but failed to load: {e}"),
-    }
+    onnx::available_for_tests()
 }
 
 fn flow_file(content: Vec<u8>) -> FlowFile {

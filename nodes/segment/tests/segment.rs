@@ -3,14 +3,15 @@
 //! than 0.25 `dark`, the rest background — see its make_model.py), so every expected mask,
 //! region and score is known by hand.
 //!
-//! Tests that need ONNX Runtime print `SKIPPED: ...` and pass when the library is absent.
+//! Tests that need ONNX Runtime print `SKIPPED: ...` and pass when the library is absent (with `CI=true` they
+//! fail instead).
 
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
-use loupe_sdk::onnx::{self, OnnxError};
+use loupe_sdk::onnx;
 use loupe_sdk::{BuildContext, FlowFile, Node, factory::factory};
 use loupe_segment::{Segment, Segmenter, attr};
 use serde_json::json;
@@ -19,15 +20,9 @@ fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
+/// See [`onnx::available_for_tests`].
 fn ort_available() -> bool {
-    match onnx::init() {
-        Ok(()) => true,
-        Err(e @ OnnxError::LibraryNotFound { .. }) => {
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-        Err(e) => panic!("ONNX Runtime is present but failed to load: {e}"),
-    }
+    onnx::available_for_tests()
 }
 
 async fn node(settings: serde_json::Value) -> Node {

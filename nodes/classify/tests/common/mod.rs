@@ -10,7 +10,7 @@ use std::time::Duration;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use loupe_classify::Classify;
 use loupe_sdk::client::{ClientOptions, RemoteNode};
-use loupe_sdk::onnx::{self, OnnxError};
+use loupe_sdk::onnx;
 use loupe_sdk::server::{ServeError, ServeOptions, serve};
 use loupe_sdk::{BuildContext, FlowFile, Node, Output, factory::factory};
 use tokio::sync::oneshot;
@@ -23,22 +23,9 @@ pub fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-/// True when ONNX Runtime loads. When the library is absent the test is skipped (after
-/// saying so) — except with `CI=true`, where a missing runtime fails it: CI never passes
-/// silently. Any other failure (a library that exists but does not load) fails the test.
+/// See [`onnx::available_for_tests`].
 pub fn ort_available() -> bool {
-    match onnx::init() {
-        Ok(()) => true,
-        Err(e @ OnnxError::LibraryNotFound { .. }) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and ONNX Runtime is missing: {e}"
-            );
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-        Err(e) => panic!("ONNX Runtime is present but failed to load: {e}"),
-    }
+    onnx::available_for_tests()
 }
 
 /// Builds a classify node (not started: serving starts it).

@@ -320,11 +320,21 @@ async fn route(
         if targets.is_empty() {
             let mut e = event(EventType::Drop, &flow_file.uuid, &node.id);
             e.relationship = Some(relationship.clone());
-            e.details = Some(if node.auto_terminate.contains(&relationship) {
-                "auto-terminated".into()
+            let mut details = if node.auto_terminate.contains(&relationship) {
+                "auto-terminated".to_string()
             } else {
                 format!("relationship `{relationship}` has no connection")
-            });
+            };
+            // A failure dropped here says why, in the provenance and in the log.
+            if let Some(kind) = flow_file.attr(loupe_sdk::attr::ERROR_KIND) {
+                let message = flow_file
+                    .attr(loupe_sdk::attr::ERROR_MESSAGE)
+                    .unwrap_or_default();
+                details = format!("{details}; {kind}: {message}");
+                tracing::warn!(node = %node.id, uuid = %flow_file.uuid, %relationship,
+                    "dropped a failed FlowFile: {kind}: {message}");
+            }
+            e.details = Some(details);
             shared.provenance.record(e).await;
             continue;
         }
