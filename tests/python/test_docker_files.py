@@ -342,7 +342,7 @@ def test_compose_services_the_nodes_use(compose, node_configs):
     conf = (DOCKER / "mosquitto" / "mosquitto.conf").read_text().split("\n")
     assert "listener 1883" in conf and "allow_anonymous true" in conf
     assert records["dashboard"]["listen"] == "0.0.0.0:8090"
-    assert "8090:8090" in services["loupe-records"]["ports"]
+    assert "127.0.0.1:8090:8090" in services["loupe-records"]["ports"], "loopback only"
     assert records["dashboard"]["upload_url"] == "http://loupe-camera:8091/upload"
     assert node_configs["camera"]["settings"]["upload"]["listen"] == "0.0.0.0:8091"
 
@@ -353,7 +353,7 @@ def test_compose_services_the_nodes_use(compose, node_configs):
     (exporter,) = pipeline["exporters"]
     assert otel["exporters"][exporter]["endpoint"] == "jaeger:4317"
     assert mounts(services["otel-collector"])["/etc/otelcol/config.yaml"] == "./otel-collector.yaml"
-    assert "16686:16686" in services["jaeger"]["ports"]
+    assert "127.0.0.1:16686:16686" in services["jaeger"]["ports"]
     for name, svc in services.items():
         if name.startswith("loupe-") and "command" in svc:
             assert svc["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == OTLP, name

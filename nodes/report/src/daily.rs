@@ -288,10 +288,11 @@ pub fn csv(lines: &[DailyLine]) -> String {
     out
 }
 
-/// A CSV field, quoted when needed; a leading `=`, `+`, `-`, `@` is defused so a
+/// A CSV field, quoted when needed; a leading `=`, `+`, `-`, `@`, tab or carriage return (the
+/// characters OWASP lists: spreadsheets start a formula after them) is defused so a
 /// spreadsheet never runs a line name as a formula.
 fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
         value.to_string()
@@ -388,6 +389,8 @@ mod tests {
         assert_eq!(csv_field("L1"), "L1");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_field("\r=cmd()"), "\"'\r=cmd()\"");
     }
 
     #[test]

@@ -72,7 +72,20 @@ impl Http {
     }
 
     async fn send(&self, method: &str, url: &str, body: Option<Value>) -> (u16, String, String) {
+        self.send_with(method, url, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, String) {
         let mut request = http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
@@ -260,6 +273,39 @@ async fn pages_api_review_csv_and_media() {
         .send("POST", &format!("{base}/api/upload"), Some(json!({})))
         .await;
     assert_eq!(status, 404);
+
+    // A page elsewhere cannot write (a browser says where a request comes from), and a name
+    // rebound to this address is not served.
+    let review = format!("{base}/api/inspections/{a}/review");
+    let body = json!({"label": "ok", "reviewer": "mallory"});
+    let (status, _, text) = http
+        .send_with(
+            "POST",
+            &review,
+            Some(body.clone()),
+            &[("origin", "http://evil.example")],
+        )
+        .await;
+    assert_eq!(status, 403, "{text}");
+    let (status, _, _) = http
+        .send_with(
+            "POST",
+            &review,
+            Some(body),
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, text) = http
+        .send_with(
+            "GET",
+            &format!("{base}/"),
+            None,
+            &[("host", "evil.example")],
+        )
+        .await;
+    assert_eq!(status, 421, "{text}");
+    assert!(text.contains("allowed_hosts"), "{text}");
 }
 
 #[tokio::test]

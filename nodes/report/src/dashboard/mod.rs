@@ -22,6 +22,7 @@
 //! records.
 
 mod api;
+mod guard;
 mod html;
 mod pages;
 mod provenance;
@@ -159,6 +160,10 @@ struct Shared {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
+    let allowed = Arc::new(guard::AllowedHosts::new(
+        &shared.settings.allowed_hosts,
+        &shared.settings.listen,
+    ));
     Router::new()
         .route("/", get(pages::list))
         .route("/inspections/{uuid}", get(pages::detail))
@@ -179,6 +184,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/media/{*path}", get(api::media))
         .route("/health", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(allowed, guard::guard))
         .with_state(shared)
 }
 

@@ -11,7 +11,8 @@ use serde::Deserialize;
 ///
 /// It has no login: it listens on the loopback interface by default; put it behind the
 /// plant's reverse proxy (with its authentication) to open it to the network. Reviewers give
-/// their name with each review.
+/// their name with each review. It serves only the host names of `allowed_hosts` and refuses
+/// changes a browser says come from another site (`guard.rs`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardSettings {
@@ -45,6 +46,11 @@ pub struct DashboardSettings {
     /// Shown in every page's title bar (e.g. the plant or line).
     #[serde(default = "default_title")]
     pub title: String,
+    /// Host names browsers may reach the dashboard by (the `Host` header; against DNS
+    /// rebinding). Empty (default): `localhost`, `127.0.0.1`, `::1` and the IP of `listen`.
+    /// Behind a reverse proxy or under a DNS name, list that name; `*` allows any.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_listen() -> String {
