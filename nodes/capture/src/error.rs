@@ -67,6 +67,10 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
+    /// The upload endpoint's TLS or credentials cannot be loaded, or it would listen beyond
+    /// loopback without them.
+    #[error("upload endpoint (settings `upload.tls`, `upload.auth`): {0}")]
+    UploadSecurity(#[source] loupe_sdk::serve::SecurityError),
     /// The upload spool directory cannot be created or read.
     #[error("upload spool `{}` (setting `upload.spool`): {source}", path.display())]
     Spool {
@@ -117,7 +121,8 @@ impl From<CaptureError> for NodeError {
             | CaptureError::MoveToIsDirectory(_)
             | CaptureError::Pattern(_)
             | CaptureError::Metadata(_)
-            | CaptureError::SnapshotUrl(_) => NodeError::Settings(e.to_string()),
+            | CaptureError::SnapshotUrl(_)
+            | CaptureError::UploadSecurity(_) => NodeError::Settings(e.to_string()),
             // The directory may come back (a remounted share): worth another pull later.
             CaptureError::Scan { .. } => NodeError::Unavailable(e.to_string()),
             other => NodeError::Other(other.to_string()),

@@ -143,6 +143,33 @@ pub struct UploadSettings {
     /// The `Retry-After` a `503` carries (humantime, rounded up to whole seconds).
     #[serde(default = "default_retry_after")]
     pub retry_after: HumanDuration,
+
+    /// TLS on the endpoint (`cert`, `key`, optional `client_ca` for client certificates,
+    /// `reload_interval`); paths relative to the flow file's directory. Absent: plaintext —
+    /// refused beyond loopback unless `insecure`.
+    #[serde(default)]
+    pub tls: Option<loupe_sdk::serve::TlsSettings>,
+
+    /// Credentials a camera must present to upload (`tokens`: bearer tokens from a file or a
+    /// variable; `certificates`: client-certificate subjects). Absent: anyone who reaches
+    /// the endpoint may upload — refused beyond loopback unless `insecure`.
+    #[serde(default)]
+    pub auth: loupe_sdk::serve::AuthSettings,
+
+    /// Listen beyond loopback without TLS or credentials (said loudly at every start).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl UploadSettings {
+    /// The endpoint's security settings.
+    pub fn security(&self) -> loupe_sdk::serve::SecuritySettings {
+        loupe_sdk::serve::SecuritySettings {
+            tls: self.tls.clone(),
+            auth: self.auth.clone(),
+            insecure: self.insecure,
+        }
+    }
 }
 
 /// Periodic snapshots: `GET url` every `interval`, each frame one FlowFile.

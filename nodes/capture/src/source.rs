@@ -75,6 +75,7 @@ impl CaptureSource {
                 Some(
                     UploadInput::start(
                         upload,
+                        &ctx.base_dir,
                         ctx.max_message_bytes,
                         redeliver_after,
                         metadata.clone(),

@@ -7,7 +7,14 @@
 //! record is durable), and a restarted node offers what is left in the spool again. The uuid
 //! is derived from the content and the client's file name, so a client that retries an upload
 //! whose answer it lost sends the same FlowFile again, which idempotent sinks record once.
+//! Security: TLS (`upload.tls`) and credentials (`upload.auth`: a camera sends
+//! `Authorization: Bearer TOKEN`, or a client certificate) through the SDK's
+//! [`serve_app`]; beyond loopback the node refuses to start without both unless
+//! `upload.insecure`.
+//!
 //! Refusals:
+//! - `401` / `403`: credentials are configured and the request has none, a wrong one, or one
+//!   without the right (checked before the body is read);
 //! - `400`: empty body, no file part, two file parts, an attribute that is not text;
 //! - `413`: body larger than `max_body_bytes`;
 //! - `503` + `Retry-After`: `max_pending` uploads held (being received, spooled and not yet
@@ -35,6 +42,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Reque
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use loupe_sdk::serve::{PeerInfo, Security, serve_app};
 use loupe_sdk::{FlowFile, attr};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, OwnedSemaphorePermit, oneshot};
@@ -85,6 +93,7 @@ impl UploadInput {
     /// Binds `settings.listen` and starts serving.
     pub(crate) async fn start(
         settings: &UploadSettings,
+        base_dir: &std::path::Path,
         max_message_bytes: usize,
         redeliver_after: Duration,
         metadata: Arc<Metadata>,
@@ -99,10 +108,16 @@ impl UploadInput {
             address: settings.listen.clone(),
             source,
         };
+        let security =
+            Security::load(&settings.security(), base_dir).map_err(CaptureError::UploadSecurity)?;
         let listener = tokio::net::TcpListener::bind(wanted)
             .await
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
+        // Secure by default, before anything is recovered or served.
+        if let Some(refused) = security.refusal(addr, "upload.") {
+            return Err(CaptureError::UploadSecurity(refused));
+        }
 
         let mut limit = settings.max_body_bytes;
         if max_message_bytes > 0 {
@@ -138,17 +153,15 @@ impl UploadInput {
         recover(&shared).await?;
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone().cancelled_owned();
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let server = serve_app(listener, app, security.clone(), "upload.", true, signal)
+            .await
+            .map_err(CaptureError::UploadSecurity)?;
         tokio::spawn(async move {
             if let Err(e) = server.await {
                 tracing::error!(%addr, error = %e, "upload endpoint stopped");
             }
         });
-        tracing::info!(%addr, "capture upload endpoint listening (POST /upload)");
+        tracing::info!(%addr, tls = security.tls(), "capture upload endpoint listening (POST /upload)");
         Ok(UploadInput {
             queue,
             addr,
@@ -238,9 +251,12 @@ fn hold(
 
 async fn upload(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     request: Request,
 ) -> Response {
+    let peer = peer
+        .remote
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     match accept(&shared, peer, request).await {
         Ok(response) => response,
         Err(Refusal(status, message)) => {

@@ -23,7 +23,7 @@ use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::model::oip::pb::{self, grpc_inference_service_client::GrpcInferenceServiceClient};
 use loupe_sdk::model::tensor;
 use loupe_sdk::onnx;
-use loupe_sdk::server::{ServeError, ServeOptions, serve};
+use loupe_sdk::serve::{ServeError, ServeOptions, serve};
 use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, Output, ProcessError,
     Processor, factory::factory,
@@ -88,6 +88,7 @@ async fn serve_node(node: Node, max_in_flight: usize, max_message_bytes: usize) 
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
         attributes: Default::default(),
+        security: Default::default(),
     };
     let extensions = node.server_extensions();
     let shutdown = async move {

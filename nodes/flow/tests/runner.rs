@@ -437,14 +437,15 @@ async fn serve_tag(
         panic_every: 0,
         label,
     }));
-    let options = loupe_sdk::server::ServeOptions {
+    let options = loupe_sdk::serve::ServeOptions {
         node_id: "tag".into(),
         max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
         max_in_flight: 16,
         drain_timeout: Duration::from_secs(1),
         attributes: Default::default(),
+        security: Default::default(),
     };
-    loupe_sdk::server::serve(node, options, listener, stop.cancelled_owned(), vec![])
+    loupe_sdk::serve::serve(node, options, listener, stop.cancelled_owned(), vec![])
         .await
         .unwrap();
 }

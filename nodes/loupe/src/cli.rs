@@ -40,8 +40,11 @@ pub enum Command {
     },
     /// Print a running node's description (type, version, relationships, settings schema).
     Describe {
-        /// The node's address, `host:port` or `http://host:port`.
+        /// The node's address, `host:port`, `http://host:port` or `https://host:port` (TLS).
         endpoint: String,
+        /// TLS and credentials.
+        #[command(flatten)]
+        client: crate::commands::client_args::ClientArgs,
     },
     /// Send stdin as one FlowFile to a node; write the output content to stdout.
     ///
@@ -66,6 +69,9 @@ pub enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// TLS and credentials.
+        #[command(flatten)]
+        client: crate::commands::client_args::ClientArgs,
     },
     /// The main job: generate a camera folder, run the shipped flow over it, summarise, then
     /// keep the dashboard up until Ctrl-C.
@@ -117,6 +123,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         what: DatasetCommand,
+    },
+    /// Certificates and tokens for TLS, mutual TLS and bearer tokens: a CA, node and client
+    /// certificates signed by it, random tokens.
+    Certs {
+        /// What to make.
+        #[command(subcommand)]
+        what: crate::commands::certs::Command,
     },
     /// Apache NiFi interop: the flow as a NiFi flow definition.
     Nifi {

@@ -11,7 +11,7 @@
 //!
 //! - **Processing nodes** (`preprocess`, `classify`, `segment`, `route`, `report`, ...) stay
 //!   Loupe nodes: each is called by an `InvokeHTTP` processor. Every Loupe node answers
-//!   `POST /process` on its gRPC port (`loupe_sdk::http_front`): request body = FlowFile
+//!   `POST /process` on its gRPC port (`loupe_sdk::serve::http`): request body = FlowFile
 //!   content, request headers = attributes (all but NiFi's file location and earlier answer
 //!   headers, [`REQUEST_HEADER_ATTRIBUTES`]); response body = the first output's content,
 //!   response headers = the attributes the node set, plus [`RELATIONSHIP_HEADER`] naming the

@@ -33,6 +33,14 @@ pub struct ServeConfig {
     /// Limits on every FlowFile's attributes, in and out (over them: `failure`, the reason
     /// naming the attribute). Default 256 attributes, 64 KiB per value, 1 MiB in all.
     pub attributes: crate::invoke::AttributeLimits,
+    /// TLS on the port (`cert`, `key`, optional `client_ca` for mutual TLS,
+    /// `reload_interval`). Absent: plaintext — refused beyond loopback unless `insecure`.
+    pub tls: Option<crate::serve::TlsSettings>,
+    /// Credentials callers must present: bearer `tokens` (from a file or a variable, with
+    /// rights `process` and/or `source`) and rights per client-certificate subject.
+    pub auth: crate::serve::AuthSettings,
+    /// Listen beyond loopback without TLS or credentials (said loudly at every start).
+    pub insecure: bool,
     /// The node type's own settings.
     pub settings: serde_json::Value,
 }
@@ -46,7 +54,21 @@ impl Default for ServeConfig {
             max_in_flight: 64,
             drain_timeout: Duration::from_secs(30),
             attributes: crate::invoke::AttributeLimits::default(),
+            tls: None,
+            auth: crate::serve::AuthSettings::default(),
+            insecure: false,
             settings: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The port's security settings.
+    pub fn security(&self) -> crate::serve::SecuritySettings {
+        crate::serve::SecuritySettings {
+            tls: self.tls.clone(),
+            auth: self.auth.clone(),
+            insecure: self.insecure,
         }
     }
 }
@@ -104,16 +126,25 @@ pub fn load(
 }
 
 /// Top-level keys of [`ServeConfig`], as `LOUPE_*` variables spell them.
-const CONFIG_VARIABLES: [&str; 5] = [
+const CONFIG_VARIABLES: [&str; 6] = [
     "LOUPE_LISTEN",
     "LOUPE_NODE_ID",
     "LOUPE_MAX_MESSAGE_BYTES",
     "LOUPE_MAX_IN_FLIGHT",
     "LOUPE_DRAIN_TIMEOUT",
+    "LOUPE_INSECURE",
+];
+
+/// Prefixes of nested keys, as `LOUPE_*` variables spell them.
+const CONFIG_PREFIXES: [&str; 4] = [
+    "LOUPE_SETTINGS__",
+    "LOUPE_ATTRIBUTES__",
+    "LOUPE_TLS__",
+    "LOUPE_AUTH__",
 ];
 
 fn is_config_variable(name: &str) -> bool {
-    CONFIG_VARIABLES.contains(&name) || name.starts_with("LOUPE_SETTINGS__")
+    CONFIG_VARIABLES.contains(&name) || CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 fn parse_scalar(v: &str) -> config::Value {

@@ -10,12 +10,14 @@
 //! - [`invoke`]: [`Invoker`], the one place a FlowFile is handed to a processor (size limit,
 //!   panic catching, failure routing, spans) — used by the gRPC server and the in-process runner.
 //! - [`factory`]: [`NodeKind`]/[`NodeFactory`]: typed settings, validation, declared relationships.
-//! - [`server`]: the `serve` scaffold (Processor + Source services, health, reflection, limits,
-//!   overload answers, graceful drain).
-//! - [`nifi`]: NiFi 1.x's `FlowFileService` (InvokeGRPC) on every served node.
-//! - [`http_front`]: HTTP/1.1 `POST /process`, `/describe`, `/health` on the same port
-//!   (NiFi 2.x's InvokeHTTP).
-//! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits.
+//! - [`serve`]: everything on a served node's port, in one place — the scaffold (Processor +
+//!   Source services, health, reflection, limits, overload answers, graceful drain), NiFi
+//!   1.x's `FlowFileService` ([`serve::nifi`], InvokeGRPC), HTTP/1.1 `POST /process`,
+//!   `/describe`, `/health` ([`serve::http`], InvokeHTTP), and the security every front-end
+//!   gets: TLS with rotation and mutual TLS, bearer tokens and per-method rights, secure by
+//!   default beyond loopback.
+//! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits (TLS for
+//!   `https://`, client certificates, a bearer token).
 //! - `imaging` (feature `imaging`, and `onnx`): image decoding with limits (formats, EXIF orientation,
 //!   decompression bombs), errors mapped to [`ProcessError`] kinds.
 //! - `model` (feature `onnx`): serving image models — the card's input contract, image ->
@@ -33,18 +35,16 @@ pub mod error;
 pub mod expr;
 pub mod factory;
 pub mod flowfile;
-pub mod http_front;
 // Model serving decodes through it too, so `onnx` brings it.
 #[cfg(any(feature = "imaging", feature = "onnx"))]
 pub mod imaging;
 pub mod invoke;
 #[cfg(feature = "onnx")]
 pub mod model;
-pub mod nifi;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod processor;
-pub mod server;
+pub mod serve;
 pub mod telemetry;
 
 /// Generated `loupe.v1` protocol types and gRPC stubs.

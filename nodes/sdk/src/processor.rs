@@ -1,7 +1,7 @@
 //! The transport-agnostic node traits.
 //!
 //! A node is hosted the same way in-process (by the flow runner) and behind gRPC (by
-//! [`crate::server`]): both call it through these traits, with the wire messages as values.
+//! [`crate::serve`]): both call it through these traits, with the wire messages as values.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,13 +58,6 @@ pub trait Source: Send + Sync + 'static {
     async fn ack(&self, accepted: Vec<String>, rejected: Vec<String>) -> Result<(), NodeError>;
 }
 
-/// Adds a node type's own front-end (extra gRPC services, e.g. the Open Inference Protocol)
-/// to the port the node is served on; see [`Node::extensions`]. Shared (`Fn` behind an `Arc`)
-/// so that a [`Node`] stays cheap to clone; [`Node::server_extensions`] turns them into the
-/// server's [`crate::server::Extension`]s.
-pub type NodeExtension =
-    Arc<dyn Fn(&Arc<crate::server::NodeState>, &mut tonic::service::RoutesBuilder) + Send + Sync>;
-
 /// A built node: always a processor, and a source when it brings data in.
 #[derive(Clone)]
 pub struct Node {
@@ -73,8 +66,8 @@ pub struct Node {
     /// The source face, for source nodes.
     pub source: Option<Arc<dyn Source>>,
     /// Extra front-ends the node type brings, added to its port by `loupe serve` (through
-    /// [`crate::server::serve`]'s `extensions`); the in-process flow runner ignores them.
-    pub extensions: Vec<NodeExtension>,
+    /// [`crate::serve::serve`]'s `extensions`); the in-process flow runner ignores them.
+    pub extensions: Vec<crate::serve::Extension>,
 }
 
 impl Node {
@@ -98,31 +91,14 @@ impl Node {
     }
 
     /// This node with one more front-end (see [`Node::extensions`]).
-    pub fn with_extension(
-        mut self,
-        extension: impl Fn(&Arc<crate::server::NodeState>, &mut tonic::service::RoutesBuilder)
-        + Send
-        + Sync
-        + 'static,
-    ) -> Self {
-        self.extensions.push(Arc::new(extension));
+    pub fn with_extension(mut self, extension: crate::serve::Extension) -> Self {
+        self.extensions.push(extension);
         self
     }
 
-    /// The node's front-ends as the server takes them: pass to [`crate::server::serve`].
-    pub fn server_extensions(&self) -> Vec<crate::server::Extension> {
-        self.extensions
-            .iter()
-            .map(|extension| {
-                let extension = extension.clone();
-                Box::new(
-                    move |state: &Arc<crate::server::NodeState>,
-                          routes: &mut tonic::service::RoutesBuilder| {
-                        extension(state, routes)
-                    },
-                ) as crate::server::Extension
-            })
-            .collect()
+    /// The node's front-ends as the server takes them: pass to [`crate::serve::serve`].
+    pub fn server_extensions(&self) -> Vec<crate::serve::Extension> {
+        self.extensions.clone()
     }
 }
 

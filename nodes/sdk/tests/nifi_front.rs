@@ -15,11 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use loupe_sdk::client::{ClientOptions, RemoteNode};
-use loupe_sdk::nifi::pb::flow_file_reply::ResponseCode;
-use loupe_sdk::nifi::pb::flow_file_service_client::FlowFileServiceClient;
-use loupe_sdk::nifi::pb::{FlowFileReply, FlowFileRequest};
 use loupe_sdk::pb::{DescribeRequest, NodeDescription};
-use loupe_sdk::server::{ServeError, ServeOptions, serve};
+use loupe_sdk::serve::nifi::pb::flow_file_reply::ResponseCode;
+use loupe_sdk::serve::nifi::pb::flow_file_service_client::FlowFileServiceClient;
+use loupe_sdk::serve::nifi::pb::{FlowFileReply, FlowFileRequest};
+use loupe_sdk::serve::{ServeError, ServeOptions, serve};
 use loupe_sdk::{FlowFile, Node, NodeError, Output, ProcessError, Processor, Relationship};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -114,6 +114,7 @@ async fn start(max_in_flight: usize, ready: bool) -> Server {
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
         attributes: Default::default(),
+        security: Default::default(),
     };
     let task = tokio::spawn(serve(
         node,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::pb::processor_client::ProcessorClient;
 use loupe_sdk::pb::{self, NodeDescription};
-use loupe_sdk::server::{ServeError, ServeOptions, serve};
+use loupe_sdk::serve::{ServeError, ServeOptions, serve};
 use loupe_sdk::{ErrorKind, FlowFile, Node, NodeError, Output, ProcessError, Processor};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,7 @@ async fn start(max_in_flight: usize, fail_start: bool, ready: bool) -> Server {
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
         attributes: Default::default(),
+        security: Default::default(),
     };
     let task = tokio::spawn(serve(
         node,

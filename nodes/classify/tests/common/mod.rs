@@ -11,7 +11,7 @@ use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use loupe_classify::Classify;
 use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::onnx;
-use loupe_sdk::server::{ServeError, ServeOptions, serve};
+use loupe_sdk::serve::{ServeError, ServeOptions, serve};
 use loupe_sdk::{BuildContext, FlowFile, Node, Output, factory::factory};
 use tokio::sync::oneshot;
 
@@ -68,6 +68,7 @@ pub async fn serve_node(node: Node, max_in_flight: usize) -> Served {
         max_in_flight,
         drain_timeout: Duration::from_secs(5),
         attributes: Default::default(),
+        security: Default::default(),
     };
     let extensions = node.server_extensions();
     let shutdown = async move {

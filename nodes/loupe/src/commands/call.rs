@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use loupe_sdk::client::{ClientOptions, RemoteNode};
+use loupe_sdk::client::{ClientOptions, ClientSecurity, RemoteNode};
 use loupe_sdk::{FlowFile, Processor, attr};
 
 use crate::cli::CallOutput;
@@ -34,6 +34,7 @@ pub async fn call(
     attributes_out: Option<&Path>,
     output: CallOutput,
     timeout: u64,
+    security: ClientSecurity,
 ) -> anyhow::Result<ExitCode> {
     let mut attributes = HashMap::new();
     for a in attrs {
@@ -49,6 +50,7 @@ pub async fn call(
     let flow_file = FlowFile::create(content, attributes);
     let options = ClientOptions {
         request_timeout: Duration::from_secs(timeout),
+        security,
         ..Default::default()
     };
     let node = RemoteNode::connect_unchecked(&[endpoint.to_string()], &options)?;

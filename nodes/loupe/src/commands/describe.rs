@@ -2,13 +2,14 @@
 
 use std::process::ExitCode;
 
-use loupe_sdk::client::{ClientOptions, RemoteNode};
+use loupe_sdk::client::{ClientOptions, ClientSecurity, RemoteNode};
 use loupe_sdk::pb::Readiness;
 
 /// Prints the node's description as JSON.
-pub async fn describe(endpoint: &str) -> anyhow::Result<ExitCode> {
+pub async fn describe(endpoint: &str, security: ClientSecurity) -> anyhow::Result<ExitCode> {
     let options = ClientOptions {
         connect_timeout: std::time::Duration::from_secs(3),
+        security,
         ..Default::default()
     };
     let node = RemoteNode::connect(&[endpoint.to_string()], &options).await?;

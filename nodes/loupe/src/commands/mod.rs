@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 mod call;
+pub(crate) mod certs;
+pub(crate) mod client_args;
 mod dataset;
 mod demo;
 mod describe;
@@ -32,19 +34,23 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             listen.as_deref(),
             &overrides,
         )),
-        Command::Describe { endpoint } => run_small(describe::describe(&endpoint)),
+        Command::Describe { endpoint, client } => {
+            run_small(describe::describe(&endpoint, client.security()?))
+        }
         Command::Call {
             endpoint,
             attrs,
             attributes_out,
             output,
             timeout,
+            client,
         } => run_small(call::call(
             &endpoint,
             &attrs,
             attributes_out.as_deref(),
             output,
             timeout,
+            client.security()?,
         )),
         Command::Demo {
             kind,
@@ -64,6 +70,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth { what } => synth::synth(what),
         Command::Dataset { what } => dataset::dataset(what),
         Command::Nifi { what } => nifi::nifi(what),
+        Command::Certs { what } => certs::certs(what),
         Command::Schema { node_type } => {
             let registry = crate::nodes::registry();
             let factory = registry.get(&node_type).ok_or_else(|| {

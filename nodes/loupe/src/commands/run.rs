@@ -84,6 +84,9 @@ pub struct Args {
     /// Most bytes of one FlowFile's attribute names and values together.
     #[arg(long, default_value_t = AttributeLimits::DEFAULT_MAX_TOTAL_BYTES)]
     pub max_attributes_total_bytes: usize,
+    /// TLS and credentials towards the flow's remote nodes.
+    #[command(flatten)]
+    pub client: super::client_args::ClientArgs,
 }
 
 impl Args {
@@ -101,6 +104,7 @@ impl Args {
             max_attributes: AttributeLimits::DEFAULT_MAX_COUNT,
             max_attribute_bytes: AttributeLimits::DEFAULT_MAX_VALUE_BYTES,
             max_attributes_total_bytes: AttributeLimits::DEFAULT_MAX_TOTAL_BYTES,
+            client: Default::default(),
         }
     }
 }
@@ -133,6 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress_interval: Duration::from_secs(args.progress_interval.max(1)),
         client: ClientOptions {
             connect_timeout: Duration::from_secs(args.connect_timeout),
+            security: args.client.security()?,
             ..Default::default()
         },
         drain_timeout: args.drain_timeout,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use loupe_sdk::BuildContext;
-use loupe_sdk::server::{ServeOptions, serve as serve_node, shutdown_signal};
+use loupe_sdk::serve::{ServeOptions, serve as serve_node, shutdown_signal};
 
 /// Loads the layered configuration, builds the node, serves it until SIGTERM/SIGINT.
 pub async fn serve(
@@ -24,24 +24,29 @@ pub async fn serve(
         )
     })?;
     let cfg = loupe_sdk::config::load(config, listen, overrides)?;
-    let options = ServeOptions::from_config(&cfg, node_type);
     let base_dir = match config.and_then(Path::parent) {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::env::current_dir()?,
     };
+    // TLS files and tokens load before anything else, so a mistake fails at once.
+    let options = ServeOptions::from_config(&cfg, node_type, &base_dir)?;
     let ctx = BuildContext {
         node_id: options.node_id.clone(),
         base_dir,
         max_message_bytes: cfg.max_message_bytes,
     };
-    let node = factory
-        .build(&cfg.settings, &ctx)
-        .await
-        .with_context(|| format!("cannot build the `{node_type}` node"))?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // Secure by default: refused before the node is built or anything is printed.
+    if let Some(refused) = options.security.refusal(addr, "") {
+        return Err(refused.into());
+    }
+    let node = factory
+        .build(&cfg.settings, &ctx)
+        .await
+        .with_context(|| format!("cannot build the `{node_type}` node"))?;
     // One machine-readable line on stdout: scripts and tests read the port from it.
     println!("listening on {addr}");
     std::io::stdout().flush()?;

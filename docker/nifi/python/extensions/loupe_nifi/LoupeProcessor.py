@@ -120,6 +120,27 @@ class LoupeProcessor(FlowFileTransform):
         allowable_values=["gzip", "none"],
     )
 
+    TOKEN = PropertyDescriptor(
+        name="Bearer Token",
+        description=(
+            "Sent as 'authorization: Bearer TOKEN' on every call: one of the node's "
+            "auth.tokens with the 'process' right. Empty: no token (a node beyond loopback "
+            "then refuses the calls)."
+        ),
+        required=False,
+        sensitive=True,
+        validators=[StandardValidators.NON_EMPTY_VALIDATOR],
+    )
+    CA_FILE = PropertyDescriptor(
+        name="CA Certificate File",
+        description=(
+            "PEM CA certificate the node's certificate must chain to, for https:// endpoints "
+            "(`loupe certs ca` makes one). Empty: the system's trusted roots."
+        ),
+        required=False,
+        validators=[StandardValidators.FILE_EXISTS_VALIDATOR],
+    )
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.descriptors = [
@@ -128,6 +149,8 @@ class LoupeProcessor(FlowFileTransform):
             self.MAX_MESSAGE_SIZE,
             self.ATTRIBUTES_TO_SEND,
             self.COMPRESSION,
+            self.TOKEN,
+            self.CA_FILE,
         ]
         # (target, max bytes, compression) -> (channel, callable). NiFi may run `transform`
         # on several threads at once: the lock guards the cache, a channel is thread-safe.
@@ -150,8 +173,8 @@ class LoupeProcessor(FlowFileTransform):
 
     # -- the call ---------------------------------------------------------------
 
-    def _process_call(self, target, secure, max_bytes, compression):
-        key = (target, secure, max_bytes, compression)
+    def _process_call(self, target, secure, max_bytes, compression, ca_file):
+        key = (target, secure, max_bytes, compression, ca_file)
         with self._lock:
             cached = self._channels.get(key)
             if cached is None:
@@ -162,8 +185,15 @@ class LoupeProcessor(FlowFileTransform):
                 ]
                 comp = grpc.Compression.Gzip if compression == "gzip" else grpc.Compression.NoCompression
                 if secure:
+                    roots = None
+                    if ca_file:
+                        with open(ca_file, "rb") as f:
+                            roots = f.read()
                     channel = grpc.secure_channel(
-                        target, grpc.ssl_channel_credentials(), options=options, compression=comp
+                        target,
+                        grpc.ssl_channel_credentials(root_certificates=roots),
+                        options=options,
+                        compression=comp,
                     )
                 else:
                     channel = grpc.insecure_channel(target, options=options, compression=comp)
@@ -195,6 +225,9 @@ class LoupeProcessor(FlowFileTransform):
         max_bytes = int(context.getProperty(self.MAX_MESSAGE_SIZE).asDataSize(DataUnit.B))
         pattern = self._pattern(context.getProperty(self.ATTRIBUTES_TO_SEND).getValue())
         compression = context.getProperty(self.COMPRESSION).getValue()
+        token = (context.getProperty(self.TOKEN).getValue() or "").strip()
+        ca_file = (context.getProperty(self.CA_FILE).getValue() or "").strip()
+        metadata = [("authorization", "Bearer " + token)] if token else None
 
         target, secure = _target(endpoint)
         if not target:
@@ -223,8 +256,8 @@ class LoupeProcessor(FlowFileTransform):
             )
         )
         try:
-            call = self._process_call(target, secure, max_bytes, compression)
-            reply = call(request, timeout=timeout_s)
+            call = self._process_call(target, secure, max_bytes, compression, ca_file)
+            reply = call(request, timeout=timeout_s, metadata=metadata)
         except grpc.RpcError as err:
             kind, message = _classify_rpc_error(err, endpoint, timeout_s)
             result = _transport_failure(kind, message, endpoint)

@@ -25,7 +25,7 @@ use super::datatype::{DataType, RawTensor, contents_to_raw};
 use super::pb::{self, grpc_inference_service_server as server};
 use super::session::{self, RunError};
 use crate::pb::Readiness;
-use crate::server::NodeState;
+use crate::serve::NodeState;
 
 /// What the service needs of a served model: its name and version (the card's) and the ONNX
 /// Runtime session the node serves with.
@@ -41,14 +41,12 @@ pub trait OipModel: Send + Sync + 'static {
 /// The front-end to add to a node ([`crate::Node::with_extension`]): serves
 /// `inference.GRPCInferenceService` for the model `current` returns (called per request, so a
 /// hot-reloaded model is served as soon as the node serves it).
-pub fn extension<M, F>(
-    current: F,
-) -> impl Fn(&Arc<NodeState>, &mut RoutesBuilder) + Send + Sync + 'static
+pub fn extension<M, F>(current: F) -> crate::serve::Extension
 where
     M: OipModel,
     F: Fn() -> Arc<M> + Clone + Send + Sync + 'static,
 {
-    move |state: &Arc<NodeState>, routes: &mut RoutesBuilder| {
+    Arc::new(move |state: &Arc<NodeState>, routes: &mut RoutesBuilder| {
         let max = state.options().max_message_bytes;
         routes.add_service(
             server::GrpcInferenceServiceServer::new(OipService {
@@ -59,7 +57,7 @@ where
             .max_encoding_message_size(max)
             .accept_compressed(CompressionEncoding::Gzip),
         );
-    }
+    })
 }
 
 /// The service for one node.

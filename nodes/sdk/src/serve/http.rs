@@ -14,7 +14,7 @@
 //!   `x-loupe-*` headers are reserved and ignored;
 //! - `content-type` becomes `mime.type` (unless `x-loupe-attr-mime.type` is given);
 //! - `filename` (like any other header) becomes the `filename` attribute; a `uuid` header
-//!   that is a UUID becomes the FlowFile's uuid (see [`crate::nifi::incoming_flow_file`]);
+//!   that is a UUID becomes the FlowFile's uuid (see [`crate::serve::nifi::incoming_flow_file`]);
 //!   `traceparent` travels as an attribute and parents the node's span.
 //!
 //! Answers:
@@ -68,9 +68,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ProcessError;
 use crate::flowfile::attr;
-use crate::nifi::{changed_attributes, incoming_flow_file};
 use crate::pb::{Output, Readiness};
-use crate::server::NodeState;
+use crate::serve::NodeState;
+use crate::serve::nifi::{changed_attributes, incoming_flow_file};
 
 /// Request header naming an attribute explicitly: `x-loupe-attr-NAME: value`.
 pub const ATTR_HEADER_PREFIX: &str = "x-loupe-attr-";

@@ -59,7 +59,7 @@ use tonic::{Request, Response, Status};
 use crate::error::ProcessError;
 use crate::flowfile::{attr, now_ms};
 use crate::pb::{FlowFile, Output};
-use crate::server::NodeState;
+use crate::serve::NodeState;
 use crate::telemetry;
 
 use pb::flow_file_reply::ResponseCode;
