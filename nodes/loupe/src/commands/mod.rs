@@ -10,6 +10,7 @@ pub(crate) mod run;
 mod serve;
 mod setup;
 mod synth;
+mod users;
 mod validate;
 
 use std::process::ExitCode;
@@ -64,6 +65,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth { what } => synth::synth(what),
         Command::Dataset { what } => dataset::dataset(what),
         Command::Nifi { what } => nifi::nifi(what),
+        Command::Users(args) => users::users(args),
         Command::Schema { node_type } => {
             let registry = crate::nodes::registry();
             let factory = registry.get(&node_type).ok_or_else(|| {
