@@ -10,7 +10,7 @@ pub(crate) mod run;
 mod serve;
 mod setup;
 mod synth;
-mod users;
+pub(crate) mod users;
 mod validate;
 
 use std::process::ExitCode;
