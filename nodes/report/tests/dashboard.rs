@@ -532,6 +532,15 @@ enum Who {
     Admin,
 }
 
+/// A row of the route table: method, path, body (content type, text), the least role (`None`:
+/// anyone).
+type Route = (
+    &'static str,
+    String,
+    Option<(&'static str, String)>,
+    Option<Who>,
+);
+
 #[tokio::test]
 async fn every_route_refuses_or_serves_by_role() {
     let tmp = tempfile::tempdir().unwrap();
@@ -557,7 +566,7 @@ async fn every_route_refuses_or_serves_by_role() {
 
     // Every route of the router (mod.rs), every method it answers, and the least role.
     let review = json!({"label": "burr"}).to_string();
-    let routes: Vec<(&str, String, Option<(&str, String)>, Option<Who>)> = vec![
+    let routes: Vec<Route> = vec![
         ("GET", "/".into(), None, Some(Who::Viewer)),
         ("GET", "/coils".into(), None, Some(Who::Viewer)),
         (

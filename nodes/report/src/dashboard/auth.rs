@@ -119,8 +119,11 @@ pub(crate) fn need(method: &Method, path: &str) -> Need {
 #[derive(Debug)]
 pub(crate) struct UsersFile {
     path: PathBuf,
-    cache: Mutex<(Option<(SystemTime, u64)>, Arc<Users>)>,
+    cache: Mutex<Cached>,
 }
+
+/// The users file's modification time and length when read, and its users.
+type Cached = (Option<(SystemTime, u64)>, Arc<Users>);
 
 impl UsersFile {
     /// Reads `path` (it must exist and be valid).
@@ -254,7 +257,7 @@ impl Auth {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-                .last()
+                .next_back()
         {
             return Some(forwarded);
         }
@@ -272,30 +275,26 @@ impl Auth {
             .collect()
     }
 
-    /// The identity of a request, `Ok(None)` for nobody, or the refusal.
+    /// The identity of a request, `Ok(None)` for nobody, or why it is refused (`403`).
     fn identify(
         &self,
         peer: Option<IpAddr>,
         headers: &HeaderMap,
-    ) -> Result<Option<Identity>, Response> {
+    ) -> Result<Option<Identity>, String> {
         if let Some(proxy) = &self.proxy
             && let Some(value) = headers.get(&proxy.header)
         {
-            let refuse = |why: String| (StatusCode::FORBIDDEN, why).into_response();
             if !peer.is_some_and(|p| self.trusted.contains(&p)) {
                 tracing::warn!(peer = ?peer, header = %proxy.header, "dashboard: identity header from an untrusted peer refused");
-                return Err(refuse(format!(
+                return Err(format!(
                     "header `{}` is accepted only from the trusted proxies (dashboard.auth.trusted_proxies)\n",
                     proxy.header
-                )));
+                ));
             }
             let name = value.to_str().unwrap_or("").trim();
             if name.is_empty() || name.chars().count() > 80 || name.chars().any(|c| c.is_control())
             {
-                return Err(refuse(format!(
-                    "header `{}`: not a user name\n",
-                    proxy.header
-                )));
+                return Err(format!("header `{}`: not a user name\n", proxy.header));
             }
             let role = match proxy
                 .role_header
@@ -303,9 +302,9 @@ impl Auth {
                 .and_then(|h| headers.get(h))
                 .and_then(|v| v.to_str().ok())
             {
-                Some(role) => role.parse::<Role>().map_err(|e| refuse(format!("{e}\n")))?,
+                Some(role) => role.parse::<Role>().map_err(|e| format!("{e}\n"))?,
                 None => proxy.default_role.ok_or_else(|| {
-                    refuse("the proxy gave no role (dashboard.auth.proxy_role_header)\n".into())
+                    "the proxy gave no role (dashboard.auth.proxy_role_header)\n".to_string()
                 })?,
             };
             return Ok(Some(Identity {
@@ -375,7 +374,7 @@ pub(crate) async fn layer(
         .map(|c| c.0.ip());
     let identity = match auth.identify(peer, request.headers()) {
         Ok(identity) => identity,
-        Err(refusal) => return refusal,
+        Err(why) => return (StatusCode::FORBIDDEN, why).into_response(),
     };
     let method = request.method().clone();
     let path = request.uri().path().to_string();
