@@ -2,10 +2,13 @@
 `chromium-driver`, driven over the W3C WebDriver protocol by `webdriver.py`).
 
 The shipped flows run for real (`loupe run`, ONNX Runtime inference, SQLite records, media),
-on free ports in a scratch tree. The tests load every page, watch a new record arrive live,
-review one (the record changes, the review is stored with who and when), check an image by
-hand through the upload page, and save screenshots to `$LOUPE_SCREENSHOTS` (default
-`target/screenshots/`). They also check that no page loads anything from elsewhere.
+on free ports in a scratch tree. The coil flow's dashboard has logins (a users file made with
+`loupe users add`): the tests log in as a reviewer and as a viewer and see the difference
+(the viewer has no review form and is refused). They load every page, watch a new record
+arrive live, review one (the record changes, the review is stored under the logged-in user
+with when), check an image by hand through the upload page, and save screenshots to
+`$LOUPE_SCREENSHOTS` (default `target/screenshots/`). They also check that no page loads
+anything from elsewhere. The surface flow's dashboard runs as shipped: open, on loopback.
 
 Needs `LOUPE_TEST_CHROMEDRIVER` (path of chromedriver; `LOUPE_TEST_CHROMIUM` optionally names
 the browser): `.ci/run` installs the Debian packages and sets it. Without it the tests are
@@ -14,6 +17,7 @@ skipped (`SKIPPED: ...`) on a newcomer's machine, and fail in CI (`CI=true`).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -21,6 +25,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -54,17 +59,59 @@ def browser(tmp_path_factory):
     b.close()
 
 
-def _get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as r:
+def _get_json(url: str, cookie: str | None = None):
+    request = urllib.request.Request(url, headers={"cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(request, timeout=10) as r:
         return json.loads(r.read())
+
+
+def _login_cookie(base: str, name: str, password: str) -> str:
+    """Logs in with the form (no browser): the session cookie, `loupe_session=...`."""
+    host = base.removeprefix("http://")
+    connection = http.client.HTTPConnection(host, timeout=30)
+    body = urllib.parse.urlencode({"name": name, "password": password, "next": "/"})
+    connection.request("POST", "/login", body, {"content-type": "application/x-www-form-urlencoded"})
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 303, response.status
+    cookie = response.getheader("set-cookie").split(";")[0]
+    connection.close()
+    return cookie
+
+
+# The coil flow's users: NAME -> (role, password).
+USERS = {"anna": ("reviewer", "anna's long password"), "victor": ("viewer", "victor's password")}
+
+
+def _log_in(browser: Browser, base: str, name: str) -> None:
+    """A fresh browser session logs in through the login page, as a person would."""
+    browser.delete_cookies()
+    browser.get(base + "/")
+    browser.wait("the login page", lambda: "/login?next=" in browser.url)
+    browser.find("#login-name").send_keys(name)
+    browser.find("#login-password").send_keys(USERS[name][1])
+    browser.find("#login").click()
+    browser.wait("the list after login", lambda: "/login" not in browser.url and browser.find_all("#inspections"))
+    assert browser.find("#user").text == name
+    assert browser.find("#role").text == USERS[name][0]
 
 
 class Flow:
     """A shipped flow running in a scratch tree with its ports moved to free ones."""
 
-    def __init__(self, loupe: Path, root: Path, flow: str, state: str):
+    def __init__(self, loupe: Path, root: Path, flow: str, state: str, users: dict | None = None):
         (root / "flows").mkdir(parents=True)
         text = (REPO / "flows" / flow).read_text()
+        self.cookie = None
+        if users:
+            # Logins: the users file next to the flow, made by `loupe users add`.
+            for name, (role, password) in users.items():
+                subprocess.run(
+                    [str(loupe), "users", "add", name, "--role", role, "--file", str(root / "flows" / "users")],
+                    input=password + "\n", text=True, check=True, capture_output=True,
+                )
+            assert text.count("      dashboard:\n") == 1
+            text = text.replace("      dashboard:\n", "      dashboard:\n        auth:\n          users_file: users\n")
         self.ports = {}
         for port in PORTS:
             if f"127.0.0.1:{port}" in text:
@@ -73,6 +120,7 @@ class Flow:
         (root / "flows" / flow).write_text(text)
         (root / "models").symlink_to(REPO / "models")
         self.root, self.loupe, self.flow, self.state = root, loupe, flow, root / state
+        self.users = users
         self.process = None
 
     def dashboard(self, port: str) -> str:
@@ -97,7 +145,10 @@ class Flow:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.root / "run.log").read_text()
             try:
-                records = _get_json(f"{base}/api/inspections?limit=1000")
+                if self.users and not self.cookie:
+                    name = next(iter(self.users))
+                    self.cookie = _login_cookie(base, name, self.users[name][1])
+                records = _get_json(f"{base}/api/inspections?limit=1000", self.cookie)
                 if len(records) >= n:
                     return records
             except OSError:
@@ -117,7 +168,7 @@ class Flow:
 
 @pytest.fixture(scope="module")
 def recheck(loupe_bin_path, tmp_path_factory):
-    flow = Flow(loupe_bin_path, tmp_path_factory.mktemp("recheck"), "loose-wire-recheck.yaml", ".loupe/recheck")
+    flow = Flow(loupe_bin_path, tmp_path_factory.mktemp("recheck"), "loose-wire-recheck.yaml", ".loupe/recheck", USERS)
     flow.synth("coils", "--products", "3", "--seed", "5")
     flow.start()
     base = flow.dashboard("8090")
@@ -134,7 +185,7 @@ def _only_local_resources(browser: Browser, base: str) -> None:
 
 def test_live_list_review_and_daily_report(browser, recheck):
     flow, base = recheck
-    browser.get(base + "/")
+    _log_in(browser, base, "anna")
     browser.wait("the 24 records", lambda: len(browser.find_all("#inspections tbody tr")) >= 24)
     browser.wait("the live stream", lambda: "live" in browser.find("#live-status").text)
     _only_local_resources(browser, base)
@@ -149,7 +200,7 @@ def test_live_list_review_and_daily_report(browser, recheck):
         timeout=60,
     )
     newest = browser.find("#inspections tbody tr a.detail").attribute("href").rsplit("/", 1)[1]
-    assert _get_json(f"{base}/api/inspections/{newest}")["filename"] == "late-arrival.png"
+    assert _get_json(f"{base}/api/inspections/{newest}", flow.cookie)["filename"] == "late-arrival.png"
     assert len(browser.find_all("#inspections tbody tr")) == 25
     browser.screenshot(SCREENSHOTS / "dashboard-list-live.png")
 
@@ -168,27 +219,28 @@ def test_live_list_review_and_daily_report(browser, recheck):
     uuid = browser.url.rsplit("/", 1)[1]
     browser.wait("the original image", lambda: browser.script(
         "const i = document.getElementById('original'); return i && i.complete && i.naturalWidth > 0;"))
-    before = _get_json(f"{base}/api/inspections/{uuid}")
+    before = _get_json(f"{base}/api/inspections/{uuid}", flow.cookie)
     assert before["review"] is None
     model = before["model_label"]
     other = next(l for l in ("ok", "burr", "loose_wire") if l != model)
     browser.screenshot(SCREENSHOTS / "dashboard-detail.png")
-    browser.find("#reviewer").send_keys("Inspector Anna")
+    assert browser.find("#reviewing-as").text == "anna", "reviews are stored under the login"
+    assert not browser.find_all("#reviewer"), "no name to type in"
     browser.script("document.getElementById('label').value = arguments[0];", other)
     browser.find("#note").send_keys("checked on the bench")
     browser.find("#correct").click()
     browser.wait("the reviewed verdict", lambda: browser.find("#verdict").text == other)
-    assert "Inspector Anna" in browser.find("#reviews").text
-    after = _get_json(f"{base}/api/inspections/{uuid}")
+    assert "by anna" in browser.find("#reviews").text
+    after = _get_json(f"{base}/api/inspections/{uuid}", flow.cookie)
     assert after["review"]["label"] == other
-    assert after["review"]["reviewer"] == "Inspector Anna"
+    assert after["review"]["reviewer"] == "anna"
     assert after["review"]["action"] == "corrected"
     assert after["review"]["reviewed_ms"] > 0
     browser.screenshot(SCREENSHOTS / "dashboard-reviewed.png")
-    # Confirming the model instead is one click (the name is remembered).
+    # Confirming the model instead is one click.
     browser.find("#confirm").click()
     browser.wait("the confirmed verdict", lambda: browser.find("#verdict").text == model)
-    assert _get_json(f"{base}/api/inspections/{uuid}")["review"]["action"] == "confirmed"
+    assert _get_json(f"{base}/api/inspections/{uuid}", flow.cookie)["review"]["action"] == "confirmed"
 
     # The daily report: the table, the charts, the CSV.
     browser.get(base + "/daily")
@@ -198,7 +250,7 @@ def test_live_list_review_and_daily_report(browser, recheck):
     _only_local_resources(browser, base)
     browser.screenshot(SCREENSHOTS / "dashboard-daily.png")
     csv_url = browser.find("#csv").attribute("href")
-    with urllib.request.urlopen(csv_url, timeout=10) as r:
+    with urllib.request.urlopen(urllib.request.Request(csv_url, headers={"cookie": flow.cookie}), timeout=10) as r:
         csv = r.read().decode()
     assert csv.startswith("day,line,defect_class,products_inspected,camera_flagged,confirmed")
     assert ",L1,loose_wire,4," in csv, csv  # 3 coils + the late photo (its own product)
@@ -218,8 +270,37 @@ def test_live_list_review_and_daily_report(browser, recheck):
     browser.wait("8 angles", lambda: len(browser.find_all("#inspections tbody tr")) == 8)
 
 
+def test_a_viewer_sees_but_cannot_review_or_upload(browser, recheck):
+    flow, base = recheck
+    _log_in(browser, base, "victor")
+    uuid = browser.find("#inspections tbody tr a.detail").attribute("href").rsplit("/", 1)[1]
+    browser.get(f"{base}/inspections/{uuid}")
+    browser.wait("the detail page", lambda: browser.find_all("#facts"))
+    assert not browser.find_all("#review-form"), "no review form for a viewer"
+    assert "victor is a viewer" in browser.find("#review-off").text
+    browser.screenshot(SCREENSHOTS / "dashboard-detail-viewer.png")
+    # Going round the page is refused too, even with the page's own CSRF token.
+    status = browser.async_script(
+        """const done = arguments[arguments.length - 1];
+        fetch('/api/inspections/' + arguments[0] + '/review', {method: 'POST',
+          headers: {'content-type': 'application/json',
+                    'x-csrf-token': document.querySelector('meta[name=csrf-token]').content},
+          body: JSON.stringify({label: 'ok'})}).then(r => done(r.status));""",
+        uuid,
+    )
+    assert status == 403
+    browser.get(base + "/upload")
+    assert "victor" in browser.find("#upload-refused").text and not browser.find_all("#upload-form")
+    # Logging out: back to the login page, and the pages are closed again.
+    browser.find("#logout").click()
+    browser.wait("the login page", lambda: "/login" in browser.url)
+    browser.get(base + "/daily")
+    browser.wait("sent to log in", lambda: "/login?next=%2Fdaily" in browser.url)
+
+
 def test_upload_page_checks_one_image_through_the_running_flow(browser, recheck):
     flow, base = recheck
+    _log_in(browser, base, "anna")
     browser.get(base + "/upload")
     image = sorted((flow.state / "done").rglob("*.png"))[1]
     browser.find("#file").send_keys(str(image))
@@ -231,7 +312,7 @@ def test_upload_page_checks_one_image_through_the_running_flow(browser, recheck)
     browser.find("#result-link").click()
     browser.wait("the uploaded image's page", lambda: "/inspections/" in browser.url)
     uuid = browser.url.rsplit("/", 1)[1]
-    record = _get_json(f"{base}/api/inspections/{uuid}")
+    record = _get_json(f"{base}/api/inspections/{uuid}", flow.cookie)
     assert record["line"] == "BENCH"
     assert record["attributes"]["capture.input"] == "upload"
     assert record["model_label"] == verdict

@@ -126,6 +126,14 @@ class Browser:
         values = self._call("POST", "/elements", {"using": "css selector", "value": css})
         return [Element(self, _element_id(v)) for v in values]
 
+    def delete_cookies(self) -> None:
+        """Forgets every cookie (a logged-out browser)."""
+        self._call("DELETE", "/cookie")
+
+    def async_script(self, source: str, *args):
+        """Runs `source` with a callback as its last argument; answers what it was called with."""
+        return self._call("POST", "/execute/async", {"script": source, "args": list(args)})
+
     def script(self, source: str, *args):
         return self._call("POST", "/execute/sync", {"script": source, "args": list(args)})
 

@@ -137,6 +137,8 @@ pub enum Command {
         #[command(subcommand)]
         what: NifiCommand,
     },
+    /// The dashboard's local users (argon2id hashes): add, remove, list.
+    Users(crate::commands::users::Args),
 }
 
 /// `loupe synth` subcommands.

@@ -126,6 +126,9 @@ impl NodeKind for Report {
                         camera_flag: settings.camera_flag.clone(),
                         defect_labels: settings.defect_labels.clone(),
                     },
+                    users_file: dashboard.auth.users_file.as_ref().map(|p| ctx.resolve(p)),
+                    // Plain HTTP until the dashboard serves TLS.
+                    secure_cookies: false,
                 };
                 Some(
                     dashboard::Dashboard::start(dashboard, sources, live.clone())

@@ -12,6 +12,7 @@ pub(crate) mod run;
 mod serve;
 mod setup;
 mod synth;
+pub(crate) mod users;
 mod validate;
 
 use std::process::ExitCode;
@@ -71,6 +72,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dataset { what } => dataset::dataset(what),
         Command::Nifi { what } => nifi::nifi(what),
         Command::Certs { what } => certs::certs(what),
+        Command::Users(args) => users::users(args),
         Command::Schema { node_type } => {
             let registry = crate::nodes::registry();
             let factory = registry.get(&node_type).ok_or_else(|| {

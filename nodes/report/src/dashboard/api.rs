@@ -4,16 +4,17 @@ use std::convert::Infallible;
 use std::path::{Component, Path as FsPath};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use super::auth::Identity;
 use super::{DashboardError, Shared, pages};
 use crate::daily::{self, DailyLine};
 use crate::media::day_of;
@@ -145,27 +146,28 @@ pub(super) async fn find(shared: &Shared, uuid: &str) -> Result<Stored, Dashboar
 /// A review as posted.
 #[derive(Debug, Deserialize)]
 pub(super) struct ReviewRequest {
-    /// Who reviews.
-    reviewer: String,
-    /// The right label.
+    /// Who reviews: in open mode the name given (stored as `local:NAME`); when logged in,
+    /// absent or the logged-in user's name (the review is stored under the login).
+    #[serde(default)]
+    reviewer: Option<String>,
+    /// The right label: one of the record's allowed labels.
     label: String,
     /// Free text.
     #[serde(default)]
     note: Option<String>,
 }
 
-/// `POST /api/inspections/{uuid}/review`: stores the review, answers the updated record.
+/// `POST /api/inspections/{uuid}/review`: stores the review under the logged-in user,
+/// answers the updated record. A label outside the record's allowed labels is `422`.
 pub(super) async fn review(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Identity>,
     Path(uuid): Path<String>,
     Json(request): Json<ReviewRequest>,
 ) -> Result<Json<Stored>, DashboardError> {
-    let reviewer = request.reviewer.trim();
-    if reviewer.is_empty() || reviewer.chars().count() > 80 {
-        return Err(DashboardError::BadRequest(
-            "reviewer: give your name (1 to 80 characters)".to_string(),
-        ));
-    }
+    let reviewer = who
+        .reviewer(request.reviewer.as_deref())
+        .map_err(DashboardError::BadRequest)?;
     let label = request.label.trim();
     if label.is_empty()
         || label.len() > 64
@@ -184,6 +186,13 @@ pub(super) async fn review(
         .filter(|n| !n.is_empty())
         .map(|n| n.chars().take(2000).collect::<String>());
     let current = find(&shared, &uuid).await?;
+    let allowed = pages::review_labels(&shared, &current);
+    if !allowed.iter().any(|l| l == label) {
+        return Err(DashboardError::Unprocessable(format!(
+            "label `{label}` is not one of this inspection's labels: {}",
+            allowed.join(", ")
+        )));
+    }
     let action = if current.record.model_label.as_deref() == Some(label) {
         "confirmed"
     } else {
@@ -192,7 +201,7 @@ pub(super) async fn review(
     let review = Review {
         label: label.to_string(),
         action: action.to_string(),
-        reviewer: reviewer.to_string(),
+        reviewer,
         note,
         reviewed_ms: loupe_sdk::flowfile::now_ms(),
     };

@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 
+use super::auth::Identity;
+use super::users::Role;
+
 /// Text escaped for HTML element content and quoted attribute values.
 pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -49,28 +52,69 @@ pub(super) enum Tab {
     Coils,
     Daily,
     Upload,
+    /// The admin's users page (in the navigation of admins only).
+    Admin,
+    /// A page outside the navigation (the login page).
+    None,
 }
 
-/// A whole page: `title`, the navigation, `body`, and `script` (inline JavaScript).
-pub(super) fn page(site: &str, title: &str, tab: Tab, body: &str, script: &str) -> String {
-    let nav = [
+/// A whole page: `title`, the navigation (with who is logged in and a logout button; none
+/// without `who`), `body`, and `script` (inline JavaScript). A logged-in user's CSRF token is
+/// in `<meta name="csrf-token">` for the scripts.
+pub(super) fn page(
+    site: &str,
+    title: &str,
+    tab: Tab,
+    body: &str,
+    script: &str,
+    who: Option<&Identity>,
+) -> String {
+    let mut tabs = vec![
         (Tab::Inspections, "/", "Inspections"),
         (Tab::Coils, "/coils", "Coils"),
         (Tab::Daily, "/daily", "Daily report"),
         (Tab::Upload, "/upload", "Check an image"),
-    ]
-    .iter()
-    .map(|(t, href, name)| {
-        let class = if *t == tab { " class=\"active\"" } else { "" };
-        format!("<a href=\"{href}\"{class}>{name}</a>")
-    })
-    .collect::<Vec<_>>()
-    .join("");
+    ];
+    if who.is_some_and(|w| w.role >= Role::Admin) {
+        tabs.push((Tab::Admin, "/admin/users", "Users"));
+    }
+    let nav = match who {
+        Some(_) => tabs
+            .iter()
+            .map(|(t, href, name)| {
+                let class = if *t == tab { " class=\"active\"" } else { "" };
+                format!("<a href=\"{href}\"{class}>{name}</a>")
+            })
+            .collect::<Vec<_>>()
+            .join(""),
+        None => String::new(),
+    };
+    let (user, meta) = match who {
+        Some(w) if w.logged_in() => (
+            format!(
+                "<span class=\"user\"><span id=\"user\">{name}</span> · <span id=\"role\">{role}</span>\
+                 <form method=\"post\" action=\"/logout\" class=\"logout\">{csrf}\
+                 <button type=\"submit\" id=\"logout\" class=\"secondary\">Log out</button></form></span>",
+                name = esc(&w.name),
+                role = w.role,
+                csrf = w
+                    .csrf
+                    .as_deref()
+                    .map(|t| format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(t)))
+                    .unwrap_or_default()
+            ),
+            w.csrf
+                .as_deref()
+                .map(|t| format!("<meta name=\"csrf-token\" content=\"{}\">", esc(t)))
+                .unwrap_or_default(),
+        ),
+        _ => (String::new(), String::new()),
+    };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{meta}\
          <title>{title} · {site}</title><style>{STYLE}</style></head>\
-         <body><header><span class=\"brand\">{site}</span><nav>{nav}</nav></header>\
+         <body><header><span class=\"brand\">{site}</span><nav>{nav}</nav>{user}</header>\
          <main>{body}</main><script>{script}</script></body></html>",
         title = esc(title),
         site = esc(site),
@@ -97,6 +141,8 @@ button.secondary{background:#5b6670}.status{font-size:12px;color:var(--muted)}
 .images img{max-width:460px;width:100%;image-rendering:pixelated;display:block}figcaption{font-size:12px;color:var(--muted);margin-top:4px}
 .cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:16px}.card{background:#fff;border:1px solid var(--line);padding:10px 12px}
 .bar{height:10px;background:var(--accent);display:inline-block;vertical-align:middle}
+.user{margin-left:auto;color:#c9d4de;display:flex;gap:8px;align-items:center}form.logout{display:inline;margin:0}
+form.login{max-width:320px;display:flex;flex-direction:column;gap:8px}
 .error{color:var(--bad)}svg.chart{background:#fff;border:1px solid var(--line);max-width:100%}
 ";
 

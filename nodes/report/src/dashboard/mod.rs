@@ -1,19 +1,29 @@
 //! The dashboard a `report` node serves over HTTP (axum): pages for people, a small JSON API
 //! under `/api` for scripts, live updates as server-sent events.
 //!
-//! | path | what |
-//! |---|---|
-//! | `/` | live list of inspections, newest first; filters `line`, `product`, `verdict`, `day`, `disagree` |
-//! | `/coils` | the coils: today's coil figures against the camera, the newest coil verdicts (with why), each linking to its angles (`/?product=ID`) |
-//! | `/inspections/{uuid}` | one inspection: original and overlay side by side, scores, attributes, provenance, review |
-//! | `/upload` | check one image through the running flow (sent to the `capture` node's upload endpoint) |
-//! | `/daily` | daily report: per day x line the coils (camera would stop / Loupe stopped), then per defect class, with charts; `/daily.csv` downloads it (`view=coils` the coil table) |
-//! | `/api/inspections[/{uuid}]` | the list / one record as JSON (same filters) |
-//! | `POST /api/inspections/{uuid}/review` | store a review: `{"reviewer","label","action","note"}` |
-//! | `/api/events` | server-sent events: `inspection` per new record, `resync` when a client fell behind |
-//! | `/api/daily` | the daily report as JSON |
-//! | `POST /api/upload` | the upload page's proxy to the capture node |
-//! | `/media/{path}` | files of the media store (original, overlay, mask, record JSON) |
+//! | path | what | role |
+//! |---|---|---|
+//! | `/` | live list of inspections, newest first; filters `line`, `product`, `verdict`, `day`, `disagree` | viewer |
+//! | `/coils` | the coils: today's coil figures against the camera, the newest coil verdicts (with why), each linking to its angles (`/?product=ID`) | viewer |
+//! | `/inspections/{uuid}` | one inspection: original and overlay side by side, scores, attributes, provenance, review | viewer |
+//! | `/upload` | check one image through the running flow (sent to the `capture` node's upload endpoint) | viewer (sending: reviewer) |
+//! | `/daily` | daily report: per day x line the coils (camera would stop / Loupe stopped), then per defect class, with charts; `/daily.csv` downloads it (`view=coils` the coil table) | viewer |
+//! | `/api/inspections[/{uuid}]` | the list / one record as JSON (same filters) | viewer |
+//! | `POST /api/inspections/{uuid}/review` | store a review: `{"label","note"}` under the logged-in user (open mode: `"reviewer"` too, stored as `local:NAME`); a label outside the record's allowed labels is `422` | reviewer |
+//! | `/api/events` | server-sent events: `inspection` per new record, `resync` when a client fell behind | viewer |
+//! | `/api/daily` | the daily report as JSON | viewer |
+//! | `POST /api/upload` | the upload page's proxy to the capture node | reviewer |
+//! | `/media/{path}` | files of the media store (original, overlay, mask, record JSON) | viewer |
+//! | `/login` | the login form; `POST` checks it (name, password; rate-limited) and sets the session cookie | anyone |
+//! | `POST /logout` | ends the session | viewer |
+//! | `/admin/users` | the users of the users file and their roles | admin |
+//! | `/health` | `ok` | anyone |
+//!
+//! Logins and roles (`auth.rs`): without a login a page redirects to `/login?next=...` and the
+//! API and media answer `401`; a role too low gets `403`; every change by a logged-in user
+//! carries the session's CSRF token (`x-csrf-token` or form field `csrf`). Without any login
+//! configured the dashboard is open (everyone a reviewer, recorded as `local:NAME`), which it
+//! allows only on a loopback address unless `auth.insecure`.
 //!
 //! Every page is self-contained (inline CSS, inline script, SVG charts): nothing is loaded
 //! from outside the node. Live updates come from this node's own records (a broadcast channel
@@ -22,12 +32,17 @@
 //! records.
 
 mod api;
+mod auth;
 mod guard;
 mod html;
+mod login;
 mod pages;
 mod provenance;
+mod session;
 mod settings;
+mod throttle;
 mod upload;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +55,8 @@ use axum::routing::{get, post};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
-pub use settings::DashboardSettings;
+pub use auth::AuthError;
+pub use settings::{AuthSettings, DashboardSettings};
 
 use crate::store::{Disagreement, Store, StoreError, Stored};
 
@@ -58,6 +74,10 @@ pub struct Sources {
     pub provenance: Option<PathBuf>,
     /// What a camera flag and a defect are (for the disagreement filter).
     pub disagreement: Disagreement,
+    /// The users file (`auth.users_file`), resolved.
+    pub users_file: Option<PathBuf>,
+    /// Whether the dashboard is served over TLS: session cookies get `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// Sends new records to the browsers following the live list.
@@ -113,8 +133,11 @@ impl Dashboard {
             ),
             None => None,
         };
+        let auth = auth::Auth::new(settings, sources.users_file.clone(), sources.secure_cookies)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
+            auth: Arc::new(auth),
             settings: settings.clone(),
             sources,
             live,
@@ -125,9 +148,12 @@ impl Dashboard {
         let stop = shutdown.clone();
         let app = router(shared);
         tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
             if let Err(e) = served {
                 tracing::warn!(error = %e, "dashboard stopped");
             }
@@ -150,6 +176,8 @@ impl Drop for Dashboard {
 
 /// What every handler sees.
 struct Shared {
+    /// Logins, sessions, roles.
+    auth: Arc<auth::Auth>,
     settings: DashboardSettings,
     sources: Sources,
     live: Live,
@@ -184,6 +212,14 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/media/{*path}", get(api::media))
         .route("/health", get(|| async { "ok" }))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/admin/users", get(login::users))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.auth.clone(),
+            auth::layer,
+        ))
+        // The guard runs first (the outer layer): refused hosts never reach a login.
         .layer(axum::middleware::from_fn_with_state(allowed, guard::guard))
         .with_state(shared)
 }
@@ -200,6 +236,9 @@ enum DashboardError {
     /// The database (or the capture node) cannot answer now.
     #[error("{0}")]
     Unavailable(String),
+    /// The request is well-formed but not allowed (a label outside the allowed set).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Something else failed.
     #[error("{0}")]
     Internal(String),
@@ -219,6 +258,7 @@ impl IntoResponse for DashboardError {
         let status = match &self {
             DashboardError::NotFound(_) => StatusCode::NOT_FOUND,
             DashboardError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            DashboardError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DashboardError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             DashboardError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

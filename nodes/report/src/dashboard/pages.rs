@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 
 use super::api::{self, Filters, ReportRange};
+use super::auth::Identity;
 use super::html::{Tab, bar_chart, esc, page, time, url_encode};
+use super::users::Role;
 use super::{DashboardError, Shared, provenance};
 use crate::store::{Disagreement, Stored};
 
@@ -112,6 +115,7 @@ pub(super) struct CoilPage {
 /// the newest coil verdicts, each linking to its angles.
 pub(super) async fn coils(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Identity>,
     Query(page_query): Query<CoilPage>,
 ) -> Result<Html<String>, DashboardError> {
     let store = &shared.sources.store;
@@ -205,12 +209,14 @@ pub(super) async fn coils(
         Tab::Coils,
         &body,
         "",
+        Some(&who),
     )))
 }
 
 /// `GET /`: the live list.
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Identity>,
     Query(filters): Query<Filters>,
 ) -> Result<Html<String>, DashboardError> {
     let d = &shared.sources.disagreement;
@@ -283,6 +289,7 @@ pub(super) async fn list(
         Tab::Inspections,
         &body,
         LIST_SCRIPT,
+        Some(&who),
     )))
 }
 
@@ -318,7 +325,7 @@ const LIST_SCRIPT: &str = r#"
 "#;
 
 /// The labels a reviewer may choose for `s`.
-fn review_labels(shared: &Shared, s: &Stored) -> Vec<String> {
+pub(super) fn review_labels(shared: &Shared, s: &Stored) -> Vec<String> {
     if !shared.settings.labels.is_empty() {
         return shared.settings.labels.clone();
     }
@@ -347,6 +354,7 @@ fn review_labels(shared: &Shared, s: &Stored) -> Vec<String> {
 /// `GET /inspections/{uuid}`: one inspection.
 pub(super) async fn detail(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Identity>,
     Path(uuid): Path<String>,
 ) -> Result<Html<String>, DashboardError> {
     let s = api::find(&shared, &uuid).await?;
@@ -472,18 +480,37 @@ pub(super) async fn detail(
             format!("<option value=\"{l}\"{selected}>{l}</option>", l = esc(l))
         })
         .collect();
-    let _ = write!(
-        body,
-        "<div class=\"card\"><h2>Review</h2><form id=\"review-form\" data-uuid=\"{uuid}\" data-model=\"{model}\">\
-         <label>Your name<input id=\"reviewer\" name=\"reviewer\" required maxlength=\"80\"></label>\
-         <label>Right label<select id=\"label\" name=\"label\">{options}</select></label>\
-         <label>Note<textarea id=\"note\" name=\"note\" rows=\"2\" maxlength=\"2000\"></textarea></label>\
-         <p><button type=\"button\" id=\"confirm\">Confirm model: {model}</button> \
-         <button type=\"button\" id=\"correct\" class=\"secondary\">Correct to selected label</button></p>\
-         <p id=\"review-status\" class=\"status\"></p></form><ol id=\"reviews\">",
-        uuid = esc(&r.uuid),
-        model = esc(r.model_label.as_deref().unwrap_or("")),
-    );
+    let who_field = if who.logged_in() {
+        format!(
+            "<p>Reviewing as <b id=\"reviewing-as\">{}</b></p>",
+            esc(&who.name)
+        )
+    } else {
+        "<label>Your name (not verified: stored as local:NAME)<input id=\"reviewer\" name=\"reviewer\" maxlength=\"80\"></label>"
+            .to_string()
+    };
+    if who.role >= Role::Reviewer {
+        let _ = write!(
+            body,
+            "<div class=\"card\"><h2>Review</h2><form id=\"review-form\" data-uuid=\"{uuid}\" data-model=\"{model}\">\
+             {who_field}\
+             <label>Right label<select id=\"label\" name=\"label\">{options}</select></label>\
+             <label>Note<textarea id=\"note\" name=\"note\" rows=\"2\" maxlength=\"2000\"></textarea></label>\
+             <p><button type=\"button\" id=\"confirm\">Confirm model: {model}</button> \
+             <button type=\"button\" id=\"correct\" class=\"secondary\">Correct to selected label</button></p>\
+             <p id=\"review-status\" class=\"status\"></p></form><ol id=\"reviews\">",
+            uuid = esc(&r.uuid),
+            model = esc(r.model_label.as_deref().unwrap_or("")),
+        );
+    } else {
+        let _ = write!(
+            body,
+            "<div class=\"card\"><h2>Review</h2><p id=\"review-off\" class=\"muted\">Reviewing needs a reviewer: \
+             <b>{}</b> is a {}.</p><ol id=\"reviews\">",
+            esc(&who.name),
+            who.role
+        );
+    }
     for review in &reviews {
         let _ = write!(
             body,
@@ -575,6 +602,7 @@ pub(super) async fn detail(
         Tab::Inspections,
         &body,
         REVIEW_SCRIPT,
+        Some(&who),
     )))
 }
 
@@ -582,16 +610,20 @@ pub(super) async fn detail(
 const REVIEW_SCRIPT: &str = r#"
 (function(){
   const form = document.getElementById('review-form');
+  if (!form) return;
   const who = document.getElementById('reviewer');
   const status = document.getElementById('review-status');
-  who.value = localStorage.getItem('loupe.reviewer') || '';
+  const csrf = document.querySelector('meta[name=csrf-token]');
+  if (who) who.value = localStorage.getItem('loupe.reviewer') || '';
   async function send(label) {
-    if (!who.value.trim()) { status.textContent = 'Give your name first.'; who.focus(); return; }
-    localStorage.setItem('loupe.reviewer', who.value.trim());
+    if (who) localStorage.setItem('loupe.reviewer', who.value.trim());
     status.textContent = 'Saving…';
+    const headers = {'content-type': 'application/json'};
+    if (csrf) headers['x-csrf-token'] = csrf.content;
+    const review = {label: label, note: document.getElementById('note').value};
+    if (who) review.reviewer = who.value;
     const response = await fetch('/api/inspections/' + form.dataset.uuid + '/review', {
-      method: 'POST', headers: {'content-type': 'application/json'},
-      body: JSON.stringify({reviewer: who.value, label: label, note: document.getElementById('note').value})
+      method: 'POST', headers: headers, body: JSON.stringify(review)
     });
     if (!response.ok) { status.textContent = 'Not saved: ' + await response.text(); return; }
     location.reload();
@@ -602,8 +634,17 @@ const REVIEW_SCRIPT: &str = r#"
 "#;
 
 /// `GET /upload`: check one image by hand.
-pub(super) async fn upload(State(shared): State<Arc<Shared>>) -> Html<String> {
+pub(super) async fn upload(
+    State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Identity>,
+) -> Html<String> {
     let body = match &shared.settings.upload_url {
+        Some(_) if who.role < Role::Reviewer => format!(
+            "<h1>Check an image</h1><p id=\"upload-refused\">Checking an image needs a reviewer: \
+             <b>{}</b> is a {}.</p>",
+            esc(&who.name),
+            who.role
+        ),
         Some(url) => format!(
             "<h1>Check an image</h1><p class=\"muted\">The image goes through the running flow like a camera's \
              (sent to the capture node at {url}); its result appears here and in the list.</p>\
@@ -623,6 +664,7 @@ pub(super) async fn upload(State(shared): State<Arc<Shared>>) -> Html<String> {
         Tab::Upload,
         &body,
         UPLOAD_SCRIPT,
+        Some(&who),
     ))
 }
 
@@ -639,6 +681,8 @@ const UPLOAD_SCRIPT: &str = r#"
     const file = document.getElementById('file').files[0];
     if (!file) return;
     const headers = {'content-type': file.type || 'application/octet-stream', 'x-loupe-filename': file.name};
+    const csrf = document.querySelector('meta[name=csrf-token]');
+    if (csrf) headers['x-csrf-token'] = csrf.content;
     const line = document.getElementById('line').value.trim();
     if (line) headers['x-loupe-attr-line'] = line;
     const camera = document.getElementById('camera').value.trim();
@@ -667,6 +711,7 @@ const UPLOAD_SCRIPT: &str = r#"
 /// `GET /daily`: the daily report with charts.
 pub(super) async fn daily(
     State(shared): State<Arc<Shared>>,
+    Extension(who): Extension<Identity>,
     Query(range): Query<ReportRange>,
 ) -> Result<Html<String>, DashboardError> {
     let report = api::report(&shared, &range).await?;
@@ -776,5 +821,6 @@ pub(super) async fn daily(
         Tab::Daily,
         &body,
         "",
+        Some(&who),
     )))
 }

@@ -1,6 +1,7 @@
 //! The dashboard's settings (`dashboard:` of a `report` node).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use loupe_sdk::SettingsError;
 use schemars::JsonSchema;
@@ -9,10 +10,11 @@ use serde::Deserialize;
 /// The web dashboard a `report` node serves over HTTP: the live list of inspections, their
 /// details, review (feedback for retraining), the daily report, and an upload page.
 ///
-/// It has no login: it listens on the loopback interface by default; put it behind the
-/// plant's reverse proxy (with its authentication) to open it to the network. Reviewers give
-/// their name with each review. It serves only the host names of `allowed_hosts` and refuses
-/// changes a browser says come from another site (`guard.rs`).
+/// Logins (`auth`): local users of a users file (argon2id hashes, `loupe users`) and/or a
+/// trusted reverse proxy's identity header; roles viewer, reviewer, admin. Without either it
+/// stays open (anyone is a reviewer) but only on a loopback address; on any other address it
+/// refuses to start unless `auth.insecure: true`. It serves only the host names of
+/// `allowed_hosts` and refuses changes a browser says come from another site (`guard.rs`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardSettings {
@@ -51,6 +53,100 @@ pub struct DashboardSettings {
     /// Behind a reverse proxy or under a DNS name, list that name; `*` allows any.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Who may use the dashboard: logins, sessions, roles (see [`AuthSettings`]).
+    #[serde(default)]
+    pub auth: AuthSettings,
+}
+
+/// The dashboard's logins (`dashboard.auth`). Neither `users_file` nor `proxy_header` set: no
+/// logins, which is allowed only when `listen` is a loopback address (or with `insecure`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The users file (`NAME:ROLE:ARGON2ID-HASH` lines, written by `loupe users add`;
+    /// relative to the flow file's directory). Read at start (it must exist) and again when
+    /// it changes: a removed user's sessions end at their next request.
+    #[serde(default)]
+    pub users_file: Option<PathBuf>,
+    /// A header a trusted reverse proxy sets to the signed-in user's name for single sign-on
+    /// (e.g. `X-Forwarded-User`). Honoured only on requests from `trusted_proxies`; the same
+    /// header on a request from any other peer is refused (`403`). Absent: no proxy sign-on.
+    #[serde(default)]
+    pub proxy_header: Option<String>,
+    /// A header the proxy sets to the user's role (`viewer`, `reviewer`, `admin`). Absent, or
+    /// missing on a request: `proxy_default_role`.
+    #[serde(default)]
+    pub proxy_role_header: Option<String>,
+    /// The role of a proxy-signed-in user when no role header says otherwise. Absent: a
+    /// request without a role header is refused (`403`).
+    #[serde(default)]
+    pub proxy_default_role: Option<super::users::Role>,
+    /// IP addresses of the reverse proxies whose requests may carry `proxy_header` (their
+    /// `X-Forwarded-For` also names the client for the login rate limit).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Serve the dashboard without logins on a non-loopback `listen` anyway (anyone who can
+    /// reach it may review and upload). Logged as a warning at every start.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Most sessions held at once; a new login beyond it ends the session idle longest.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// A session ends after this long without a request (humantime).
+    #[serde(default = "default_session_idle", with = "loupe_sdk::config::duration")]
+    #[schemars(with = "String")]
+    pub session_idle: Duration,
+    /// A session ends this long after its login, however busy (humantime).
+    #[serde(
+        default = "default_session_lifetime",
+        with = "loupe_sdk::config::duration"
+    )]
+    #[schemars(with = "String")]
+    pub session_lifetime: Duration,
+    /// Failed logins allowed per minute, per user name and per client address; more get
+    /// `429` with `Retry-After`.
+    #[serde(default = "default_max_failed_logins")]
+    pub max_failed_logins: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            users_file: None,
+            proxy_header: None,
+            proxy_role_header: None,
+            proxy_default_role: None,
+            trusted_proxies: Vec::new(),
+            insecure: false,
+            max_sessions: default_max_sessions(),
+            session_idle: default_session_idle(),
+            session_lifetime: default_session_lifetime(),
+            max_failed_logins: default_max_failed_logins(),
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Whether any login is configured (a users file or a proxy header).
+    pub fn configured(&self) -> bool {
+        self.users_file.is_some() || self.proxy_header.is_some()
+    }
+}
+
+fn default_max_sessions() -> usize {
+    1000
+}
+
+fn default_session_idle() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn default_session_lifetime() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+fn default_max_failed_logins() -> u32 {
+    5
 }
 
 fn default_listen() -> String {
@@ -101,6 +197,76 @@ impl DashboardSettings {
         }
         if self.max_live_clients == 0 {
             problems.push(SettingsError::new("max_live_clients", "must be at least 1"));
+        }
+        problems.extend(self.auth_problems());
+        problems
+    }
+
+    /// The problems of `auth` (paths relative to `dashboard.`).
+    fn auth_problems(&self) -> Vec<SettingsError> {
+        let auth = &self.auth;
+        let mut problems = Vec::new();
+        let loopback = self
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !auth.configured() && !auth.insecure && !loopback {
+            problems.push(SettingsError::new(
+                "auth",
+                format!(
+                    "the dashboard listens on `{}`, not a loopback address, without logins: set \
+                     `dashboard.auth.users_file` (see `loupe users add`) or \
+                     `dashboard.auth.proxy_header`, or `dashboard.auth.insecure: true` to serve it \
+                     open to anyone who can reach it",
+                    self.listen
+                ),
+            ));
+        }
+        if let Some(header) = &auth.proxy_header {
+            if header.parse::<http::HeaderName>().is_err() {
+                problems.push(SettingsError::new(
+                    "auth.proxy_header",
+                    format!("`{header}` is not a header name"),
+                ));
+            }
+            if auth.trusted_proxies.is_empty() {
+                problems.push(SettingsError::new(
+                    "auth.trusted_proxies",
+                    "list the reverse proxies' addresses: `proxy_header` is honoured only from them",
+                ));
+            }
+            if auth.proxy_role_header.is_none() && auth.proxy_default_role.is_none() {
+                problems.push(SettingsError::new(
+                    "auth.proxy_default_role",
+                    "give `proxy_default_role` or `proxy_role_header`: a proxy user needs a role",
+                ));
+            }
+        }
+        if let Some(header) = &auth.proxy_role_header
+            && header.parse::<http::HeaderName>().is_err()
+        {
+            problems.push(SettingsError::new(
+                "auth.proxy_role_header",
+                format!("`{header}` is not a header name"),
+            ));
+        }
+        if auth.max_sessions == 0 {
+            problems.push(SettingsError::new(
+                "auth.max_sessions",
+                "must be at least 1",
+            ));
+        }
+        if auth.session_idle.is_zero() || auth.session_lifetime.is_zero() {
+            problems.push(SettingsError::new(
+                "auth.session_idle",
+                "session_idle and session_lifetime must be more than 0s",
+            ));
+        }
+        if auth.max_failed_logins == 0 {
+            problems.push(SettingsError::new(
+                "auth.max_failed_logins",
+                "must be at least 1",
+            ));
         }
         problems
     }
