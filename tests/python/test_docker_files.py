@@ -27,7 +27,10 @@ from conftest import REPO
 DOCKER = REPO / "docker"
 FLOW = REPO / "flows" / "loose-wire-recheck.yaml"
 RUNNER_FLOW = DOCKER / "flows" / "loose-wire-recheck.yaml"
-SERVE_KEYS = {"listen", "node_id", "max_message_bytes", "max_in_flight", "drain_timeout", "settings"}
+SERVE_KEYS = {
+    "listen", "node_id", "max_message_bytes", "max_in_flight", "drain_timeout", "settings",
+    "tls", "auth", "insecure",
+}
 OTLP = "http://otel-collector:4317"
 
 
@@ -325,6 +328,15 @@ def test_compose_has_a_service_per_flow_node(compose, flow, node_configs):
         assert set(cfg) <= SERVE_KEYS, f"docker/nodes/{node['id']}.yaml: unknown keys"
         assert cfg["listen"] == "0.0.0.0:50051"
         assert cfg["node_id"] == node["id"]
+        # Beyond loopback: TLS and tokens (made by loupe-certs), never `insecure`.
+        assert cfg["tls"] == {"cert": f"/tls/{name}.crt", "key": f"/tls/{name}.key"}
+        tokens = {t["name"]: t for t in cfg["auth"]["tokens"]}
+        assert tokens["runner"]["rights"] == ["process", "source"]
+        assert tokens["nifi"]["rights"] == ["process"], "NiFi may process, never pull or ack"
+        assert "insecure" not in cfg
+        assert mounts(svc)["/tls"] == "loupe-tls"
+        assert svc["depends_on"]["loupe-certs"]["condition"] == "service_completed_successfully"
+        assert "https://localhost:50051" in svc["healthcheck"]["test"]
 
 
 def test_compose_services_the_nodes_use(compose, node_configs):
@@ -372,6 +384,12 @@ def test_compose_services_the_nodes_use(compose, node_configs):
     # The runner runs the endpoint flow.
     runner = services["loupe-runner"]
     assert runner["command"][:2] == ["run", "/etc/loupe/flows/loose-wire-recheck.yaml"]
+    cmd = runner["command"]
+    assert cmd[cmd.index("--ca") + 1] == "/tls/ca.crt"
+    assert cmd[cmd.index("--token-file") + 1] == "/tls/runner.token"
+    assert services["loupe-certs"]["entrypoint"] == ["/bin/sh", "/opt/loupe/certs.sh"]
+    certs = (DOCKER / "certs.sh").read_text()
+    assert "loupe certs ca --out /tls" in certs and "loupe certs token" in certs
     assert mounts(runner)["/etc/loupe/flows"] == "./flows"
 
 
@@ -430,7 +448,7 @@ def test_runner_flow_is_the_flow_with_endpoints(flow):
     runner = read_yaml(RUNNER_FLOW)
     assert runner["connections"] == flow["connections"]
     for mine, theirs in zip(runner["nodes"], flow["nodes"], strict=True):
-        assert mine["endpoint"] == f"http://loupe-{theirs['id']}:50051"
+        assert mine["endpoint"] == f"https://loupe-{theirs['id']}:50051"
         assert {k: v for k, v in mine.items() if k != "endpoint"} == {
             k: v for k, v in theirs.items() if k != "settings"
         }

@@ -127,8 +127,8 @@ impl NodeKind for Report {
                         defect_labels: settings.defect_labels.clone(),
                     },
                     users_file: dashboard.auth.users_file.as_ref().map(|p| ctx.resolve(p)),
-                    // Plain HTTP until the dashboard serves TLS.
-                    secure_cookies: false,
+                    secure_cookies: dashboard.tls.is_some(),
+                    tls: dashboard.tls.as_ref().map(|t| t.resolved(&ctx.base_dir)),
                 };
                 Some(
                     dashboard::Dashboard::start(dashboard, sources, live.clone())

@@ -1018,3 +1018,101 @@ async fn the_proxy_header_is_honoured_only_from_a_trusted_peer() {
         .await;
     assert_eq!(reply.status, 401);
 }
+
+/// `GET path` over TLS trusting `ca_pem`; the status code.
+#[allow(deprecated)] // rustls' ring provider, as the SDK uses it
+async fn https_status(port: u16, ca_pem: &str, path: &str) -> u16 {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_dashboard_needs_tls_and_serves_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    users_file(tmp.path());
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(tmp.path().join("dash.crt"), cert.pem()).unwrap();
+    std::fs::write(tmp.path().join("dash.key"), key.serialize_pem()).unwrap();
+    let ctx = BuildContext {
+        node_id: "records".into(),
+        base_dir: tmp.path().to_path_buf(),
+        max_message_bytes: loupe_sdk::DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    let port = free_port();
+    let auth = json!({"users_file": "users"});
+    // Logins but no TLS: passwords and session cookies would cross the network in clear.
+    let settings = json!({
+        "database": "sqlite:report.db",
+        "dashboard": {"listen": format!("0.0.0.0:{port}"), "auth": auth}
+    });
+    let err = factory::<Report>()
+        .build(&settings, &ctx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("without TLS") && err.contains("dashboard.tls"),
+        "{err}"
+    );
+    let settings = json!({
+        "database": "sqlite:report.db",
+        "dashboard": {
+            "listen": format!("0.0.0.0:{port}"),
+            "auth": auth,
+            "tls": {"cert": "dash.crt", "key": "dash.key"},
+            "allowed_hosts": ["localhost"]
+        }
+    });
+    let node = factory::<Report>().build(&settings, &ctx).await.unwrap();
+    assert_eq!(https_status(port, &cert.pem(), "/login").await, 200);
+    // Not logged in: the API refuses, over TLS too.
+    assert_eq!(
+        https_status(port, &cert.pem(), "/api/inspections").await,
+        401
+    );
+    // Plain HTTP gets no page: the TLS handshake fails and the connection closes.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut answer).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "plain HTTP was served"
+    );
+    drop(node);
+}

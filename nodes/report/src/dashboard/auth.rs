@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
+use loupe_sdk::serve::PeerInfo;
 use sha2::Sha256;
 
 use super::html::url_encode;
@@ -370,8 +371,9 @@ pub(crate) async fn layer(
 ) -> Response {
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<PeerInfo>>()
+        .and_then(|c| c.0.remote)
+        .map(|a| a.ip());
     let identity = match auth.identify(peer, request.headers()) {
         Ok(identity) => identity,
         Err(why) => return (StatusCode::FORBIDDEN, why).into_response(),

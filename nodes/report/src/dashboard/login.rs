@@ -6,13 +6,13 @@
 //! logs a password, a hash or a session id.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use loupe_sdk::serve::PeerInfo;
 
 use super::auth::{Identity, Via, form_field, safe_next};
 use super::html::{Tab, esc, page};
@@ -79,8 +79,9 @@ pub(super) async fn login(State(shared): State<Arc<Shared>>, request: Request) -
     };
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<PeerInfo>>()
+        .and_then(|c| c.0.remote)
+        .map(|a| a.ip());
     let client = shared.auth.client_ip(peer, request.headers());
     let old_session = session::cookie(request.headers(), session::COOKIE).map(str::to_string);
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_LOGIN_BYTES).await else {

@@ -52,6 +52,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use loupe_sdk::serve::{Security, SecuritySettings, serve_app};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +79,8 @@ pub struct Sources {
     pub users_file: Option<PathBuf>,
     /// Whether the dashboard is served over TLS: session cookies get `Secure`.
     pub secure_cookies: bool,
+    /// The dashboard's TLS settings (`dashboard.tls`), paths resolved.
+    pub tls: Option<loupe_sdk::serve::TlsSettings>,
 }
 
 /// Sends new records to the browsers following the live list.
@@ -126,6 +129,19 @@ impl Dashboard {
             std::io::Error::new(e.kind(), format!("dashboard cannot listen on {addr}: {e}"))
         })?;
         let addr = listener.local_addr()?;
+        let invalid = |e: &dyn std::fmt::Display| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+        };
+        // TLS here; logins are the dashboard's own (`auth`), so no token layer.
+        let security = Security::load(
+            &SecuritySettings {
+                tls: sources.tls.clone(),
+                auth: Default::default(),
+                insecure: true,
+            },
+            std::path::Path::new("."),
+        )
+        .map_err(|e| invalid(&format!("dashboard.tls: {e}")))?;
         let uploader = match &settings.upload_url {
             Some(url) => Some(
                 upload::Uploader::new(url)
@@ -135,6 +151,17 @@ impl Dashboard {
         };
         let auth = auth::Auth::new(settings, sources.users_file.clone(), sources.secure_cookies)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        // Secure by default, after the logins loaded (their errors come first).
+        if sources.tls.is_none() && !addr.ip().is_loopback() {
+            if !settings.auth.insecure {
+                return Err(invalid(&format!(
+                    "refusing to serve the dashboard on {addr} without TLS: set dashboard.tls \
+                     (cert, key; `loupe certs` makes them), or dashboard.auth.insecure: true \
+                     on a closed network"
+                )));
+            }
+            tracing::warn!(%addr, "INSECURE: the dashboard is served WITHOUT TLS on a non-loopback address (dashboard.auth.insecure: true)");
+        }
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared {
             auth: Arc::new(auth),
@@ -147,18 +174,18 @@ impl Dashboard {
         });
         let stop = shutdown.clone();
         let app = router(shared);
+        let scheme = if security.tls() { "https" } else { "http" };
+        let server = serve_app(listener, app, security, "dashboard.", false, async move {
+            stop.cancelled().await
+        })
+        .await
+        .map_err(|e| invalid(&e))?;
         tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-            if let Err(e) = served {
+            if let Err(e) = server.await {
                 tracing::warn!(error = %e, "dashboard stopped");
             }
         });
-        tracing::info!(url = %format!("http://{addr}/"), "dashboard listening");
+        tracing::info!(url = %format!("{scheme}://{addr}/"), "dashboard listening");
         Ok(Dashboard { addr, shutdown })
     }
 

@@ -53,6 +53,11 @@ pub struct DashboardSettings {
     /// Behind a reverse proxy or under a DNS name, list that name; `*` allows any.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// TLS on the dashboard (`cert`, `key`, optional `client_ca`, `reload_interval`; paths
+    /// relative to the flow file's directory). Session cookies are then `Secure`. Beyond
+    /// loopback the dashboard refuses to start without it unless `auth.insecure`.
+    #[serde(default)]
+    pub tls: Option<loupe_sdk::serve::TlsSettings>,
     /// Who may use the dashboard: logins, sessions, roles (see [`AuthSettings`]).
     #[serde(default)]
     pub auth: AuthSettings,
