@@ -305,7 +305,7 @@ impl Authenticator {
         let mut rights = BTreeSet::new();
         let mut named = false;
         for rule in &self.certificates {
-            if rule.subject == "*" || subjects.iter().any(|s| *s == rule.subject) {
+            if rule.subject == "*" || subjects.contains(&rule.subject) {
                 named = true;
                 rights.extend(rule.rights.iter().copied());
             }
