@@ -12,5 +12,6 @@ for n in camera preprocess classify route records; do
 done
 loupe certs token --out /tls/runner.token
 loupe certs token --out /tls/nifi.token
+loupe certs token --out /tls/dashboard.token
 # NiFi's container reads its token as its own user (`nifi`); every other file stays 0600.
 chmod 0644 /tls/nifi.token

@@ -355,8 +355,13 @@ def test_compose_services_the_nodes_use(compose, node_configs):
     assert "listener 1883" in conf and "allow_anonymous true" in conf
     assert records["dashboard"]["listen"] == "0.0.0.0:8090"
     assert "127.0.0.1:8090:8090" in services["loupe-records"]["ports"], "loopback only"
-    assert records["dashboard"]["upload_url"] == "http://loupe-camera:8091/upload"
-    assert node_configs["camera"]["settings"]["upload"]["listen"] == "0.0.0.0:8091"
+    assert records["dashboard"]["upload_url"] == "https://loupe-camera:8091/upload"
+    assert records["dashboard"]["upload_tls"] == {"ca": "/tls/ca.crt"}
+    assert records["dashboard"]["upload_token_file"] == "/tls/dashboard.token"
+    upload = node_configs["camera"]["settings"]["upload"]
+    assert upload["listen"] == "0.0.0.0:8091"
+    assert upload["tls"]["cert"] == "/tls/loupe-camera.crt" and "insecure" not in upload
+    assert upload["auth"]["tokens"][0]["file"] == "/tls/dashboard.token"
 
     # Traces: every Loupe service -> collector (OTLP/gRPC) -> Jaeger, whose UI is published.
     otel = read_yaml(DOCKER / "otel-collector.yaml")

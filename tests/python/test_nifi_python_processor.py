@@ -410,3 +410,25 @@ def test_named_relationships_and_new_content_pass_through(make_processor, pb):
     assert request.flow_file.uuid == flowfile.getAttribute("uuid")
     assert request.flow_file.attributes["classify.label"] == "loose_wire"
     assert request.flow_file.entry_time_ms > 0
+
+
+def test_bearer_token_reaches_a_node_that_asks_for_one(loupe_node, make_processor, tmp_path):
+    """A real `loupe serve route` with `auth.tokens`: refused without the token, served with it."""
+    token = "nifi-token-0123456789abcdef-0123"
+    (tmp_path / "nifi.token").write_text(token + "\n")
+    node = loupe_node(
+        "route",
+        settings={"rules": [{"name": "all", "when": "true"}]},
+        config={"auth": {"tokens": [
+            {"name": "nifi", "file": str(tmp_path / "nifi.token"), "rights": ["process"]},
+        ]}},
+    )
+    proc, ctx = make_processor(**{"Node Endpoint": node.address})
+    refused = proc.transform(ctx, InputFlowFile(b"img", {}))
+    assert refused.getRelationship() == "failure"
+    assert "token" in refused.getAttributes()["error.message"].lower() or \
+        "credential" in refused.getAttributes()["error.message"].lower()
+
+    proc, ctx = make_processor(**{"Node Endpoint": node.address, "Bearer Token": token})
+    served = proc.transform(ctx, InputFlowFile(b"img", {}))
+    assert served.getRelationship() == "all", served.getAttributes()

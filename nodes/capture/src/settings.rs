@@ -181,8 +181,15 @@ impl UploadSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotSettings {
-    /// The camera's snapshot URL, `http://host[:port]/path` (plain HTTP only; no TLS).
+    /// The camera's snapshot URL, `https://host[:port]/path` (always TLS) or
+    /// `http://host[:port]/path`.
     pub url: String,
+
+    /// How an `https://` camera's certificate is checked: `ca`, a PEM CA file (relative to
+    /// the flow file's directory; a camera's own self-signed certificate works too). Absent:
+    /// the operating system's trusted roots.
+    #[serde(default)]
+    pub tls: loupe_sdk::https::ClientTlsSettings,
 
     /// Time between two grabs (humantime: `10s`).
     #[serde(default = "default_snapshot_interval")]
@@ -640,7 +647,7 @@ mod tests {
     fn input_sections_are_validated_with_their_paths() {
         let s: CaptureSettings = parse_settings(&json!({
             "upload": {"listen": "localhost", "max_pending": 0},
-            "snapshot": {"url": "https://cam/snap.jpg", "interval": "0s"},
+            "snapshot": {"url": "ftp://cam/snap.jpg", "interval": "0s"},
             "metadata": {"filename_pattern": "{unclosed", "sidecar": true, "fragment_count": 0},
         }))
         .unwrap();

@@ -19,9 +19,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::{Request, Uri, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use loupe_sdk::https::HttpsClient;
 use loupe_sdk::{FlowFile, attr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -39,20 +37,14 @@ pub const SNAPSHOT_TIME: &str = "snapshot.time";
 /// Delivery ids of snapshots start with this.
 const PREFIX: &str = "snapshot-";
 
-/// Checks a snapshot URL: plain `http://` with a host.
+/// Checks a snapshot URL: `https://` (TLS) or `http://`, with a host.
 pub fn parse_url(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("`{url}` is not a URL ({e}); write `http://host[:port]/path`"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "`{url}`: https is not supported (plain http only; cameras on a plant \
-                 network rarely speak TLS)"
-            ));
-        }
-        _ => return Err(format!("`{url}` must start with `http://`")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("`{url}` has no host"));
@@ -94,12 +86,17 @@ impl SnapshotInput {
     /// Starts grabbing (the first grab is immediate).
     pub(crate) fn start(
         settings: &SnapshotSettings,
+        base_dir: &std::path::Path,
         max_message_bytes: usize,
         redeliver_after: Duration,
         metadata: Arc<Metadata>,
         notify: Arc<Notify>,
     ) -> Result<Self, crate::CaptureError> {
         let uri = parse_url(&settings.url).map_err(crate::CaptureError::SnapshotUrl)?;
+        // `https://` always TLS, against `tls.ca` or the system's roots.
+        let client =
+            loupe_sdk::https::client(&settings.tls.resolved(base_dir), settings.timeout.get(), 1)
+                .map_err(|e| crate::CaptureError::SnapshotUrl(format!("snapshot.tls: {e}")))?;
         let mut max_bytes = settings.max_bytes;
         if max_message_bytes > 0 {
             max_bytes = max_bytes.min(max_message_bytes as u64);
@@ -120,7 +117,7 @@ impl SnapshotInput {
             notify,
         ));
         let shutdown = CancellationToken::new();
-        tokio::spawn(run(cfg, queue.clone(), shutdown.clone()));
+        tokio::spawn(run(client, cfg, queue.clone(), shutdown.clone()));
         Ok(SnapshotInput { queue, shutdown })
     }
 
@@ -131,9 +128,12 @@ impl SnapshotInput {
     }
 }
 
-async fn run(cfg: Config, queue: Arc<PendingQueue>, shutdown: CancellationToken) {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+async fn run(
+    client: HttpsClient<Empty<Bytes>>,
+    cfg: Config,
+    queue: Arc<PendingQueue>,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error: Option<String> = None;
@@ -202,7 +202,7 @@ struct Frame {
     mime: Option<String>,
 }
 
-async fn grab(client: &Client<HttpConnector, Empty<Bytes>>, cfg: &Config) -> Result<Frame, String> {
+async fn grab(client: &HttpsClient<Empty<Bytes>>, cfg: &Config) -> Result<Frame, String> {
     let request = Request::get(cfg.uri.clone())
         .header(
             header::USER_AGENT,
@@ -288,11 +288,7 @@ mod tests {
     #[test]
     fn urls() {
         assert!(parse_url("http://10.0.0.5:8080/snap.jpg").is_ok());
-        assert!(
-            parse_url("https://cam/snap.jpg")
-                .unwrap_err()
-                .contains("https")
-        );
+        assert!(parse_url("https://cam/snap.jpg").is_ok());
         assert!(parse_url("cam/snap.jpg").unwrap_err().contains("http://"));
         assert!(parse_url("not a url").is_err());
     }

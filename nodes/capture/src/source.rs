@@ -91,6 +91,7 @@ impl CaptureSource {
             Some(snapshot) => {
                 let started = SnapshotInput::start(
                     snapshot,
+                    &ctx.base_dir,
                     ctx.max_message_bytes,
                     redeliver_after,
                     metadata,

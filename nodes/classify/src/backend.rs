@@ -41,9 +41,17 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OipBackend {
-    /// The server's gRPC address, `http://host:port` (Triton's default port is 8001; a Loupe
-    /// node serves the protocol on its own port). `https` is not supported.
+    /// The server's gRPC address, `https://host:port` (always TLS) or `http://host:port`
+    /// (Triton's default port is 8001; a Loupe node serves the protocol on its own port).
     pub endpoint: String,
+    /// PEM CA the server's certificate must chain to (`https://`; relative to the flow file's
+    /// directory). Absent: the operating system's trusted roots.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
+    /// File holding a bearer token sent on every call (a Loupe node's `auth.tokens`, with the
+    /// `process` right); relative to the flow file's directory.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
     /// The model's name on the server; empty (the default): the card's `name`.
     #[serde(default)]
     pub model: String,

@@ -181,6 +181,7 @@ impl NodeKind for Classify {
                     dir,
                     &settings.model,
                     backend,
+                    &ctx.base_dir,
                     ctx.max_message_bytes,
                     settings.serving.decode_limits(),
                 )

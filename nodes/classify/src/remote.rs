@@ -48,6 +48,7 @@ impl RemoteClassifier {
         dir: PathBuf,
         setting: &Path,
         oip: &OipBackend,
+        base_dir: &Path,
         max_message_bytes: usize,
         limits: DecodeLimits,
     ) -> Result<RemoteClassifier, NodeError> {
@@ -65,11 +66,26 @@ impl RemoteClassifier {
         } else {
             oip.model.clone()
         };
+        let token = match &oip.token_file {
+            Some(file) => {
+                let path = base_dir.join(file);
+                let token = std::fs::read_to_string(&path).map_err(|e| {
+                    NodeError::Settings(format!("backend.oip.token_file {}: {e}", path.display()))
+                })?;
+                Some(loupe_sdk::client::Secret::new(&token))
+            }
+            None => None,
+        };
         let client = OipClient::new(OipTarget {
             endpoint: oip.endpoint.clone(),
             model,
             version: oip.version.clone(),
             timeout: oip.timeout,
+            security: loupe_sdk::client::ClientSecurity {
+                ca: oip.ca.as_ref().map(|p| base_dir.join(p)),
+                token,
+                ..Default::default()
+            },
             max_message_bytes,
         })
         .map_err(|e| NodeError::Settings(format!("backend.oip.endpoint: {e}")))?;

@@ -106,7 +106,14 @@ impl NodeKind for Report {
             retention::spawn(store.as_ref(), media.clone(), days, RETENTION_INTERVAL);
         }
         let notifier = match (&settings.notify, &store) {
-            (Some(notify), Some(_)) => Some(notify::Notifier::start(notify)?),
+            (Some(notify), Some(_)) => {
+                // The webhook's CA file is relative to the flow file, like every path.
+                let mut notify = notify.clone();
+                if let Some(webhook) = &mut notify.webhook {
+                    webhook.tls = webhook.tls.resolved(&ctx.base_dir);
+                }
+                Some(notify::Notifier::start(&notify)?)
+            }
             (Some(_), None) => {
                 return Err(NodeError::Other(
                     "report: `notify` needs `database`: product verdicts are made from the stored angles"
@@ -129,6 +136,22 @@ impl NodeKind for Report {
                     users_file: dashboard.auth.users_file.as_ref().map(|p| ctx.resolve(p)),
                     secure_cookies: dashboard.tls.is_some(),
                     tls: dashboard.tls.as_ref().map(|t| t.resolved(&ctx.base_dir)),
+                    upload_client: (
+                        dashboard.upload_tls.resolved(&ctx.base_dir),
+                        match &dashboard.upload_token_file {
+                            Some(file) => {
+                                let path = ctx.resolve(file);
+                                let token = std::fs::read_to_string(&path).map_err(|e| {
+                                    NodeError::Settings(format!(
+                                        "dashboard.upload_token_file {}: {e}",
+                                        path.display()
+                                    ))
+                                })?;
+                                Some(loupe_sdk::client::Secret::new(&token))
+                            }
+                            None => None,
+                        },
+                    ),
                 };
                 Some(
                     dashboard::Dashboard::start(dashboard, sources, live.clone())

@@ -721,3 +721,75 @@ async fn a_product_confirmed_defective_by_the_report_node_is_announced_once() {
         "one notice per product"
     );
 }
+
+/// The same receiver over TLS (a self-signed certificate for `localhost`, made here), served
+/// the way Loupe serves its own HTTP listeners; its URL and the certificate's file.
+async fn tls_receiver(
+    dir: &std::path::Path,
+) -> (
+    String,
+    std::path::PathBuf,
+    mpsc::UnboundedReceiver<Received>,
+) {
+    use loupe_sdk::serve::{Security, SecuritySettings, TlsSettings, serve_app};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (crt, key_file) = (dir.join("hook.crt"), dir.join("hook.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(Receiver {
+        tx,
+        script: Mutex::new(VecDeque::new()),
+        otherwise: 200,
+    });
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(state);
+    let security = Security::load(
+        &SecuritySettings {
+            tls: Some(TlsSettings {
+                cert: crt.clone(),
+                key: key_file,
+                client_ca: None,
+                reload_interval: Duration::from_secs(60),
+            }),
+            ..Default::default()
+        },
+        dir,
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    let served = serve_app(listener, app, security, "", true, std::future::pending())
+        .await
+        .unwrap();
+    tokio::spawn(served);
+    (url, crt, rx)
+}
+
+#[tokio::test]
+async fn webhook_over_https_checks_the_receivers_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca, mut rx) = tls_receiver(dir.path()).await;
+    // Trusting the receiver's certificate: delivered over TLS.
+    let tls = json!({"tls": {"ca": ca.to_str().unwrap()}});
+    let n = Notifier::start(&webhook(&url, tls)).unwrap();
+    n.notify(&notice("P-9", "line-1", &["dent"]));
+    assert_eq!(next(&mut rx).await.header("x-loupe-attempt"), "1");
+    wait_stats(&n, "sent = 1", |s| s.sent == 1).await;
+    n.shutdown(PATIENCE).await;
+    // Not trusting it (the system's roots): never delivered, the handshake refuses it.
+    let n = Notifier::start(&webhook(&url, json!({"max_attempts": 2}))).unwrap();
+    n.notify(&notice("P-10", "line-1", &["dent"]));
+    let s = wait_stats(&n, "failed = 1", |s| s.failed == 1).await;
+    assert_eq!(s.sent, 0);
+    assert!(rx.try_recv().is_err(), "nothing reached the receiver");
+    n.shutdown(PATIENCE).await;
+}

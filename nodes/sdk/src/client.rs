@@ -56,7 +56,7 @@ impl std::fmt::Debug for Secret {
 /// How a client proves itself and checks the node: TLS for `https://` endpoints (always; a
 /// plaintext node then fails the handshake), a client certificate for mutual TLS, a bearer
 /// token on every call.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientSecurity {
     /// PEM CA certificate(s) the node's certificate must chain to. Absent: the operating
     /// system's trusted roots.

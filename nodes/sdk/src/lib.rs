@@ -16,6 +16,8 @@
 //!   `/describe`, `/health` ([`serve::http`], InvokeHTTP), and the security every front-end
 //!   gets: TLS with rotation and mutual TLS, bearer tokens and per-method rights, secure by
 //!   default beyond loopback.
+//! - [`https`]: HTTP/1.1 clients for outgoing calls (webhooks, snapshots, uploads): `https://`
+//!   always TLS, with the node's CA or the system's roots.
 //! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits (TLS for
 //!   `https://`, client certificates, a bearer token).
 //! - `imaging` (feature `imaging`, and `onnx`): image decoding with limits (formats, EXIF orientation,
@@ -35,6 +37,7 @@ pub mod error;
 pub mod expr;
 pub mod factory;
 pub mod flowfile;
+pub mod https;
 // Model serving decodes through it too, so `onnx` brings it.
 #[cfg(any(feature = "imaging", feature = "onnx"))]
 pub mod imaging;

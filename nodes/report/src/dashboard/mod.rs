@@ -81,6 +81,12 @@ pub struct Sources {
     pub secure_cookies: bool,
     /// The dashboard's TLS settings (`dashboard.tls`), paths resolved.
     pub tls: Option<loupe_sdk::serve::TlsSettings>,
+    /// How the upload page reaches the capture node: TLS (`upload_tls`, resolved) and the
+    /// bearer token read from `upload_token_file`.
+    pub upload_client: (
+        loupe_sdk::https::ClientTlsSettings,
+        Option<loupe_sdk::client::Secret>,
+    ),
 }
 
 /// Sends new records to the browsers following the live list.
@@ -144,8 +150,12 @@ impl Dashboard {
         .map_err(|e| invalid(&format!("dashboard.tls: {e}")))?;
         let uploader = match &settings.upload_url {
             Some(url) => Some(
-                upload::Uploader::new(url)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+                upload::Uploader::new(
+                    url,
+                    &sources.upload_client.0,
+                    sources.upload_client.1.clone(),
+                )
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
             ),
             None => None,
         };

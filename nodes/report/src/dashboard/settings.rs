@@ -27,6 +27,14 @@ pub struct DashboardSettings {
     /// page says uploads are not configured.
     #[serde(default)]
     pub upload_url: Option<String>,
+    /// How an `https://` upload endpoint's certificate is checked (`ca`: a PEM CA file,
+    /// relative to the flow file's directory; absent: the system's trusted roots).
+    #[serde(default)]
+    pub upload_tls: loupe_sdk::https::ClientTlsSettings,
+    /// File holding the bearer token sent to the upload endpoint (one of the capture node's
+    /// `upload.auth.tokens`); relative to the flow file's directory. Absent: none sent.
+    #[serde(default)]
+    pub upload_token_file: Option<PathBuf>,
     /// The provenance file `loupe run --provenance FILE` writes (relative to the flow file's
     /// directory): the detail page lists a record's events from it. Absent: no events shown.
     #[serde(default)]

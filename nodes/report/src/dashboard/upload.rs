@@ -10,9 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::{DashboardError, Shared};
 
@@ -24,22 +21,25 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// A client of the capture node's upload endpoint.
 pub(super) struct Uploader {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: loupe_sdk::https::HttpsClient<Full<Bytes>>,
     uri: http::Uri,
+    token: Option<loupe_sdk::client::Secret>,
 }
 
 impl Uploader {
-    /// For the endpoint at `url` (`http://HOST:PORT/upload`).
-    pub(super) fn new(url: &str) -> Result<Uploader, String> {
+    /// For the endpoint at `url` (`https://HOST:PORT/upload`, always TLS, or `http://`),
+    /// sending `token` as a bearer token when given.
+    pub(super) fn new(
+        url: &str,
+        tls: &loupe_sdk::https::ClientTlsSettings,
+        token: Option<loupe_sdk::client::Secret>,
+    ) -> Result<Uploader, String> {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("dashboard.upload_url `{url}`: {e}"))?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        Ok(Uploader {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            uri,
-        })
+        let client = loupe_sdk::https::client(tls, Duration::from_secs(5), 4)
+            .map_err(|e| format!("dashboard.upload_tls: {e}"))?;
+        Ok(Uploader { client, uri, token })
     }
 }
 
@@ -70,6 +70,9 @@ pub(super) async fn upload(
         }
     }
     request = request.header("x-loupe-attr-capture.via", "dashboard-upload");
+    if let Some(token) = &uploader.token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
+    }
     let request = request
         .body(Full::new(body))
         .map_err(|e| DashboardError::BadRequest(format!("cannot pass the upload on: {e}")))?;

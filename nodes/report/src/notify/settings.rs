@@ -52,9 +52,13 @@ pub struct NotifySettings {
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
-    /// Endpoint, `http://host[:port]/path`. Plain HTTP only: there is no TLS stack in the
-    /// node; put a TLS-terminating proxy in front of an `https` receiver.
+    /// Endpoint, `https://host[:port]/path` (always TLS) or `http://host[:port]/path`.
     pub url: String,
+
+    /// How an `https://` receiver's certificate is checked: `ca`, a PEM CA file (relative to
+    /// the flow file's directory); absent: the operating system's trusted roots.
+    #[serde(default)]
+    pub tls: loupe_sdk::https::ClientTlsSettings,
 
     /// Key of the HMAC-SHA256 signature (at least 16 bytes; 32 random bytes recommended).
     /// Never logged.
@@ -318,20 +322,14 @@ fn retry_problems(
     }
 }
 
-/// Checks a webhook URL: plain `http://` with a host.
+/// Checks a webhook URL: `https://` (TLS) or `http://`, with a host.
 pub(crate) fn parse_webhook_url(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
         .parse()
-        .map_err(|e| format!("`{url}` is not a URL ({e}); write `http://host[:port]/path`"))?;
+        .map_err(|e| format!("`{url}` is not a URL ({e}); write `https://host[:port]/path`"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "`{url}`: https is not supported (plain http only; put a TLS-terminating \
-                 proxy in front of the receiver)"
-            ));
-        }
-        _ => return Err(format!("`{url}` must start with `http://`")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("`{url}` has no host"));
@@ -457,6 +455,7 @@ mod tests {
     #[test]
     fn urls() {
         assert!(parse_webhook_url("http://127.0.0.1:9/hook").is_ok());
+        assert!(parse_webhook_url("https://mes.plant/hooks/loupe").is_ok());
         assert!(
             parse_webhook_url("ftp://x/")
                 .unwrap_err()

@@ -6,9 +6,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use loupe_sdk::https::HttpsClient;
 use sha2::Sha256;
 
 use super::delivery::{AttemptError, Prepared};
@@ -46,7 +44,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 
 /// A configured webhook.
 pub(crate) struct WebhookSink {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpsClient<Full<Bytes>>,
     uri: Uri,
     secret: Vec<u8>,
 }
@@ -54,13 +52,9 @@ pub(crate) struct WebhookSink {
 impl WebhookSink {
     pub(crate) fn new(settings: &WebhookSettings) -> Result<Self, String> {
         let uri = parse_webhook_url(&settings.url)?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .build(connector);
+        // `https://` always TLS, against `tls.ca` or the system's roots.
+        let client = loupe_sdk::https::client(&settings.tls, settings.timeout, 1)
+            .map_err(|e| format!("webhook.tls: {e}"))?;
         Ok(WebhookSink {
             client,
             uri,

@@ -43,6 +43,7 @@ pub use listen::{Conn, Incoming, PeerInfo};
 pub use security::{Security, SecurityError, SecuritySettings};
 pub use state::NodeState;
 pub use tls::{TlsError, TlsSettings};
+pub(crate) use tls::{certificates, provider as tls_provider};
 
 use grpc::{ProcessorService, SourceService};
 

@@ -9,18 +9,18 @@
 use std::time::Duration;
 
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use super::datatype::{DataType, RawTensor, contents_to_raw};
 use super::pb::{self, grpc_inference_service_client::GrpcInferenceServiceClient};
-use crate::client::endpoint_uri;
+use crate::client::{AuthChannel, ClientOptions, ClientSecurity, endpoint_uri};
 use crate::{ErrorKind, ProcessError};
 
 /// Which model on which server, and how to call it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OipTarget {
-    /// The server's gRPC address: `http://host:port` or `host:port`.
+    /// The server's gRPC address: `https://host:port` (always TLS), `http://host:port` or
+    /// `host:port`.
     pub endpoint: String,
     /// The model's name on the server.
     pub model: String,
@@ -28,6 +28,8 @@ pub struct OipTarget {
     pub version: String,
     /// Deadline of one call.
     pub timeout: Duration,
+    /// TLS towards an `https://` server (its CA, a client certificate) and a bearer token.
+    pub security: ClientSecurity,
     /// Largest message sent or accepted, bytes.
     pub max_message_bytes: usize,
 }
@@ -39,15 +41,10 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
         return Err("must name the server, e.g. http://triton:8001".to_string());
     }
     let uri = endpoint_uri(endpoint);
-    if uri.starts_with("https://") {
-        return Err(
-            "https is not supported (this build has no TLS): use http:// on a trusted network \
-             or a TLS-terminating proxy"
-                .to_string(),
-        );
-    }
-    if !uri.starts_with("http://") {
-        return Err(format!("{endpoint:?} is not an http:// address"));
+    if !uri.starts_with("http://") && !uri.starts_with("https://") {
+        return Err(format!(
+            "{endpoint:?} is not an https:// or http:// address"
+        ));
     }
     let parsed: tonic::codegen::http::Uri = uri
         .parse()
@@ -62,7 +59,7 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
 #[derive(Debug, Clone)]
 pub struct OipClient {
     target: OipTarget,
-    client: GrpcInferenceServiceClient<Channel>,
+    client: GrpcInferenceServiceClient<AuthChannel>,
 }
 
 impl OipClient {
@@ -70,12 +67,16 @@ impl OipClient {
     /// itself when the server restarts). Must be called within a Tokio runtime.
     pub fn new(target: OipTarget) -> Result<OipClient, String> {
         check_endpoint(&target.endpoint)?;
-        let channel = Endpoint::from_shared(endpoint_uri(&target.endpoint))
-            .map_err(|e| format!("{:?} is not a valid address: {e}", target.endpoint))?
-            .connect_timeout(Duration::from_secs(2).min(target.timeout))
-            .timeout(target.timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        // The same channel as a runner's towards a node: `https://` always TLS, the token on
+        // every call.
+        let options = ClientOptions {
+            max_message_bytes: target.max_message_bytes,
+            connect_timeout: Duration::from_secs(2).min(target.timeout),
+            request_timeout: target.timeout,
+            security: target.security.clone(),
+        };
+        let channel = crate::client::channel(std::slice::from_ref(&target.endpoint), &options)
+            .map_err(|e| e.to_string())?;
         let max = target.max_message_bytes;
         let client = GrpcInferenceServiceClient::new(channel)
             .max_decoding_message_size(max)
@@ -258,7 +259,7 @@ mod tests {
         assert_eq!(check_endpoint("http://triton:8001"), Ok(()));
         assert_eq!(check_endpoint("127.0.0.1:8001"), Ok(()));
         assert!(check_endpoint("").unwrap_err().contains("must name"));
-        assert!(check_endpoint("https://x:1").unwrap_err().contains("TLS"));
+        assert!(check_endpoint("https://x:1").is_ok());
         assert!(check_endpoint("ftp://x:1").unwrap_err().contains("http://"));
         assert!(check_endpoint("http://").is_err());
         assert!(check_endpoint("http://a b:1").is_err());
@@ -271,6 +272,7 @@ mod tests {
             model: "m".into(),
             version: String::new(),
             timeout: Duration::from_secs(1),
+            security: ClientSecurity::default(),
             max_message_bytes: 1 << 20,
         })
         .unwrap();
