@@ -431,4 +431,5 @@ def test_bearer_token_reaches_a_node_that_asks_for_one(loupe_node, make_processo
 
     proc, ctx = make_processor(**{"Node Endpoint": node.address, "Bearer Token": token})
     served = proc.transform(ctx, InputFlowFile(b"img", {}))
-    assert served.getRelationship() == "all", served.getAttributes()
+    assert served.getRelationship() != "failure", served.getAttributes()
+    assert served.getAttributes()["route"] == "all"

@@ -561,3 +561,51 @@ async fn an_unreachable_camera_does_not_stop_the_node() {
     assert!(pulled.offers.is_empty());
     assert!(!pulled.exhausted);
 }
+
+#[tokio::test]
+async fn uploads_need_the_token_when_the_endpoint_asks_for_one() {
+    let base = tempfile::tempdir().unwrap();
+    std::fs::write(
+        base.path().join("camera.token"),
+        "camera-token-0123456789abcdef\n",
+    )
+    .unwrap();
+    let spool = base.path().join(".loupe/spool/cap");
+    let auth = json!({"auth": {"tokens": [{"name": "camera", "file": "camera.token"}]}});
+    let src = open_in(upload_settings(&auth), base.path()).await;
+    let addr = src.upload_addr().unwrap();
+    for (headers, status) in [
+        ("", 401),
+        (
+            "Authorization: Bearer wrong-token-0123456789abcdef\r\n",
+            401,
+        ),
+    ] {
+        let reply = post_raw(addr, headers, PNG).await;
+        assert_eq!(reply.status, status, "{reply:?}");
+        assert_eq!(spooled(&spool), 0, "a refused upload is never spooled");
+    }
+    let reply = post_raw(
+        addr,
+        "Authorization: Bearer camera-token-0123456789abcdef\r\n",
+        PNG,
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{reply:?}");
+    assert_eq!(spooled(&spool), 1);
+}
+
+#[tokio::test]
+async fn an_upload_endpoint_beyond_loopback_needs_tls_and_credentials() {
+    let base = tempfile::tempdir().unwrap();
+    let settings: CaptureSettings =
+        parse_settings(&json!({"upload": {"listen": "0.0.0.0:0"}})).unwrap();
+    let err = match CaptureSource::open(settings, &ctx(base.path())).await {
+        Ok(_) => panic!("an open upload endpoint beyond loopback started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("upload.tls") && err.contains("without TLS and credentials"),
+        "{err}"
+    );
+}

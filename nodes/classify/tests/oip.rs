@@ -691,7 +691,7 @@ fn backend_settings_are_checked_with_locations() {
         ["backend.oip.endpoint", "backend.oip.timeout"]
     );
     assert_eq!(
-        paths(json!({ "model": "m", "backend": { "oip": { "endpoint": "https://t:8001" } } })),
+        paths(json!({ "model": "m", "backend": { "oip": { "endpoint": "ftp://t:8001" } } })),
         ["backend.oip.endpoint"]
     );
     assert_eq!(

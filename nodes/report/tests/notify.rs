@@ -461,7 +461,7 @@ async fn unreachable_broker_never_blocks_notify() {
 #[tokio::test]
 async fn bad_settings_and_bad_notices_are_clear_errors() {
     let s = settings(
-        json!({"webhook": {"url": "https://x/hook", "secret": "short"},
+        json!({"webhook": {"url": "ftp://x/hook", "secret": "short"},
                             "mqtt": {"url": "mqtt://b", "qos": 2}}),
     );
     let e = Notifier::start(&s).unwrap_err();
@@ -470,7 +470,7 @@ async fn bad_settings_and_bad_notices_are_clear_errors() {
     };
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["webhook.url", "webhook.secret", "mqtt.qos"]);
-    assert!(e.to_string().contains("https is not supported"), "{e}");
+    assert!(e.to_string().contains("must start with `https://`"), "{e}");
 
     let (url, _rx) = receiver(&[], 200).await;
     let n = Notifier::start(&webhook(&url, json!({}))).unwrap();

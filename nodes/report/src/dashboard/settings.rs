@@ -190,11 +190,12 @@ impl DashboardSettings {
             ));
         }
         if let Some(url) = &self.upload_url
-            && !(url.starts_with("http://") && url.parse::<http::Uri>().is_ok())
+            && !((url.starts_with("https://") || url.starts_with("http://"))
+                && url.parse::<http::Uri>().is_ok())
         {
             problems.push(SettingsError::new(
                 "upload_url",
-                format!("`{url}` is not an http:// URL"),
+                format!("`{url}` is not an https:// or http:// URL"),
             ));
         }
         if let Some(url) = &self.trace_url

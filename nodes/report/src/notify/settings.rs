@@ -408,7 +408,7 @@ mod tests {
     #[test]
     fn problems_have_paths() {
         let s: NotifySettings = parse_settings(&json!({
-            "webhook": {"url": "https://x/y", "secret": "short", "max_attempts": 0,
+            "webhook": {"url": "ftp://x/y", "secret": "short", "max_attempts": 0,
                         "initial_backoff": "2m", "max_backoff": "1m", "timeout": "0s"},
             "mqtt": {"url": "mqtt://b:1883/path", "topic": "a/{nope}/#", "qos": 2,
                      "client_id": "", "password": "p"},
@@ -431,8 +431,8 @@ mod tests {
                 "mqtt.password",
             ]
         );
-        let https = &s.problems()[1].message;
-        assert!(https.contains("https is not supported"), "{https}");
+        let scheme = &s.problems()[1].message;
+        assert!(scheme.contains("must start with `https://`"), "{scheme}");
 
         let s: NotifySettings = parse_settings(&json!({})).unwrap();
         assert_eq!(paths(&s), [""]);
