@@ -1,7 +1,8 @@
 //! Whole-node load test: a real `loupe serve classify` process with the shipped coil
 //! classifier, driven over gRPC (`loupe.v1.Processor/Process`) by closed-loop clients at
 //! concurrency 1, 8 and 32, with dynamic batching off (`serving.max_batch: 1`) and on
-//! (`serving.max_batch: 8`). Prints images per second and latency percentiles; figures and the
+//! (`serving.max_batch: 8`), with one session (`serving.sessions: 1`: one inference at a time)
+//! and with the default (one per core; `LOUPE_LOAD_SESSIONS=1,0` chooses). Prints images per second and latency percentiles; figures and the
 //! machine are recorded in `benches/README.md`.
 //!
 //! Run: `cargo bench --bench node_load` (needs the ONNX Runtime library in `.venv`;
@@ -28,14 +29,14 @@ impl Drop for Served {
     }
 }
 
-fn serve(max_batch: usize) -> (Served, String) {
+fn serve(max_batch: usize, sessions: usize) -> (Served, String) {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("classify.yaml");
     std::fs::write(
         &config,
         format!(
-            "settings:\n  model: {}\n  serving:\n    max_batch: {max_batch}\n    max_batch_delay: 2ms\n    reload_interval: 0s\nmax_in_flight: 256\n",
+            "settings:\n  model: {}\n  serving:\n    max_batch: {max_batch}\n    sessions: {sessions}\n    max_batch_delay: 2ms\n    reload_interval: 0s\nmax_in_flight: 256\n",
             repo.join("models/coil-classifier").display()
         ),
     )
@@ -119,9 +120,18 @@ fn main() {
         .unwrap_or(10.0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let png = Arc::new(coil_png());
-    println!("max_batch concurrency   images/s   p50 ms   p90 ms   p99 ms");
-    for max_batch in [1usize, 8] {
-        let (_served, endpoint) = serve(max_batch);
+    // `serving.sessions`: 1 (one inference at a time, the node before sessions) and 0 (the
+    // default: one per core). Set LOUPE_LOAD_SESSIONS=0 to measure only the default.
+    let sessions: Vec<usize> = match std::env::var("LOUPE_LOAD_SESSIONS") {
+        Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        Err(_) => vec![1, 0],
+    };
+    println!("sessions max_batch concurrency   images/s   p50 ms   p90 ms   p99 ms");
+    for (sessions, max_batch) in sessions
+        .iter()
+        .flat_map(|&s| [1usize, 8].map(move |b| (s, b)))
+    {
+        let (_served, endpoint) = serve(max_batch, sessions);
         let node = runtime.block_on(async {
             let options = ClientOptions {
                 connect_timeout: Duration::from_secs(60),
@@ -155,7 +165,7 @@ fn main() {
                 runtime.block_on(point(node.clone(), png.clone(), concurrency, seconds));
             let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
             println!(
-                "{max_batch:>9} {concurrency:>11} {rate:>10.1} {:>8.2} {:>8.2} {:>8.2}",
+                "{sessions:>8} {max_batch:>9} {concurrency:>11} {rate:>10.1} {:>8.2} {:>8.2} {:>8.2}",
                 ms(0.5),
                 ms(0.9),
                 ms(0.99)

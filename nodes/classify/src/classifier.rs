@@ -63,9 +63,10 @@ pub struct Prediction {
 /// A model ready to classify images.
 pub struct Classifier {
     card: ModelCard,
-    /// `Session::run` takes `&mut self` in ort rc.15, so inferences take turns; concurrent
-    /// requests share one inference through [`loupe_sdk::model::batch::Batcher`] instead.
-    session: Mutex<Session>,
+    /// `Session::run` takes `&mut self` in ort rc.15, so one session runs one inference at a
+    /// time: the node keeps `serving.sessions` of them, and the batcher runs that many
+    /// batches at once.
+    sessions: onnx::SessionPool,
     /// The batch size the graph is fixed to, if it is.
     fixed_batch: Option<usize>,
 }
@@ -88,6 +89,19 @@ impl Classifier {
         dir: impl AsRef<Path>,
         intra_threads: usize,
     ) -> Result<Classifier, ClassifierError> {
+        let threads = onnx::Threads {
+            sessions: 1,
+            intra: intra_threads,
+        };
+        Classifier::load_with(dir, threads)
+    }
+
+    /// [`Classifier::load`] with `threads.sessions` sessions, so that many inferences run at
+    /// once (the node's `serving.sessions`).
+    pub fn load_with(
+        dir: impl AsRef<Path>,
+        threads: onnx::Threads,
+    ) -> Result<Classifier, ClassifierError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(ClassifierError::MissingDir {
@@ -95,12 +109,16 @@ impl Classifier {
             });
         }
         let card = ModelCard::load_dir(dir)?;
-        let session = onnx::session(dir.join(MODEL_FILE), intra_threads)?;
-        check_contract(&card, &session)?;
+        let sessions = onnx::SessionPool::load(dir.join(MODEL_FILE), threads)?;
+        let fixed_batch = {
+            let session = sessions.first().lock().unwrap_or_else(|p| p.into_inner());
+            check_contract(&card, &session)?;
+            onnx::fixed_batch(&session, &card.input)
+        };
         Ok(Classifier {
-            fixed_batch: onnx::fixed_batch(&session, &card.input),
+            fixed_batch,
             card,
-            session: Mutex::new(session),
+            sessions,
         })
     }
 
@@ -112,8 +130,12 @@ impl Classifier {
     /// Runs one inference on an all-zero input so the first real request does not pay for
     /// ONNX Runtime's lazy allocations, and checks the output against the card's labels.
     pub fn warm_up(&self) -> Result<(), ClassifierError> {
+        // Once per session: each pays ONNX Runtime's lazy set-up on its first inference.
         let input = Array4::<f32>::zeros(tensor::batch_dims(&self.card.input, 1));
-        self.probabilities(&input).map(|_| ())
+        for _ in 0..self.sessions.len() {
+            self.probabilities(&input)?;
+        }
+        Ok(())
     }
 
     /// Classifies an already decoded image (see [`tensor::decode`]) on its own, without
@@ -149,7 +171,7 @@ impl Classifier {
         let images = input.shape()[0];
         let labels = self.card.labels.len();
         let name = &self.card.output.name;
-        onnx::run_image_model(&self.session, &self.card.input.name, input, name, |shape, values| {
+        onnx::run_image_model(&self.sessions, &self.card.input.name, input, name, |shape, values| {
             if values.len() != labels * images {
                 return Err(ClassifierError::Mismatch {
                     model: self.card.id(),
@@ -191,8 +213,8 @@ pub fn predict(card: &ModelCard, probabilities: Vec<f32>) -> Prediction {
 impl ServedModel for Classifier {
     type Error = ClassifierError;
 
-    fn load(dir: &Path, intra_threads: usize) -> Result<Self, ClassifierError> {
-        Classifier::load(dir, intra_threads)
+    fn load(dir: &Path, threads: onnx::Threads) -> Result<Self, ClassifierError> {
+        Classifier::load_with(dir, threads)
     }
 
     fn warm_up(&self) -> Result<(), ClassifierError> {
@@ -216,7 +238,7 @@ impl OipModel for Classifier {
     }
 
     fn onnx_session(&self) -> &Mutex<Session> {
-        &self.session
+        self.sessions.first()
     }
 }
 

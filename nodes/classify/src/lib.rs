@@ -25,6 +25,7 @@
 //!   model: models/coil-classifier
 //!   serving:            # every key optional; these are the defaults but max_batch
 //!     intra_threads: 1
+//!     sessions: 0         # one per core: that many inferences at once
 //!     max_batch: 8
 //!     max_batch_delay: 2ms
 //!     batch_queue: 64
@@ -36,7 +37,9 @@
 //! - Dynamic batching: concurrent requests share one inference (`serving.max_batch`,
 //!   `serving.max_batch_delay`, `serving.batch_queue`; see [`loupe_sdk::model::batch`]);
 //!   off by default (`max_batch: 1`: on a CPU it gains nothing, `benches/README.md`).
-//! - Threads: `serving.intra_threads` per inference (default 1).
+//! - Cores: `serving.sessions` inferences at once, each in its own ONNX Runtime session
+//!   (default: one per core the process may use), `serving.intra_threads` per inference
+//!   (default 1).
 //! - Warm-up at start: health stays NOT_SERVING until one inference has run.
 //! - Hot reload: when `model.onnx` or `model.yaml` change (and then stay unchanged for one
 //!   more look), the new model is loaded and warmed up beside the old one, then swapped in;

@@ -236,6 +236,87 @@ fn is_runtime_library(name: &str) -> bool {
         || (name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
 }
 
+/// How a model uses the cores: how many inferences run at once (each in its own session) and
+/// how many threads one inference may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threads {
+    /// Sessions of the model, so that this many inferences run at once (at least 1).
+    pub sessions: usize,
+    /// Threads of one inference (`0`: ONNX Runtime decides).
+    pub intra: usize,
+}
+
+impl Default for Threads {
+    fn default() -> Self {
+        Threads {
+            sessions: 1,
+            intra: 1,
+        }
+    }
+}
+
+/// Sessions of one model: inferences run at once, each on a free session.
+///
+/// `Session::run` takes `&mut self`, so one session runs one inference at a time; a pool of
+/// them lets a node use the cores it is given (the weights are loaded once per session: a few
+/// MB each for Loupe's models).
+pub struct SessionPool {
+    sessions: Vec<std::sync::Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionPool")
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl SessionPool {
+    /// `threads.sessions` sessions of the model at `model_path` (blocking).
+    pub fn load(model_path: impl AsRef<Path>, threads: Threads) -> Result<Self, OnnxError> {
+        let path = model_path.as_ref();
+        let sessions = (0..threads.sessions.max(1))
+            .map(|_| session(path, threads.intra).map(std::sync::Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SessionPool {
+            sessions,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// How many sessions there are.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Always false: a pool holds at least one session.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// The first session: for what needs one session's view (graph metadata, the OIP).
+    pub fn first(&self) -> &std::sync::Mutex<Session> {
+        &self.sessions[0]
+    }
+
+    /// Runs `f` on a free session (waiting for one when all are busy).
+    pub fn run<R>(&self, f: impl FnOnce(&mut Session) -> R) -> R {
+        let n = self.sessions.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(mut session) = self.sessions[(start + i) % n].try_lock() {
+                return f(&mut session);
+            }
+        }
+        let mut session = self.sessions[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        f(&mut session)
+    }
+}
+
 /// Loads a model into a new session on the process-wide environment (initialising ONNX Runtime
 /// first if needed).
 ///
@@ -335,26 +416,25 @@ pub fn check_contract(
 /// was held happened in Rust code around `run`, not inside ONNX Runtime's state, so a
 /// poisoned lock's session is still usable.
 pub fn run_image_model<R>(
-    session: &std::sync::Mutex<Session>,
+    sessions: &SessionPool,
     input_name: &str,
     input: &ndarray::Array4<f32>,
     output_name: &str,
     read: impl FnOnce(&ort::value::Shape, &[f32]) -> R,
 ) -> Result<R, String> {
     let tensor = ort::value::TensorRef::from_array_view(input.view()).map_err(|e| e.to_string())?;
-    let mut session = session
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let outputs = session
-        .run(ort::inputs![input_name => tensor])
-        .map_err(|e| e.to_string())?;
-    let output = outputs
-        .get(output_name)
-        .ok_or_else(|| format!("no output named {output_name:?}"))?;
-    let (shape, values) = output
-        .try_extract_tensor::<f32>()
-        .map_err(|e| e.to_string())?;
-    Ok(read(shape, values))
+    sessions.run(|session| {
+        let outputs = session
+            .run(ort::inputs![input_name => tensor])
+            .map_err(|e| e.to_string())?;
+        let output = outputs
+            .get(output_name)
+            .ok_or_else(|| format!("no output named {output_name:?}"))?;
+        let (shape, values) = output
+            .try_extract_tensor::<f32>()
+            .map_err(|e| e.to_string())?;
+        Ok(read(shape, values))
+    })
 }
 
 /// The batch size a model is fixed to, if any: the graph's first input dimension when it is

@@ -27,7 +27,8 @@
 //!
 //! Serving is the classify node's: dynamic batching, warm-up before SERVING, hot reload of a
 //! changed model (all in [`loupe_sdk::model`]), set by the same `serving:` settings with the
-//! same defaults ([`loupe_sdk::model::serving::ServingSettings`]: `intra_threads: 1`,
+//! same defaults ([`loupe_sdk::model::serving::ServingSettings`]: `intra_threads: 1`, `sessions: 0`
+//! (one per core),
 //! `max_batch: 1`, `max_batch_delay: 2ms`, `batch_queue: 64`, `reload_interval: 2s`,
 //! `max_pixels: 50000000`, `max_bytes: 67108864`):
 //!

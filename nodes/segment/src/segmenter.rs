@@ -63,7 +63,7 @@ pub struct Segmenter {
     card: SegmenterCard,
     /// `Session::run` takes `&mut self` in ort rc.15: inferences take turns (batched by the
     /// node's batcher).
-    session: Mutex<Session>,
+    sessions: onnx::SessionPool,
     /// The batch size the graph is fixed to, if it is.
     fixed_batch: Option<usize>,
 }
@@ -80,6 +80,19 @@ impl Segmenter {
     /// Loads `model.yaml` and `model.onnx` from `dir` and checks the graph against the card.
     /// Blocking.
     pub fn load(dir: impl AsRef<Path>, intra_threads: usize) -> Result<Segmenter, SegmenterError> {
+        let threads = onnx::Threads {
+            sessions: 1,
+            intra: intra_threads,
+        };
+        Segmenter::load_with(dir, threads)
+    }
+
+    /// [`Segmenter::load`] with `threads.sessions` sessions, so that many inferences run at
+    /// once (the node's `serving.sessions`).
+    pub fn load_with(
+        dir: impl AsRef<Path>,
+        threads: onnx::Threads,
+    ) -> Result<Segmenter, SegmenterError> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(SegmenterError::MissingDir {
@@ -87,25 +100,29 @@ impl Segmenter {
             });
         }
         let card = SegmenterCard::load_dir(dir)?;
-        let session = onnx::session(dir.join(MODEL_FILE), intra_threads)?;
+        let sessions = onnx::SessionPool::load(dir.join(MODEL_FILE), threads)?;
         let mismatch = |message: String| SegmenterError::Mismatch {
             model: card.id(),
             message,
         };
-        let shape =
-            onnx::check_contract(&session, &card.input, &card.output.name).map_err(mismatch)?;
-        if let Some(shape) = shape
-            && !onnx::compatible(&shape, &card.output.shape)
-        {
-            return Err(mismatch(format!(
-                "output {:?} has shape {shape:?} in the graph but {:?} in the card",
-                card.output.name, card.output.shape
-            )));
-        }
+        let fixed_batch = {
+            let session = sessions.first().lock().unwrap_or_else(|p| p.into_inner());
+            let shape =
+                onnx::check_contract(&session, &card.input, &card.output.name).map_err(mismatch)?;
+            if let Some(shape) = shape
+                && !onnx::compatible(&shape, &card.output.shape)
+            {
+                return Err(mismatch(format!(
+                    "output {:?} has shape {shape:?} in the graph but {:?} in the card",
+                    card.output.name, card.output.shape
+                )));
+            }
+            onnx::fixed_batch(&session, &card.input)
+        };
         Ok(Segmenter {
-            fixed_batch: onnx::fixed_batch(&session, &card.input),
+            fixed_batch,
             card,
-            session: Mutex::new(session),
+            sessions,
         })
     }
 
@@ -117,14 +134,18 @@ impl Segmenter {
     /// The ONNX Runtime session the model runs in (the node's Open Inference Protocol
     /// front-end runs requests' tensors through it too).
     pub fn session(&self) -> &Mutex<Session> {
-        &self.session
+        self.sessions.first()
     }
 
     /// One inference on an all-zero input, so the first request does not pay for ONNX
     /// Runtime's lazy set-up and an output that contradicts the card shows at start.
     pub fn warm_up(&self) -> Result<(), SegmenterError> {
+        // Once per session: each pays ONNX Runtime's lazy set-up on its first inference.
         let input = Array4::<f32>::zeros(tensor::batch_dims(&self.card.input, 1));
-        self.run(&input).map(|_| ())
+        for _ in 0..self.sessions.len() {
+            self.run(&input)?;
+        }
+        Ok(())
     }
 
     /// Segments one decoded image on its own (no batching).
@@ -150,7 +171,7 @@ impl Segmenter {
         let (classes, height, width) = self.card.output_dims();
         let per_image = classes * height * width;
         let name = &self.card.output.name;
-        onnx::run_image_model(&self.session, &self.card.input.name, input, name, |shape, values| {
+        onnx::run_image_model(&self.sessions, &self.card.input.name, input, name, |shape, values| {
             if values.len() != per_image * images {
                 return Err(SegmenterError::Mismatch {
                     model: self.card.id(),
@@ -217,8 +238,8 @@ impl Segmenter {
 impl ServedModel for Segmenter {
     type Error = SegmenterError;
 
-    fn load(dir: &Path, intra_threads: usize) -> Result<Self, SegmenterError> {
-        Segmenter::load(dir, intra_threads)
+    fn load(dir: &Path, threads: onnx::Threads) -> Result<Self, SegmenterError> {
+        Segmenter::load_with(dir, threads)
     }
 
     fn warm_up(&self) -> Result<(), SegmenterError> {

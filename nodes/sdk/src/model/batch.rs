@@ -55,6 +55,9 @@ pub struct BatchConfig {
     pub max_delay: Duration,
     /// Most prepared images waiting for a batch.
     pub queue: usize,
+    /// Most batches running at once (the model's sessions); the next batch gathers while
+    /// they run.
+    pub parallel: usize,
 }
 
 impl Default for BatchConfig {
@@ -63,6 +66,7 @@ impl Default for BatchConfig {
             max_batch: 8,
             max_delay: Duration::from_millis(2),
             queue: 64,
+            parallel: 1,
         }
     }
 }
@@ -135,6 +139,7 @@ impl<M: BatchModel> Batcher<M> {
         let config = BatchConfig {
             max_batch: config.max_batch.max(1),
             queue: config.queue.max(1),
+            parallel: config.parallel.max(1),
             ..config
         };
         let (jobs, rx) = mpsc::channel(config.queue);
@@ -182,14 +187,19 @@ impl<M: BatchModel> Batcher<M> {
     }
 }
 
-/// The collector: forms batches and runs them one at a time.
+/// The collector: forms batches and runs up to `config.parallel` of them at once.
 async fn collect<M: BatchModel>(
     mut rx: mpsc::Receiver<Job<M>>,
     arriving: Arc<AtomicUsize>,
     config: BatchConfig,
 ) {
     let mut carry: Option<Job<M>> = None;
+    let running = Arc::new(tokio::sync::Semaphore::new(config.parallel));
     loop {
+        // A free session first: while all run, the next batch gathers in the queue.
+        let Ok(slot) = running.clone().acquire_owned().await else {
+            return;
+        };
         let mut first = match carry.take() {
             Some(job) => job,
             None => match rx.recv().await {
@@ -230,7 +240,10 @@ async fn collect<M: BatchModel>(
         if jobs.is_empty() {
             continue;
         }
-        run(jobs).await;
+        tokio::spawn(async move {
+            run(jobs).await;
+            drop(slot);
+        });
     }
 }
 
@@ -358,6 +371,7 @@ mod tests {
             max_batch: 8,
             max_delay: Duration::from_secs(30),
             queue: 4,
+            parallel: 1,
         });
         let started = std::time::Instant::now();
         assert_eq!(ask(&batcher, &model, 3).await, Ok(12.0));
@@ -374,6 +388,7 @@ mod tests {
             max_batch: 8,
             max_delay: Duration::from_millis(50),
             queue: 64,
+            parallel: 1,
         });
         let tasks: Vec<_> = (0..32u8)
             .map(|v| {
@@ -401,6 +416,7 @@ mod tests {
             max_batch: 8,
             max_delay: Duration::from_millis(50),
             queue: 64,
+            parallel: 1,
         });
         let tasks: Vec<_> = (0..12u8)
             .map(|v| {
@@ -440,6 +456,7 @@ mod tests {
             max_batch: 16,
             max_delay: Duration::from_millis(50),
             queue: 64,
+            parallel: 1,
         });
         let tasks: Vec<_> = (0..20u8)
             .map(|v| {
@@ -453,5 +470,60 @@ mod tests {
         }
         let total = |m: &Summer| m.batches.lock().unwrap().iter().sum::<usize>();
         assert_eq!((total(&a), total(&b)), (10, 10));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_batches_run_at_once_and_never_more() {
+        /// Records how many batches run at the same moment.
+        struct Counting {
+            inner: Arc<Summer>,
+            now: AtomicUsize,
+            most: AtomicUsize,
+        }
+        impl BatchModel for Counting {
+            type Output = f32;
+            fn input(&self) -> &InputSpec {
+                self.inner.input()
+            }
+            fn run_batch(&self, batch: &Array4<f32>) -> Result<Vec<f32>, String> {
+                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(now, Ordering::SeqCst);
+                let out = self.inner.run_batch(batch);
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                out
+            }
+        }
+        for parallel in [1usize, 2, 3] {
+            let model = Arc::new(Counting {
+                inner: Summer::new(Duration::from_millis(40)),
+                now: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+            });
+            let batcher = Batcher::spawn(BatchConfig {
+                max_batch: 1,
+                max_delay: Duration::ZERO,
+                queue: 64,
+                parallel,
+            });
+            let tasks: Vec<_> = (0..9u8)
+                .map(|v| {
+                    let (batcher, model) = (batcher.clone(), model.clone());
+                    tokio::spawn(async move {
+                        let ticket = batcher.ticket();
+                        let prepared = tensor::prepare(&image(v + 2), model.input());
+                        batcher.infer(model, prepared, ticket).await
+                    })
+                })
+                .collect();
+            for (v, task) in tasks.into_iter().enumerate() {
+                let expected = 4.0 * (v as f32 + 2.0);
+                assert_eq!(task.await.unwrap(), Ok(expected), "each its own answer");
+            }
+            assert_eq!(
+                model.most.load(Ordering::SeqCst),
+                parallel,
+                "{parallel} batches at once, never more"
+            );
+        }
     }
 }

@@ -34,7 +34,7 @@ pub trait ServedModel: BatchModel + Sized {
     type Error: std::fmt::Display + Send + 'static;
 
     /// Loads the model (card and graph) from a model directory. Blocking.
-    fn load(dir: &Path, intra_threads: usize) -> Result<Self, Self::Error>;
+    fn load(dir: &Path, threads: crate::onnx::Threads) -> Result<Self, Self::Error>;
 
     /// Runs it once on a dummy input, so the first request does not pay for lazy set-up.
     /// Blocking.
@@ -117,7 +117,7 @@ impl<M: ServedModel> ModelServer<M> {
         setting: &Path,
         config: ServingSettings,
     ) -> Result<Self, NodeError> {
-        let threads = config.intra_threads;
+        let threads = config.threads();
         let (check_dir, load_dir) = (dir.clone(), dir.clone());
         // Loading the runtime and the model is blocking file and CPU work.
         let (signature, model) = tokio::task::spawn_blocking(move || {
@@ -143,7 +143,8 @@ impl<M: ServedModel> ModelServer<M> {
             ))
         })?;
         tracing::info!(node = node_id, model = %model.id(), dir = %dir.display(),
-            intra_threads = threads, max_batch = config.max_batch, "{node_type}: model loaded");
+            sessions = threads.sessions, intra_threads = threads.intra,
+            max_batch = config.max_batch, "{node_type}: model loaded");
 
         let slot = Arc::new(ModelSlot::new(model));
         if !config.reload_interval.is_zero() {
@@ -164,6 +165,7 @@ impl<M: ServedModel> ModelServer<M> {
             max_batch: config.max_batch,
             max_delay: config.max_batch_delay,
             queue: config.batch_queue,
+            parallel: threads.sessions,
         });
         Ok(ModelServer {
             node_type,

@@ -6,6 +6,7 @@
 //!   model: models/coil-classifier
 //!   serving:
 //!     intra_threads: 1
+//!     sessions: 0          # one per core
 //!     max_batch: 8
 //!     max_batch_delay: 2ms
 //!     batch_queue: 64
@@ -33,7 +34,8 @@ pub const KEY: &str = "serving";
 /// key of `classify` and `segment`).
 ///
 /// Defaults (the figures are in `benches/README.md`, 2-vCPU CPU, ONNX Runtime's CPU
-/// execution provider): one intra-op thread, batching off, `2ms` batch delay, a queue of 64
+/// execution provider): one session per core (that many inferences at once), one intra-op
+/// thread each, batching off, `2ms` batch delay, a queue of 64
 /// prepared images, a look at the model directory every `2s`, images up to 50 megapixels and
 /// 64 MiB (the same as `preprocess` accepts, so an image it passes on is never refused here).
 ///
@@ -51,6 +53,13 @@ pub struct ServingSettings {
     /// `benches/README.md` is measured with `1`.
     #[serde(default = "default_intra_threads")]
     pub intra_threads: usize,
+    /// Inferences run at once, each in its own ONNX Runtime session (the model's weights are
+    /// loaded once per session). `0` (the default): one per core the process may use, divided
+    /// by `intra_threads` — so a node uses every core it is given (figures in
+    /// `benches/README.md`). The bound on in-flight work is unchanged: batches wait in the
+    /// same bounded queue.
+    #[serde(default)]
+    pub sessions: usize,
     /// Most images run in one inference (dynamic batching); `1` (the default) turns batching
     /// off. On a CPU with one intra-op thread a batch costs what its images cost one by one
     /// (1.65 vs 1.54 ms per image for the coil classifier), so batching gains nothing there
@@ -121,6 +130,7 @@ impl Default for ServingSettings {
     fn default() -> Self {
         ServingSettings {
             intra_threads: default_intra_threads(),
+            sessions: 0,
             max_batch: default_max_batch(),
             max_batch_delay: default_max_batch_delay(),
             batch_queue: default_batch_queue(),
@@ -152,6 +162,20 @@ impl ServingSettings {
             ));
         }
         problems
+    }
+
+    /// How the model uses the cores: `sessions` (resolved: `0` is the cores the process may
+    /// use divided by `intra_threads`, at least 1) and `intra_threads`.
+    pub fn threads(&self) -> crate::onnx::Threads {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let sessions = match self.sessions {
+            0 => (cores / self.intra_threads.max(1)).max(1),
+            n => n,
+        };
+        crate::onnx::Threads {
+            sessions,
+            intra: self.intra_threads,
+        }
     }
 
     /// The limits every image is decoded with: `max_bytes` and `max_pixels`, and the
@@ -219,6 +243,7 @@ mod tests {
             node.serving,
             ServingSettings {
                 intra_threads: 2,
+                sessions: 0,
                 max_batch: 8,
                 max_batch_delay: Duration::from_millis(5),
                 batch_queue: 64,
@@ -289,5 +314,22 @@ mod tests {
             ..ServingSettings::default()
         };
         assert!(edge.problems().is_empty());
+    }
+
+    #[test]
+    fn sessions_default_to_one_per_core_the_threads_leave() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let default = ServingSettings::default().threads();
+        assert_eq!((default.sessions, default.intra), (cores, 1));
+        let wide = ServingSettings {
+            intra_threads: cores * 2,
+            ..ServingSettings::default()
+        };
+        assert_eq!(wide.threads().sessions, 1, "at least one session");
+        let set = ServingSettings {
+            sessions: 3,
+            ..ServingSettings::default()
+        };
+        assert_eq!(set.threads().sessions, 3);
     }
 }
