@@ -180,7 +180,9 @@ fn signal(child: &Child, sig: &str) {
 
 /// Kills the runner `kills` times at random moments, then lets a `--once` run finish.
 fn runner_kills(after: &str) {
-    let photos = env_or("LOUPE_CRASH_PHOTOS", 1500) as usize;
+    // Enough that most kills land mid-run: capture drains its backlog without rescanning,
+    // so 1500 photos can be through before the later kills.
+    let photos = env_or("LOUPE_CRASH_PHOTOS", 4000) as usize;
     let kills = env_or("LOUPE_CRASH_KILLS", 5);
     let plant = Plant::new(photos);
     let flow = plant.flow(after, &format!("settings: {}", plant.report_settings()));

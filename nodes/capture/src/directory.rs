@@ -16,6 +16,11 @@
 //!   the healthy files, and do not keep a `--once` run from finishing.
 //! - `stuck`: accepted files that could not be deleted or moved: never offered again by
 //!   this process (the flow already has them); an error was logged.
+//! - the backlog: files the last scan found ready but no pull had room for, in offering
+//!   order. A pull within `poll_interval` of that scan takes from it instead of listing and
+//!   stat-ing the whole directory again (each file is still read with its scanned signature
+//!   checked), so draining an inbox of N files costs one scan per `poll_interval`, not one
+//!   per pull. A file given back by the flow (rejected) waits for the next scan.
 //!
 //! A file's sidecar (with `metadata.sidecar`) is part of its signature: the file is ready
 //! once both are unchanged for `min_age`, and the sidecar is committed right after its
@@ -116,6 +121,16 @@ struct Done {
     rejected: Vec<(Entry, std::io::Result<PathBuf>)>,
 }
 
+/// Ready files of the last scan that were not offered yet (the pull had no room for them),
+/// in offering order: later pulls within `poll_interval` take from here instead of scanning
+/// the whole directory again, so an inbox of N files costs a scan per `poll_interval`, not
+/// one per pull.
+#[derive(Debug, Default)]
+struct Backlog {
+    scanned_at: Option<Instant>,
+    files: std::collections::VecDeque<Entry>,
+}
+
 /// The files of one directory, offered once stable and committed once accepted.
 pub(crate) struct DirectoryInput {
     cfg: Arc<Config>,
@@ -123,6 +138,8 @@ pub(crate) struct DirectoryInput {
     scan_lock: tokio::sync::Mutex<()>,
     /// Held only briefly and never across an `.await`.
     state: Mutex<State>,
+    /// Only touched while `scan_lock` is held.
+    backlog: Mutex<Backlog>,
 }
 
 impl std::fmt::Debug for DirectoryInput {
@@ -211,6 +228,7 @@ impl DirectoryInput {
             cfg: Arc::new(cfg),
             scan_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
+            backlog: Mutex::new(Backlog::default()),
         })
     }
 
@@ -229,6 +247,19 @@ impl DirectoryInput {
     /// nothing is marked in flight.
     pub(crate) async fn pass(&self, max: usize) -> Result<Pulled, CaptureError> {
         let _one_pass_at_a_time = self.scan_lock.lock().await;
+
+        // Files the last scan found ready and no pull had room for yet: no rescan needed.
+        // Each is read with its scanned signature checked (`files::read`), so a file changed
+        // or gone since is handled as after a fresh scan.
+        if let Some(plan) = self.plan_from_backlog(max) {
+            let cfg = self.cfg.clone();
+            let done = blocking(move || execute(&cfg, plan)).await?;
+            let offers = self.settle(done);
+            return Ok(Pulled {
+                exhausted: false,
+                offers,
+            });
+        }
 
         let cfg = self.cfg.clone();
         let scan = blocking(move || {
@@ -253,6 +284,33 @@ impl DirectoryInput {
             exhausted: exhausted && offers.is_empty(),
             offers,
         })
+    }
+
+    /// A plan from the backlog, when it is fresh (scanned within `poll_interval`) and holds
+    /// files and the flow has room; `None`: scan.
+    fn plan_from_backlog(&self, max: usize) -> Option<Plan> {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = backlog
+            .scanned_at
+            .is_some_and(|at| at.elapsed() < self.cfg.poll_interval);
+        if !fresh || backlog.files.is_empty() {
+            return None;
+        }
+        let st = self.state();
+        let room = max.min(self.cfg.max_in_flight.saturating_sub(st.in_flight.len()));
+        if room == 0 {
+            return None;
+        }
+        let mut plan = Plan::default();
+        while plan.to_read.len() < room {
+            let Some(f) = backlog.files.pop_front() else {
+                break;
+            };
+            if !st.in_flight_paths.contains(&f.path) && !st.stuck.contains_key(&f.path) {
+                plan.to_read.push(f);
+            }
+        }
+        (!plan.to_read.is_empty()).then_some(plan)
     }
 
     fn plan(&self, scan: files::Scan, max: usize) -> Plan {
@@ -330,13 +388,20 @@ impl DirectoryInput {
             exhausted: pending == 0 && st.in_flight.is_empty(),
             ..Plan::default()
         };
-        for (_, f) in ready {
+        let mut backlog = std::collections::VecDeque::new();
+        for (warned, f) in ready {
             if f.sig.size > self.cfg.limit {
                 plan.oversize.push(f);
             } else if plan.to_read.len() < room {
                 plan.to_read.push(f);
+            } else if !warned {
+                backlog.push_back(f);
             }
         }
+        *self.backlog.lock().unwrap_or_else(|e| e.into_inner()) = Backlog {
+            scanned_at: Some(now),
+            files: backlog,
+        };
         plan
     }
 
