@@ -82,11 +82,28 @@ pub async fn serve_node(node: Node, max_in_flight: usize) -> Served {
     }
 }
 
-/// A client of a served node, once it answers `Describe`.
+/// A client of a served node, once it answers `Describe` and is ready (its model warmed up:
+/// once per session).
 pub async fn connect(addr: &str) -> RemoteNode {
-    RemoteNode::connect(&[addr.to_string()], &ClientOptions::default())
+    let node = RemoteNode::connect(&[addr.to_string()], &ClientOptions::default())
         .await
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let readiness = node
+            .fetch_description()
+            .await
+            .map(|d| d.readiness)
+            .unwrap_or_default();
+        if readiness == loupe_sdk::pb::Readiness::Ready as i32 {
+            return node;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node at {addr} not ready within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub fn flow_file(content: Vec<u8>) -> FlowFile {
