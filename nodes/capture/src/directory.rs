@@ -21,6 +21,14 @@
 //!   stat-ing the whole directory again (each file is still read with its scanned signature
 //!   checked), so draining an inbox of N files costs one scan per `poll_interval`, not one
 //!   per pull. A file given back by the flow (rejected) waits for the next scan.
+//! - the watch: filesystem events (inotify, through `notify`) on the directory. While none
+//!   came since the last scan — a file created, written, renamed into it, its metadata
+//!   changed; the input's own deletes and moves do not count — a scan would find what the
+//!   last one found minus what was taken, so the backlog serves pulls for up to
+//!   [`RESCAN_AFTER`] instead of `poll_interval`, and draining N files costs a few scans, not
+//!   one per `poll_interval`. A file given back, a lost watch (overflowed or failed) or the
+//!   safety interval brings a scan. Without a watch (inotify unavailable) the input polls as
+//!   before.
 //!
 //! A file's sidecar (with `metadata.sidecar`) is part of its signature: the file is ready
 //! once both are unchanged for `min_age`, and the sidecar is committed right after its
@@ -121,6 +129,78 @@ struct Done {
     rejected: Vec<(Entry, std::io::Result<PathBuf>)>,
 }
 
+/// Longest the backlog serves pulls without a scan while the watch saw no change: the safety
+/// net for an event the kernel did not deliver.
+pub const RESCAN_AFTER: Duration = Duration::from_secs(30);
+
+/// Filesystem events on the directory since the last scan.
+struct Watch {
+    /// Kept alive: dropping it ends the watch.
+    _watcher: notify::RecommendedWatcher,
+    /// Set by an event that may bring a file to offer; cleared when a scan starts.
+    changed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watch {
+    /// Watches `root` (and below it when `recursive`); events only under `ignored` (where
+    /// files are moved to, `.rejected`) do not count. `None` when the platform or its limits
+    /// refuse (then the input polls).
+    fn start(root: &Path, recursive: bool, ignored: Vec<PathBuf>) -> Option<Watch> {
+        use notify::Watcher;
+        let changed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = changed.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let counts = match event {
+                Ok(event) => brings_work(&event, &ignored),
+                // The watch lost track (queue overflow, ...): scan to be sure.
+                Err(_) => true,
+            };
+            if counts {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::info!(dir = %root.display(), error = %e, "no filesystem events; polling");
+                return None;
+            }
+        };
+        let mode = if recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Err(e) = watcher.watch(root, mode) {
+            tracing::info!(dir = %root.display(), error = %e, "no filesystem events; polling");
+            return None;
+        }
+        Some(Watch {
+            _watcher: watcher,
+            changed,
+        })
+    }
+}
+
+/// Whether an event may bring a file to offer: anything but reading, removing and renaming
+/// away, outside the ignored folders.
+fn brings_work(event: &notify::Event, ignored: &[PathBuf]) -> bool {
+    use notify::EventKind;
+    use notify::event::{ModifyKind, RenameMode};
+    let kind_counts = !matches!(
+        event.kind,
+        EventKind::Access(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+    );
+    kind_counts
+        && (event.paths.is_empty()
+            || event
+                .paths
+                .iter()
+                .any(|p| !ignored.iter().any(|dir| p.starts_with(dir))))
+}
+
 /// Ready files of the last scan that were not offered yet (the pull had no room for them),
 /// in offering order: later pulls within `poll_interval` take from here instead of scanning
 /// the whole directory again, so an inbox of N files costs a scan per `poll_interval`, not
@@ -128,6 +208,9 @@ struct Done {
 #[derive(Debug, Default)]
 struct Backlog {
     scanned_at: Option<Instant>,
+    /// When the first file the scan found not yet stable for `min_age` becomes ready: a scan
+    /// is due then even without an event.
+    next_ready: Option<Instant>,
     files: std::collections::VecDeque<Entry>,
 }
 
@@ -140,6 +223,8 @@ pub(crate) struct DirectoryInput {
     state: Mutex<State>,
     /// Only touched while `scan_lock` is held.
     backlog: Mutex<Backlog>,
+    /// Filesystem events, where the platform gives them.
+    watch: Option<Watch>,
 }
 
 impl std::fmt::Debug for DirectoryInput {
@@ -224,11 +309,21 @@ impl DirectoryInput {
             metadata,
             manifest,
         };
+        let watch = {
+            let mut ignored = vec![cfg.spec.root.join(files::REJECTED_DIR)];
+            ignored.extend(cfg.move_to.clone());
+            let (root, recursive) = (cfg.spec.root.clone(), cfg.spec.recursive);
+            tokio::task::spawn_blocking(move || Watch::start(&root, recursive, ignored))
+                .await
+                .ok()
+                .flatten()
+        };
         Ok(DirectoryInput {
             cfg: Arc::new(cfg),
             scan_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
             backlog: Mutex::new(Backlog::default()),
+            watch,
         })
     }
 
@@ -261,6 +356,12 @@ impl DirectoryInput {
             });
         }
 
+        // Cleared before the scan: a change during it brings the next one.
+        if let Some(watch) = &self.watch {
+            watch
+                .changed
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
         let cfg = self.cfg.clone();
         let scan = blocking(move || {
             refresh_manifest(&cfg);
@@ -290,9 +391,17 @@ impl DirectoryInput {
     /// files and the flow has room; `None`: scan.
     fn plan_from_backlog(&self, max: usize) -> Option<Plan> {
         let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = backlog
-            .scanned_at
-            .is_some_and(|at| at.elapsed() < self.cfg.poll_interval);
+        // Without a change since the scan, its backlog is as good as a new scan's.
+        let quiet = self
+            .watch
+            .as_ref()
+            .is_some_and(|w| !w.changed.load(std::sync::atomic::Ordering::Acquire));
+        let now = Instant::now();
+        let quiet = quiet && backlog.next_ready.is_none_or(|t| now < t);
+        let fresh = backlog.scanned_at.is_some_and(|at| {
+            let age = now.saturating_duration_since(at);
+            age < self.cfg.poll_interval || (quiet && age < RESCAN_AFTER)
+        });
         if !fresh || backlog.files.is_empty() {
             return None;
         }
@@ -357,6 +466,7 @@ impl DirectoryInput {
         st.stuck.retain(current);
 
         let mut pending = 0usize;
+        let mut next_ready: Option<Instant> = None;
         let mut ready: Vec<(bool, Entry)> = Vec::new();
         for f in scan.files {
             if st.in_flight_paths.contains(&f.path) || st.stuck.contains_key(&f.path) {
@@ -373,6 +483,9 @@ impl DirectoryInput {
                 .unwrap_or_default();
             if stable_for >= self.cfg.min_age {
                 ready.push((warned, f));
+            } else {
+                let at = now + (self.cfg.min_age - stable_for);
+                next_ready = Some(next_ready.map_or(at, |t: Instant| t.min(at)));
             }
         }
         // Healthy files first, so a few unreadable ones can never starve the rest.
@@ -400,6 +513,7 @@ impl DirectoryInput {
         }
         *self.backlog.lock().unwrap_or_else(|e| e.into_inner()) = Backlog {
             scanned_at: Some(now),
+            next_ready,
             files: backlog,
         };
         plan
@@ -642,6 +756,14 @@ impl DirectoryInput {
         accepted: Vec<String>,
         rejected: Vec<String>,
     ) -> Result<(), NodeError> {
+        if !rejected.is_empty()
+            && let Some(watch) = &self.watch
+        {
+            // Given back: offered again after the next scan, which this brings.
+            watch
+                .changed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         let jobs: Vec<(String, InFlight)> = {
             let mut st = self.state();
             for id in &rejected {

@@ -701,3 +701,54 @@ async fn an_oversize_file_takes_its_sidecar_to_rejected() {
     assert!(dir.join(".rejected/big.png.json").exists());
     assert!(!dir.join("big.png.json").exists());
 }
+
+#[tokio::test]
+async fn draining_from_the_backlog_still_sees_new_files_and_files_given_back() {
+    let (_tmp, dir) = tmp();
+    for i in 0..40 {
+        write(&dir.join(format!("a{i:02}.png")), b"x");
+    }
+    // A slow poll: what arrives is found through the backlog's rescans (events, given back),
+    // not by a scan per pull.
+    let src = source(&dir, json!({"poll_interval": "200ms"})).await;
+    let first = pull_some(&src, 5).await.offers;
+    assert_eq!(first.len(), 5);
+    write(&dir.join("late.png"), b"y");
+    let mut offered: Vec<String> = names(&first);
+    src.ack(ids(&first), vec![]).await.unwrap();
+    let mut given_back = None;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while offered.len() < 41 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "offered {} of 41: {offered:?}",
+            offered.len()
+        );
+        let offers = src
+            .pull(5, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .offers;
+        let mut accepted = ids(&offers);
+        // Give the first offer of the second pull back once: it must come again.
+        if given_back.is_none() && !offers.is_empty() {
+            given_back = Some(attr(&offers[0], "filename"));
+            src.ack(vec![], vec![accepted.remove(0)]).await.unwrap();
+            offered.extend(names(&offers[1..]));
+        } else {
+            offered.extend(names(&offers));
+        }
+        src.ack(accepted, vec![]).await.unwrap();
+    }
+    offered.sort();
+    let before = offered.len();
+    offered.dedup();
+    assert_eq!(before, offered.len(), "nothing offered twice once accepted");
+    assert!(offered.contains(&"late.png".to_string()));
+    assert!(offered.contains(&given_back.unwrap()));
+    assert_eq!(
+        fs::read_dir(&dir).unwrap().count(),
+        0,
+        "every file accepted and deleted"
+    );
+}
