@@ -126,15 +126,21 @@ fn a_node_with_certs_and_a_token_answers_only_the_holder() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
 }
 
-#[test]
-fn beyond_loopback_without_tls_or_credentials_serve_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("route.yaml");
+/// A `route` node's configuration with one rule and nothing else (no TLS, no credentials).
+fn route_config(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("route.yaml");
     std::fs::write(
         &config,
         "settings:\n  rules:\n    - name: all\n      when: \"true\"\n",
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn beyond_loopback_without_tls_or_credentials_serve_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = route_config(dir.path());
     let out = loupe()
         .args(["serve", "route", "--config"])
         .arg(&config)
@@ -155,12 +161,7 @@ fn beyond_loopback_without_tls_or_credentials_serve_refuses_to_start() {
 #[test]
 fn https_to_a_plaintext_node_names_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("route.yaml");
-    std::fs::write(
-        &config,
-        "settings:\n  rules:\n    - name: all\n      when: \"true\"\n",
-    )
-    .unwrap();
+    let config = route_config(dir.path());
     let served = Served::start("route", &config, "127.0.0.1:0");
     let out = run(
         &["describe", &format!("https://{}", served.addr)],

@@ -89,11 +89,7 @@ impl Classifier {
         dir: impl AsRef<Path>,
         intra_threads: usize,
     ) -> Result<Classifier, ClassifierError> {
-        let threads = onnx::Threads {
-            sessions: 1,
-            intra: intra_threads,
-        };
-        Classifier::load_with(dir, threads)
+        Classifier::load_with(dir, onnx::Threads::single(intra_threads))
     }
 
     /// [`Classifier::load`] with `threads.sessions` sessions, so that many inferences run at

@@ -69,10 +69,10 @@ impl RemoteClassifier {
         let token = match &oip.token_file {
             Some(file) => {
                 let path = base_dir.join(file);
-                let token = std::fs::read_to_string(&path).map_err(|e| {
+                let token = loupe_sdk::client::Secret::from_file(&path).map_err(|e| {
                     NodeError::Settings(format!("backend.oip.token_file {}: {e}", path.display()))
                 })?;
-                Some(loupe_sdk::client::Secret::new(&token))
+                Some(token)
             }
             None => None,
         };

@@ -141,13 +141,14 @@ impl NodeKind for Report {
                         match &dashboard.upload_token_file {
                             Some(file) => {
                                 let path = ctx.resolve(file);
-                                let token = std::fs::read_to_string(&path).map_err(|e| {
-                                    NodeError::Settings(format!(
-                                        "dashboard.upload_token_file {}: {e}",
-                                        path.display()
-                                    ))
-                                })?;
-                                Some(loupe_sdk::client::Secret::new(&token))
+                                let token =
+                                    loupe_sdk::client::Secret::from_file(&path).map_err(|e| {
+                                        NodeError::Settings(format!(
+                                            "dashboard.upload_token_file {}: {e}",
+                                            path.display()
+                                        ))
+                                    })?;
+                                Some(token)
                             }
                             None => None,
                         },

@@ -41,6 +41,11 @@ impl Secret {
         Secret(value.trim().to_string())
     }
 
+    /// The secret in `path` (its content, trimmed): a token file.
+    pub fn from_file(path: &std::path::Path) -> std::io::Result<Self> {
+        std::fs::read_to_string(path).map(|text| Secret::new(&text))
+    }
+
     /// The value, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -246,12 +246,16 @@ pub struct Threads {
     pub intra: usize,
 }
 
+impl Threads {
+    /// One session, `intra` threads per inference (`loupe eval`, benchmarks, tests).
+    pub fn single(intra: usize) -> Self {
+        Threads { sessions: 1, intra }
+    }
+}
+
 impl Default for Threads {
     fn default() -> Self {
-        Threads {
-            sessions: 1,
-            intra: 1,
-        }
+        Threads::single(1)
     }
 }
 

@@ -204,6 +204,18 @@ fn tls(dir: &Path, client_ca: Option<PathBuf>) -> TlsSettings {
     }
 }
 
+/// TLS (`node.crt`) and the runner's and NiFi's tokens, no client certificates.
+fn tls_and_tokens(dir: &Path) -> SecuritySettings {
+    SecuritySettings {
+        tls: Some(tls(dir, None)),
+        auth: AuthSettings {
+            tokens: tokens(dir),
+            certificates: Vec::new(),
+        },
+        insecure: false,
+    }
+}
+
 fn channel(addr: std::net::SocketAddr, security: ClientSecurity) -> AuthChannel {
     let options = ClientOptions {
         connect_timeout: Duration::from_secs(2),
@@ -374,14 +386,7 @@ async fn every_front_end_refuses_calls_without_the_right_credentials() {
     let ca = Ca::new("plant CA");
     ca.issue(dir.path(), "node", "camera");
     let ca_file = ca.write(dir.path(), "ca.crt");
-    let settings = SecuritySettings {
-        tls: Some(tls(dir.path(), None)),
-        auth: AuthSettings {
-            tokens: tokens(dir.path()),
-            certificates: Vec::new(),
-        },
-        insecure: false,
-    };
+    let settings = tls_and_tokens(dir.path());
     // Beyond loopback: TLS and tokens make it acceptable.
     let served = start(settings, dir.path(), "0.0.0.0:0").await.unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], served.addr.port()).into();
@@ -536,14 +541,7 @@ async fn certificates_rotate_without_a_restart() {
     let old_ca = Ca::new("old CA");
     old_ca.issue(dir.path(), "node", "camera");
     let old_ca_file = old_ca.write(dir.path(), "old-ca.crt");
-    let settings = SecuritySettings {
-        tls: Some(tls(dir.path(), None)),
-        auth: AuthSettings {
-            tokens: tokens(dir.path()),
-            certificates: Vec::new(),
-        },
-        insecure: false,
-    };
+    let settings = tls_and_tokens(dir.path());
     let served = start(settings, dir.path(), "127.0.0.1:0").await.unwrap();
     let trusting = |ca: &PathBuf| ClientSecurity {
         ca: Some(ca.clone()),

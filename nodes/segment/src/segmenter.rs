@@ -80,11 +80,7 @@ impl Segmenter {
     /// Loads `model.yaml` and `model.onnx` from `dir` and checks the graph against the card.
     /// Blocking.
     pub fn load(dir: impl AsRef<Path>, intra_threads: usize) -> Result<Segmenter, SegmenterError> {
-        let threads = onnx::Threads {
-            sessions: 1,
-            intra: intra_threads,
-        };
-        Segmenter::load_with(dir, threads)
+        Segmenter::load_with(dir, onnx::Threads::single(intra_threads))
     }
 
     /// [`Segmenter::load`] with `threads.sessions` sessions, so that many inferences run at

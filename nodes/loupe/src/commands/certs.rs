@@ -199,9 +199,8 @@ fn civil_from_days(z: i64) -> (i32, u8, u8) {
 /// 256 bits from the operating system's random source, hex.
 fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("cannot read /dev/urandom")?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the operating system's random source: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

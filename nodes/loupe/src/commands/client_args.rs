@@ -40,10 +40,10 @@ impl ClientArgs {
     /// The client security these flags describe (reads the token).
     pub fn security(&self) -> anyhow::Result<ClientSecurity> {
         let token = match (&self.token_file, &self.token_env) {
-            (Some(file), _) => Some(Secret::new(
-                &std::fs::read_to_string(file)
+            (Some(file), _) => Some(
+                Secret::from_file(file)
                     .with_context(|| format!("cannot read the token file {}", file.display()))?,
-            )),
+            ),
             (None, Some(var)) => {
                 Some(Secret::new(&std::env::var(var).with_context(|| {
                     format!("--token-env {var}: the variable is not set")

@@ -143,8 +143,9 @@ impl Dashboard {
             &SecuritySettings {
                 tls: sources.tls.clone(),
                 auth: Default::default(),
-                insecure: true,
+                insecure: settings.auth.insecure,
             },
+            // `sources.tls` is already resolved against the flow file's directory.
             std::path::Path::new("."),
         )
         .map_err(|e| invalid(&format!("dashboard.tls: {e}")))?;

@@ -208,7 +208,7 @@ fn client_subjects(stream: &TlsStream<TcpStream>) -> Arc<[String]> {
 }
 
 /// The common name(s) and DNS subject alternative names of a DER certificate.
-pub(crate) fn subject_names(der: &[u8]) -> Vec<String> {
+fn subject_names(der: &[u8]) -> Vec<String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return Vec::new();

@@ -97,11 +97,6 @@ impl Security {
         self.tls.is_some()
     }
 
-    /// The authenticator of this listener.
-    pub fn authenticator(&self) -> &Arc<Authenticator> {
-        &self.auth
-    }
-
     /// The secure-by-default rule for a listener bound to `addr`, without logging: the
     /// refusal, if any (`insecure` lets everything through). `prefix` says where the settings
     /// live in the message (`""` for a node's port, `"dashboard."`, ...).
