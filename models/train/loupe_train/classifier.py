@@ -83,6 +83,9 @@ class Config:
     # eval_faults: confirm lowered by policy_margin (log-odds) below the lowest defective
     # coil's score; override raised by override_margin above the good coils' quantile.
     policy_margin: float = 1.0
+    # Multi-view: this many camera-flagged angles at or above the policy's `suspect` threshold
+    # stop a coil together (policy.choose); 0 = off (one angle decides).
+    suspect_angles: int = 2
     override_good_share: float = 0.005
     override_margin: float = 1.0
     eval_faults: tuple = tuple(camera_faults.GRID)
@@ -473,7 +476,8 @@ def card_text(cfg: Config, threshold: dict, report: dict, sizes: dict) -> str:
         rule_text = (f"""Coil policy
   (decision.policy): an angle stops the coil when the camera says loose_wire and
   p(loose_wire) >= confirm ({pol['confirm']}), or when p(loose_wire) >= override
-  ({pol['override']}); chosen on validation coils under clean and faulted images. Image rule:
+  ({pol['override']}){_multiview_text(pol)}; chosen on validation coils under clean and faulted
+  images. Image rule:
   loose_wire when p(loose_wire) >= decision.threshold ({t}), otherwise the larger of p(ok) and
   p(burr). Held-out coils (seed {sizes.get('test', {}).get('seed')}, clean): defective stopped
   {clean.get('defective_stopped')}/{clean.get('defective')}, camera false rejects cleared
@@ -526,16 +530,34 @@ threshold: 0.9
         decision["policy"] = {
             "confirm": pol["confirm"],
             "override": pol["override"],
+            **({"suspect": pol["suspect"], "suspect_angles": pol["suspect_angles"]}
+               if pol.get("suspect") is not None else {}),
             "rule": "per angle, first match: review if the frame is unusable; stop if "
                     "camera_verdict == loose_wire and p(loose_wire) >= confirm; stop if "
-                    "p(loose_wire) >= override; else pass. A coil is stopped when any angle is.",
+                    "p(loose_wire) >= override; "
+                    + ("suspect if camera_verdict == loose_wire and p(loose_wire) >= suspect; "
+                       "else pass. A coil is stopped when any angle stops or when "
+                       "suspect_angles angles are suspect or stop."
+                       if pol.get("suspect") is not None else
+                       "else pass. A coil is stopped when any angle is."),
             "chosen_on": "validation coils (" + ", ".join(
                 str(p.get("seed")) for p in sizes["validation"].get("parts", [sizes["validation"]]))
                 + ") under " + ", ".join(cfg.eval_faults),
-            "confirm_rule": f"lowest over conditions of the defective coils' best camera-flagged "
-                            f"angle score ({pol['confirm_highest_meeting_target']}, decided by "
-                            f"{pol['confirm_decided_by']}), lowered by {pol['margin_log_odds']} "
-                            f"in log-odds",
+            "confirm_rule": (f"lowest over conditions of the defective coils' best camera-flagged "
+                             f"angle score ({pol['confirm_highest_meeting_target']}, decided by "
+                             f"{pol['confirm_decided_by']}), lowered by {pol['margin_log_odds']} "
+                             f"in log-odds"
+                             if pol.get("suspect") is None else
+                             f"with suspect, the pair that stops the fewest validation good "
+                             f"coils (summed over conditions: "
+                             f"{pol['multiview_good_stopped_summed']}) while every validation "
+                             f"defective coil the camera flags is stopped under every condition "
+                             f"with {pol['margin_log_odds']} log-odds to spare: its best "
+                             f"camera-flagged score >= confirm, or its "
+                             f"{pol['suspect_angles']}-th best >= suspect "
+                             f"({pol['defective_coil_conditions_needing_multiview']} of "
+                             f"{pol['defective_coil_conditions']} coil-conditions need the "
+                             f"second rule)"),
             "override_rule": (f"highest over conditions of the {1 - pol['override_good_share']:.1%} "
                               f"quantile of the good coils' best camera-passed angle score "
                               f"({pol['override_quantile']}), raised by "
@@ -576,6 +598,13 @@ threshold: 0.9
 # ---------------------------------------------------------------------------------------------
 """
     return head + sep + common.yaml_block(extra) + "\n"
+
+
+def _multiview_text(pol: dict) -> str:
+    if pol.get("suspect") is None:
+        return ""
+    return (f", or when {pol['suspect_angles']} camera-flagged angles have p(loose_wire) >= suspect "
+            f"({pol['suspect']}) (multi-view)")
 
 
 def _card_metrics(m: dict) -> dict:
@@ -828,7 +857,8 @@ def run(cfg: Config, train_dir: Path | list[Path], val_dir: Path | list[Path],
                            margin=cfg.policy_margin,
                            override_good_share=cfg.override_good_share if needed_all else 0.0,
                            override_margin=cfg.override_margin if needed_all else 0.0,
-                           complete=None if needed_all else {"clean"})
+                           complete=None if needed_all else {"clean"},
+                           suspect_angles=cfg.suspect_angles or None)
     if not needed_all:
         chosen["override"] = 1.0
         clean = chosen["per_condition"].get("clean", {})
@@ -850,8 +880,9 @@ def run(cfg: Config, train_dir: Path | list[Path], val_dir: Path | list[Path],
     p_val_clean = (policy.calibrated(val.z["clean"], cal["temperature"], cal["bias"]) if cal
                    else policy.softmax(val.z["clean"]))
     validation = evaluate(p_val_clean, val.coilset(), chosen["confirm"])
+    multiview = (pol.get("suspect"), cfg.suspect_angles or 2)
     validation["coils"] = {c: val.coils.figures(np.nan_to_num(pv[c], nan=0.0), pol["confirm"],
-                                                pol["override"]) for c in conditions}
+                                                pol["override"], *multiview) for c in conditions}
 
     # Held-out folders: never used for a choice.
     tests, more = {}, {}
@@ -866,7 +897,8 @@ def run(cfg: Config, train_dir: Path | list[Path], val_dir: Path | list[Path],
             first = evaluate(p_test, ds, chosen["confirm"])
         split.done()
         figs = {c: split.coils.figures(np.nan_to_num(_p_loose(split, c, cal), nan=0.0),
-                                       pol["confirm"], pol["override"]) for c in conditions}
+                                       pol["confirm"], pol["override"], *multiview)
+                for c in conditions}
         test_sizes.append(_describe(ds))
         if k == 0:
             first["coils"] = figs
@@ -922,7 +954,9 @@ def run(cfg: Config, train_dir: Path | list[Path], val_dir: Path | list[Path],
 
 def print_coil_table(report: dict) -> None:
     pol = report["policy"]
-    print(f"\n== coil policy: confirm {pol['confirm']}, override {pol['override']} ==")
+    multiview = ("" if pol.get("suspect") is None else
+                 f", suspect {pol['suspect']} on {pol['suspect_angles']} angles")
+    print(f"\n== coil policy: confirm {pol['confirm']}, override {pol['override']}{multiview} ==")
     rows = [(str(report["coil_targets"] and list(report["coil_targets"])[0]), report["test"]["coils"])]
     rows += [(seed, m["coils"]) for seed, m in report.get("more_tests", {}).items()]
     print(f"  {'seed':>5} {'condition':<13} {'defective':>10} {'good stop':>9} "
@@ -940,7 +974,7 @@ def print_coil_table(report: dict) -> None:
 def main(argv=None) -> int:
     return cli.main(__doc__, Config(), run, {"crop_steps": int, "full_epochs": int,
                      "full_steps": int, "size": int, "seed": int, "max_train_seconds": float,
-                     "init_from": str, "lr": float, "full_lr": float}, argv)
+                     "init_from": str, "lr": float, "full_lr": float, "suspect_angles": int}, argv)
 
 
 if __name__ == "__main__":

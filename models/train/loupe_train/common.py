@@ -187,7 +187,12 @@ def yaml_scalar(v) -> str:
         v = float(v)
         if v != v:
             return ".nan"
-        return repr(round(v, 6))
+        text = repr(round(v, 6))
+        # YAML 1.1 (PyYAML) reads `3e-06` as a string: its floats need a dot.
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:
+            text = f"{mantissa}.0e{exponent}"
+        return text
     s = str(v)
     safe = s and all(c.isalnum() or c in "-_./@+" for c in s) and not s[0].isdigit()
     safe = safe and s.lower() not in ("true", "false", "null", "yes", "no", "on", "off", "y", "n")

@@ -2,12 +2,16 @@
 
 The plant decides per coil (8 angles). Per angle, first match wins:
 
-    stop  if camera_verdict == loose_wire and p(loose_wire) >= confirm
-    stop  if p(loose_wire) >= override          (the camera passed it: only a very sure model)
-    pass  otherwise
+    stop     if camera_verdict == loose_wire and p(loose_wire) >= confirm
+    stop     if p(loose_wire) >= override       (the camera passed it: only a very sure model)
+    suspect  if camera_verdict == loose_wire and p(loose_wire) >= suspect
+    pass     otherwise
 
-and a coil is stopped when any of its angles is. A defective coil is one with any loose_wire
-angle; the camera "stops" a coil when any angle has camera_verdict loose_wire.
+and a coil is stopped when any of its angles stops, or when `suspect_angles` (2) of its angles
+are suspect or stop: a loose wire is seen from several cameras, so two camera-flagged angles
+with weak evidence stop a coil that one such angle alone would not (multi-view). A defective
+coil is one with any loose_wire angle; the camera "stops" a coil when any angle has
+camera_verdict loose_wire.
 
 Calibration: a temperature T and a per-class bias b on the image logits z (z_ok = 0),
 p = softmax(z / T + b), fitted by weighted maximum likelihood on the validation images, each
@@ -150,14 +154,32 @@ class Coils:
         np.maximum.at(out, self.coil, v)
         return out
 
-    def stopped(self, p_loose: np.ndarray, confirm: float, override: float) -> np.ndarray:
+    def nth_per_coil(self, values: np.ndarray, where: np.ndarray, n: int) -> np.ndarray:
+        """Per coil, the n-th largest (1 = the largest) of `values` over its images in `where`;
+        -inf where the coil has fewer such images."""
+        v = np.where(where, values, -np.inf)
+        order = np.lexsort((-v, self.coil))
+        coil, v = self.coil[order], v[order]
+        first = np.searchsorted(coil, np.arange(self.n))
+        count = np.bincount(coil, minlength=self.n)
+        out = np.full(self.n, -np.inf)
+        has = count >= n
+        out[has] = v[first[has] + n - 1]
+        return out
+
+    def stopped(self, p_loose: np.ndarray, confirm: float, override: float,
+                suspect: float | None = None, suspect_angles: int = 2) -> np.ndarray:
         stop = (self.camera & (p_loose >= confirm)) | (p_loose >= override)
         out = np.zeros(self.n, bool)
         np.logical_or.at(out, self.coil, stop)
+        if suspect is not None:
+            weak = stop | (self.camera & (p_loose >= suspect))
+            out |= np.bincount(self.coil, weights=weak, minlength=self.n) >= suspect_angles
         return out
 
-    def figures(self, p_loose: np.ndarray, confirm: float, override: float) -> dict:
-        s = self.stopped(p_loose, confirm, override)
+    def figures(self, p_loose: np.ndarray, confirm: float, override: float,
+                suspect: float | None = None, suspect_angles: int = 2) -> dict:
+        s = self.stopped(p_loose, confirm, override, suspect, suspect_angles)
         d, c = self.defective, self.camera_stop
         good = ~d
         cam_good = int((c & good).sum())
@@ -189,7 +211,7 @@ def sigmoid(x: float) -> float:
 
 def choose(conditions: dict[str, tuple["Coils", np.ndarray]], margin: float = 1.0,
            override_good_share: float = 0.005, override_margin: float = 1.0,
-           complete: set | None = None) -> dict:
+           complete: set | None = None, suspect_angles: int | None = None) -> dict:
     """T_confirm and T_override from validation coils under every condition (clean, faults).
 
     confirm: the lowest, over conditions, of the defective coils' best camera-flagged angle
@@ -200,6 +222,14 @@ def choose(conditions: dict[str, tuple["Coils", np.ndarray]], margin: float = 1.
     never below confirm. Defective coils that the camera never flags can only be stopped by it.
     `complete`: the conditions whose scores cover every image (None = all); the others only
     cover the images the camera flags and those of defective coils, so no override quantile.
+
+    `suspect_angles` (multi-view): `confirm` and `suspect` are chosen together, as the pair
+    that stops the fewest validation good coils (summed over the conditions) while every
+    validation defective coil the camera flags is stopped, under every condition, with
+    `margin` to spare: its best camera-flagged score at least `confirm` raised by `margin`,
+    or its `suspect_angles`-th best camera-flagged score at least `suspect` raised by
+    `margin`. A coil whose loose wire shows from one angle only is still stopped by that angle,
+    and confirm is never above override.
     """
     lowest, worst = 1.0, None
     per_condition = {}
@@ -226,8 +256,56 @@ def choose(conditions: dict[str, tuple["Coils", np.ndarray]], margin: float = 1.
                 if v["good_passed_quantile"] is not None)
     override = sigmoid(logit(q_max) + override_margin)
     override = max(math.ceil(override * 1e4) / 1e4, confirm)
-    return {"confirm": confirm, "override": override,
-            "confirm_highest_meeting_target": round(lowest, 6), "confirm_decided_by": worst,
-            "margin_log_odds": margin, "override_good_share": override_good_share,
-            "override_quantile": round(q_max, 6), "override_margin_log_odds": override_margin,
-            "per_condition": per_condition}
+    multiview = None
+    if suspect_angles is not None:
+        confirm, suspect, multiview = _choose_multiview(conditions, margin, override,
+                                                        suspect_angles, per_condition)
+    out = {"confirm": confirm, "override": override,
+           "confirm_highest_meeting_target": round(lowest, 6), "confirm_decided_by": worst,
+           "margin_log_odds": margin, "override_good_share": override_good_share,
+           "override_quantile": round(q_max, 6), "override_margin_log_odds": override_margin,
+           "per_condition": per_condition}
+    if multiview:
+        out |= multiview
+    return out
+
+
+def _floor4(p: float) -> float:
+    return math.floor(p * 1e4) / 1e4
+
+
+def _choose_multiview(conditions: dict, margin: float, override: float, n: int,
+                      per_condition: dict) -> tuple[float, float, dict]:
+    """(confirm, suspect, record) of the multi-view rule (see `choose`)."""
+    evidence = []  # (logit of the best, logit of the n-th best) flagged score per defective coil
+    for name, (coils, p) in conditions.items():
+        flagged = coils.defective & coils.camera_stop
+        best = coils.max_per_coil(p, coils.camera)[flagged]
+        nth = coils.nth_per_coil(p, coils.camera, n)[flagged]
+        per_condition[name][f"defective_with_{n}_flagged_angles"] = int(np.isfinite(nth).sum())
+        evidence += [(logit(b), logit(v) if np.isfinite(v) else -np.inf) for b, v in zip(best, nth)]
+    if not evidence:
+        raise ValueError("no validation defective coil the camera flags: nothing to choose on")
+    ev = np.array(evidence)
+    # A camera-flagged angle the model is as sure of as the override always stops.
+    candidates = sorted({_floor4(sigmoid(b - margin)) for b in ev[:, 0]
+                         if sigmoid(b - margin) < override} | {override})
+    best = None
+    for confirm in candidates:
+        # The defective coils this confirm does not stop with the margin need multi-view.
+        weak = ev[:, 0] - margin < logit(confirm)
+        need = ev[weak, 1]
+        if need.size and not np.isfinite(need).all():
+            continue  # a coil seen on one angle only would pass
+        suspect = min(_floor4(sigmoid(need.min() - margin)), confirm) if need.size else confirm
+        cost = sum(int((coils.stopped(p, confirm, override, suspect, n)
+                        & ~coils.defective).sum()) for coils, p in conditions.values())
+        if best is None or cost < best[0] or (cost == best[0] and confirm > best[1]):
+            best = (cost, confirm, suspect, int(weak.sum()))
+    cost, confirm, suspect, weak = best
+    return confirm, suspect, {
+        "suspect": suspect, "suspect_angles": n,
+        "multiview_good_stopped_summed": cost,
+        "defective_coil_conditions_needing_multiview": weak,
+        "defective_coil_conditions": int(len(ev)),
+    }

@@ -190,6 +190,53 @@ class CoilPolicy(unittest.TestCase):
         self.assertGreaterEqual(c["override"], 0.6)  # above the good coils' camera-passed max
         self.assertEqual(c["per_condition"]["clean"]["camera_never_flags_defective"], 1)
 
+    def multiview_coils(self):
+        # Coil e: defective, its loose wire weak from two camera-flagged angles (0.04, 0.03);
+        # coil f: defective, strong from one flagged angle only (0.5); coil g: good, two
+        # camera-flagged burr angles (0.004, 0.002); coil h: good, one flagged burr angle 0.02;
+        # coil i: good, a camera-passed angle at 0.6 (it sets the override).
+        ids = ["e", "e", "e", "f", "f", "g", "g", "g", "h", "h", "i", "i"]
+        labels = np.array([2, 2, 0, 2, 0, 1, 1, 0, 1, 0, 0, 0])
+        camera = np.array([1, 1, 0, 1, 0, 1, 1, 0, 1, 0, 0, 0], bool)
+        p = np.array([0.04, 0.03, 0.001, 0.5, 0.001, 0.004, 0.002, 0.0, 0.02, 0.0, 0.6, 0.0])
+        return policy.Coils(ids, labels, camera), p
+
+    def test_multiview_figures(self):
+        coils, p = self.multiview_coils()
+        self.assertEqual(list(coils.nth_per_coil(p, coils.camera, 2)),
+                         [0.03, -np.inf, 0.002, -np.inf, -np.inf])
+        # One angle decides: e needs confirm <= 0.04, which also stops h.
+        f = coils.figures(p, confirm=0.04, override=0.9)
+        self.assertEqual((f["defective_missed"], f["good_stopped"]), (0, 0))
+        f = coils.figures(p, confirm=0.1, override=0.9)
+        self.assertEqual(f["defective_missed"], 1)
+        # Two suspect angles stop e; h (one angle) and g (below suspect) pass.
+        f = coils.figures(p, confirm=0.1, override=0.9, suspect=0.01, suspect_angles=2)
+        self.assertEqual((f["defective_missed"], f["good_stopped"]), (0, 0))
+        # A camera-passed angle is never suspect.
+        f = coils.figures(p, confirm=0.1, override=0.9, suspect=0.0005, suspect_angles=2)
+        self.assertEqual(f["good_stopped"], 1)  # g: both flagged angles >= 0.0005
+
+    def test_choose_multiview(self):
+        coils, p = self.multiview_coils()
+        c = policy.choose({"clean": (coils, p)}, margin=1.0, override_good_share=0.0,
+                          override_margin=0.5, suspect_angles=2)
+        self.assertGreater(c["override"], 0.6)
+        # One angle alone would need confirm <= 0.04 minus the margin, which stops h. The pair
+        # chosen leaves e to its two angles (suspect below 0.03 minus the margin) and confirm
+        # just under f's single angle (0.5 minus the margin): no good coil stopped.
+        self.assertEqual(c["defective_coil_conditions_needing_multiview"], 1)
+        self.assertGreater(c["confirm"], 0.2)
+        self.assertLess(c["confirm"], 0.5)
+        self.assertLess(c["suspect"], policy.sigmoid(policy.logit(0.03) - 1.0))
+        self.assertGreater(c["suspect"], 0.004)
+        self.assertEqual(c["multiview_good_stopped_summed"], 0)
+        f = coils.figures(p, c["confirm"], c["override"], c["suspect"], 2)
+        self.assertEqual((f["defective_missed"], f["good_stopped"]), (0, 0))
+        # A defective coil flagged on one angle only is never left to multi-view.
+        single = policy.choose({"clean": (coils, p * 0.1)}, margin=1.0, override_good_share=0.0,
+                               override_margin=0.5, suspect_angles=2)
+        self.assertLessEqual(single["confirm"], policy.sigmoid(policy.logit(0.05) - 1.0))
 
 if __name__ == "__main__":
     unittest.main()
