@@ -1,7 +1,9 @@
 //! `classify` benchmarks with the shipped coil classifier on ONNX Runtime (one intra-op
 //! thread): image -> tensor, inference at batch 1 and 8, and the whole node (decode, prepare,
 //! dynamic batching, inference, attributes) at concurrency 1, 8 and 32 with batching off
-//! (`serving.max_batch: 1`) and on (`serving.max_batch: 8`). Figures: `benches/README.md` at
+//! (`serving.max_batch: 1`) and on (`serving.max_batch: 8`); and a camera-size JPEG (a
+//! 2048 x 2048 coil photo) decoded in full vs at the model's size (DCT scaling,
+//! `tensor::decode_for`), each then prepared for the model. Figures: `benches/README.md` at
 //! the repository root.
 //!
 //! Run: `cargo bench -p loupe-classify --bench classify` (needs the ONNX Runtime library:
@@ -37,6 +39,51 @@ fn coil_png() -> Vec<u8> {
         .expect("encode")
 }
 
+/// A 2048 x 2048 (4.2 MP) coil photo, JPEG at quality 90: camera size; or the JPEG file
+/// `LOUPE_BENCH_CAMERA_JPEG` names (to compare with another decoder on the same file).
+fn camera_jpeg() -> Vec<u8> {
+    if let Ok(path) = std::env::var("LOUPE_BENCH_CAMERA_JPEG") {
+        return std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    let options = loupe_synth::CoilOptions {
+        seed: 42,
+        products: 8,
+        burr: 1.0,
+        loose_wire: 0.0,
+        both: 0.0,
+        size: 2048,
+        ..Default::default()
+    };
+    let photo = loupe_synth::coil_photo(&options, 3, 2).expect("render");
+    let image = image::RgbImage::from_raw(photo.size, photo.size, photo.rgb).expect("pixels");
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&image)
+        .expect("encode");
+    out.into_inner()
+}
+
+fn camera_size(c: &mut Criterion, input: &loupe_sdk::model::input::InputSpec) {
+    let jpeg = camera_jpeg();
+    let limits = loupe_sdk::imaging::DecodeLimits::default();
+    let mut group = c.benchmark_group("camera_jpeg_2048");
+    group.measurement_time(Duration::from_secs(8));
+    group.sample_size(20);
+    group.bench_function("decode_full_then_prepare", |b| {
+        b.iter(|| {
+            let image = tensor::decode(black_box(&jpeg), &limits).unwrap();
+            tensor::prepare_owned(image, input)
+        })
+    });
+    group.bench_function("decode_for_model_then_prepare", |b| {
+        b.iter(|| {
+            let image = tensor::decode_for(black_box(&jpeg), &limits, input).unwrap();
+            tensor::prepare_owned(image, input)
+        })
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     if let Err(e) = loupe_sdk::onnx::init() {
         eprintln!("SKIPPED: {e}");
@@ -48,6 +95,7 @@ fn benches(c: &mut Criterion) {
     let limits = loupe_sdk::imaging::DecodeLimits::default();
     let image = tensor::decode(&png, &limits).expect("decode");
     let prepared = tensor::prepare(&image, &input);
+    camera_size(c, &input);
 
     let mut group = c.benchmark_group("classify");
     group.measurement_time(Duration::from_secs(8));

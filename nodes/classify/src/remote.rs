@@ -137,7 +137,8 @@ impl RemoteClassifier {
         let limits = self.limits;
         let input = resume_panic(
             tokio::task::spawn_blocking(move || {
-                let image = tensor::decode(&content, &limits).map_err(decode_error)?;
+                let image =
+                    tensor::decode_for(&content, &limits, &card.input).map_err(decode_error)?;
                 let values = tensor::to_tensor(&image, &card.input);
                 let shape = values.shape().iter().map(|d| *d as i64).collect();
                 let data: Vec<f32> = values.iter().copied().collect();

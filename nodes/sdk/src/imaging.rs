@@ -19,6 +19,9 @@
 //!    the EXIF orientation, so the image is the right way up;
 //! 6. never panics: a panic inside a decoder is caught and reported as a corrupt image.
 //!
+//! [`decode_at_least`] does the same for a consumer that needs fewer pixels (a model's
+//! input): a JPEG much larger than that is decoded with DCT scaling (`scaled_jpeg`).
+//!
 //! Every [`ImageError`] converts into a [`ProcessError`] of kind `invalid_input` (bad data)
 //! or `too_large` (a limit), so a node can simply use `?`.
 
@@ -30,6 +33,8 @@ use image::error::LimitErrorKind;
 use image::{ImageDecoder, ImageReader};
 
 use crate::error::{ErrorKind, ProcessError};
+
+mod scaled_jpeg;
 
 pub use image::DynamicImage;
 pub use image::metadata::Orientation;
@@ -390,6 +395,38 @@ fn describe_unknown(bytes: &[u8]) -> String {
 ///
 /// See the [module documentation](self) for the steps. Never panics.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImageError> {
+    let format = checked_format(bytes, limits)?;
+    guarded(format, || decode_format(bytes, format, limits))
+}
+
+/// [`decode`] for a consumer that needs at most `min_width` x `min_height` pixels (a model's
+/// input): a JPEG at least twice that size on both sides (upright) is decoded with DCT
+/// scaling — 1/2, 1/4 or 1/8, the smallest scale still at least that size — which skips
+/// most of the decoding work of a camera-size photo (a 2448 x 2048 photo for a 256 x 256
+/// model decodes at 1/8: 306 x 256). Anything else decodes as [`decode`] does. The same
+/// limits apply (checked on the stored size); the result is upright, and
+/// [`Decoded::stored_width`]/[`stored_height`](Decoded::stored_height) are the file's.
+pub fn decode_at_least(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_width: u32,
+    min_height: u32,
+) -> Result<Decoded, ImageError> {
+    let format = checked_format(bytes, limits)?;
+    // Whatever the scaled decoder cannot do (or a panic in it) is left to the full decoder.
+    if format == Format::Jpeg
+        && let Ok(Some(decoded)) = catch_unwind(AssertUnwindSafe(|| {
+            scaled_jpeg::decode(bytes, limits, min_width, min_height)
+        }))
+    {
+        return Ok(decoded);
+    }
+    guarded(format, || decode_format(bytes, format, limits))
+}
+
+/// The content's format, after the checks every decode starts with: not empty, within
+/// `max_bytes`, a supported format, and the format's own cheap header checks.
+fn checked_format(bytes: &[u8], limits: &DecodeLimits) -> Result<Format, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -406,8 +443,16 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImageError
         Format::Tiff => check_tiff_directory(bytes)?,
         Format::Png => {}
     }
-    // Last line of defence: the decoders are meant not to panic, but this is untrusted input.
-    match catch_unwind(AssertUnwindSafe(|| decode_format(bytes, format, limits))) {
+    Ok(format)
+}
+
+/// Runs a decoder on untrusted input: the decoders are meant not to panic, but a panic is
+/// caught here, the last line of defence, and reported as an error.
+fn guarded<T>(
+    format: Format,
+    decode: impl FnOnce() -> Result<T, ImageError>,
+) -> Result<T, ImageError> {
+    match catch_unwind(AssertUnwindSafe(decode)) {
         Ok(result) => result,
         Err(panic) => Err(ImageError::DecoderPanicked {
             format,
@@ -420,24 +465,13 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImageError
     }
 }
 
-fn decode_format(
-    bytes: &[u8],
+/// The stored size against the limits on width, height and pixel count.
+fn check_size(
     format: Format,
+    width: u32,
+    height: u32,
     limits: &DecodeLimits,
-) -> Result<Decoded, ImageError> {
-    let fail = |e| map_image_error(format, e);
-
-    // Allocation limit only while reading the header; the sizes are checked below with
-    // clear messages before anything else is read.
-    let mut header_limits = image::Limits::default();
-    header_limits.max_image_width = None;
-    header_limits.max_image_height = None;
-    header_limits.max_alloc = Some(limits.max_alloc);
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
-    reader.limits(header_limits);
-    let mut decoder = reader.into_decoder().map_err(fail)?;
-
-    let (width, height) = decoder.dimensions();
+) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt {
             format,
@@ -463,6 +497,28 @@ fn decode_format(
             limit: limits.max_pixels,
         });
     }
+    Ok(())
+}
+
+fn decode_format(
+    bytes: &[u8],
+    format: Format,
+    limits: &DecodeLimits,
+) -> Result<Decoded, ImageError> {
+    let fail = |e| map_image_error(format, e);
+
+    // Allocation limit only while reading the header; the sizes are checked below with
+    // clear messages before anything else is read.
+    let mut header_limits = image::Limits::default();
+    header_limits.max_image_width = None;
+    header_limits.max_image_height = None;
+    header_limits.max_alloc = Some(limits.max_alloc);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(header_limits);
+    let mut decoder = reader.into_decoder().map_err(fail)?;
+
+    let (width, height) = decoder.dimensions();
+    check_size(format, width, height, limits)?;
     let needed = decoder.total_bytes();
     if needed > limits.max_alloc {
         return Err(ImageError::TooMuchMemory {
@@ -724,6 +780,28 @@ fn is_truncation(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Test support: hostile images made in memory, never downloaded.
 pub mod testing {
+    /// Inserts an EXIF APP1 segment (little-endian TIFF, one IFD entry: Orientation =
+    /// `orientation`) right after a JPEG's start-of-image marker.
+    pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
+        let mut tiff = b"II*\0".to_vec(); // byte order, magic 42
+        tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD at offset 8
+        tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // tag: Orientation
+        tiff.extend_from_slice(&3u16.to_le_bytes()); // type: SHORT
+        tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+        tiff.extend_from_slice(&orientation.to_le_bytes()); // value, left-justified
+        tiff.extend_from_slice(&[0, 0]); // padding of the 4-byte value field
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        let mut payload = b"Exif\0\0".to_vec();
+        payload.extend(tiff);
+        let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend(payload);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
     /// A valid 1-bit greyscale PNG of `width` x `height` black pixels, compressed to about
     /// 1/160 of its raw size with fixed-Huffman runs: 16000x16000 (256 megapixels, a 256 MB
     /// 8-bit image once decoded) is a file of about 200 KB — a decompression bomb. Cheap to

@@ -21,7 +21,8 @@
 //! - [`client`]: [`client::RemoteNode`], a remote node behind the same traits (TLS for
 //!   `https://`, client certificates, a bearer token).
 //! - `imaging` (feature `imaging`, and `onnx`): image decoding with limits (formats, EXIF orientation,
-//!   decompression bombs), errors mapped to [`ProcessError`] kinds.
+//!   decompression bombs, JPEG decoded at a model's size by DCT scaling), errors mapped to
+//!   [`ProcessError`] kinds.
 //! - `model` (feature `onnx`): serving image models — the card's input contract, image ->
 //!   tensor, dynamic batching, hot reload — shared by `classify`, `segment` and `loupe eval`.
 //! - `onnx` (feature `onnx`): loading ONNX Runtime and sessions.

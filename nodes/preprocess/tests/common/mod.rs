@@ -8,6 +8,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use loupe_preprocess::Preprocess;
+pub use loupe_sdk::imaging::testing::with_exif_orientation;
 use loupe_sdk::{BuildContext, FlowFile, Invoker, Node, Output, factory::factory};
 
 /// Builds a node from settings JSON through its factory, as `loupe run` and `loupe serve` do.
@@ -171,28 +172,6 @@ pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     ));
     png.extend(png_chunk(b"IEND", &[]));
     png
-}
-
-/// Inserts an EXIF APP1 segment (little-endian TIFF, one IFD entry: Orientation =
-/// `orientation`) right after a JPEG's start-of-image marker.
-pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
-    let mut tiff = b"II*\0".to_vec(); // byte order, magic 42
-    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD at offset 8
-    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // tag: Orientation
-    tiff.extend_from_slice(&3u16.to_le_bytes()); // type: SHORT
-    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
-    tiff.extend_from_slice(&orientation.to_le_bytes()); // value, left-justified
-    tiff.extend_from_slice(&[0, 0]); // padding of the 4-byte value field
-    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend(tiff);
-    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-    out.extend(payload);
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
 
 /// Decodes output content to check it (plain `image`, independent of the node).

@@ -238,12 +238,16 @@ impl<M: ServedModel> ModelServer<M> {
         let (image, prepared) = resume_panic(
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                let image = tensor::decode(&content, &limits).map_err(decode_error)?;
+                let input = for_prepare.input();
                 Ok::<_, ProcessError>(if keep_image {
-                    let prepared = tensor::prepare(&image, for_prepare.input());
+                    // The full image is answered too (overlays, masks): decoded at full size.
+                    let image = tensor::decode(&content, &limits).map_err(decode_error)?;
+                    let prepared = tensor::prepare(&image, input);
                     (Some(image), prepared)
                 } else {
-                    (None, tensor::prepare_owned(image, for_prepare.input()))
+                    let image =
+                        tensor::decode_for(&content, &limits, input).map_err(decode_error)?;
+                    (None, tensor::prepare_owned(image, input))
                 })
             })
             .await,

@@ -24,6 +24,20 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Image
     imaging::decode(bytes, limits).map(|decoded| decoded.image)
 }
 
+/// [`decode`] for a model's input only: a JPEG much larger than `input` is decoded with DCT
+/// scaling to the smallest scale still at least the input size
+/// ([`imaging::decode_at_least`]), then [`prepare`] stretches it as the card says. For
+/// anything else the result is exactly [`decode`]'s.
+pub fn decode_for(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    input: &InputSpec,
+) -> Result<DynamicImage, ImageError> {
+    let side = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    imaging::decode_at_least(bytes, limits, side(input.width()), side(input.height()))
+        .map(|decoded| decoded.image)
+}
+
 /// An image converted to the model's channels and stretched to its input size; 8-bit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prepared {
