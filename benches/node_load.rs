@@ -6,7 +6,8 @@
 //! machine are recorded in `benches/README.md`.
 //!
 //! Run: `cargo bench --bench node_load` (needs the ONNX Runtime library in `.venv`;
-//! `LOUPE_LOAD_SECONDS` sets the seconds per point, default 10).
+//! `LOUPE_LOAD_SECONDS` sets the seconds per point, default 10; `LOUPE_LOAD_IMAGE` sends
+//! that image file instead of the 256 x 256 coil PNG).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -119,7 +120,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10.0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let png = Arc::new(coil_png());
+    // LOUPE_LOAD_IMAGE: send this image file instead (a camera-size JPEG, say).
+    let png = Arc::new(match std::env::var("LOUPE_LOAD_IMAGE") {
+        Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        Err(_) => coil_png(),
+    });
     // `serving.sessions`: 1 (one inference at a time, the node before sessions) and 0 (the
     // default: one per core). Set LOUPE_LOAD_SESSIONS=0 to measure only the default.
     let sessions: Vec<usize> = match std::env::var("LOUPE_LOAD_SESSIONS") {

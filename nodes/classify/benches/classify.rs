@@ -23,20 +23,23 @@ fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/coil-classifier")
 }
 
-/// A 256 x 256 coil photo with a burr, as PNG, from the project's own generator.
-fn coil_png() -> Vec<u8> {
+/// A coil photo with a burr, `size` pixels square, from the project's own generator.
+fn coil_photo(size: u32) -> loupe_synth::CoilPhoto {
     let options = loupe_synth::CoilOptions {
         seed: 42,
         products: 8,
         burr: 1.0,
         loose_wire: 0.0,
         both: 0.0,
+        size,
         ..Default::default()
     };
-    loupe_synth::coil_photo(&options, 3, 2)
-        .expect("render")
-        .png()
-        .expect("encode")
+    loupe_synth::coil_photo(&options, 3, 2).expect("render")
+}
+
+/// A 256 x 256 coil photo with a burr, as PNG.
+fn coil_png() -> Vec<u8> {
+    coil_photo(256).png().expect("encode")
 }
 
 /// A 2048 x 2048 (4.2 MP) coil photo, JPEG at quality 90: camera size; or the JPEG file
@@ -45,16 +48,7 @@ fn camera_jpeg() -> Vec<u8> {
     if let Ok(path) = std::env::var("LOUPE_BENCH_CAMERA_JPEG") {
         return std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
-    let options = loupe_synth::CoilOptions {
-        seed: 42,
-        products: 8,
-        burr: 1.0,
-        loose_wire: 0.0,
-        both: 0.0,
-        size: 2048,
-        ..Default::default()
-    };
-    let photo = loupe_synth::coil_photo(&options, 3, 2).expect("render");
+    let photo = coil_photo(2048);
     let image = image::RgbImage::from_raw(photo.size, photo.size, photo.rgb).expect("pixels");
     let mut out = std::io::Cursor::new(Vec::new());
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
