@@ -7,6 +7,7 @@ use common::*;
 use image::{ColorType, DynamicImage, ImageBuffer, ImageFormat, Rgb};
 use loupe_preprocess::{Preprocess, attr};
 use loupe_sdk::factory::factory;
+use loupe_sdk::imaging::testing::with_exif_orientation;
 use serde_json::json;
 
 fn attr_of<'a>(out: &'a loupe_sdk::Output, key: &str) -> &'a str {

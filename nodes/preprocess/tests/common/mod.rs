@@ -8,7 +8,6 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use loupe_preprocess::Preprocess;
-pub use loupe_sdk::imaging::testing::with_exif_orientation;
 use loupe_sdk::{BuildContext, FlowFile, Invoker, Node, Output, factory::factory};
 
 /// Builds a node from settings JSON through its factory, as `loupe run` and `loupe serve` do.
