@@ -193,7 +193,8 @@ async fn overload_is_resource_exhausted_and_panics_keep_serving() {
     );
     assert!(node.process(ff("ok")).await.is_ok());
 
-    // gzip-compressed requests are accepted (and answers compressed when asked).
+    // gzip-compressed requests are accepted; a client accepting gzip answers is served too
+    // (uncompressed: image content does not compress).
     let mut gz = ProcessorClient::connect(s.addr.clone())
         .await
         .unwrap()

@@ -143,11 +143,13 @@ pub async fn serve(
 
     let mut routes = RoutesBuilder::default();
     routes.add_service(
+        // Answers are not compressed, even for a client that accepts gzip: their content is
+        // an image, which gzip cannot shrink, and compressing a camera JPEG cost more than
+        // decoding it (benches/README.md: 4.7 -> 13.6 images/s on a 2048 x 2048 JPEG).
         pb::processor_server::ProcessorServer::new(ProcessorService(state.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip),
+            .accept_compressed(CompressionEncoding::Gzip),
     );
     if let Some(source) = node.source.clone() {
         routes.add_service(
