@@ -250,8 +250,7 @@ def choose(conditions: dict[str, tuple["Coils", np.ndarray]], margin: float = 1.
         }
         if low < lowest:
             lowest, worst = low, name
-    confirm = sigmoid(logit(lowest) - margin)
-    confirm = math.floor(confirm * 1e4) / 1e4
+    confirm = _floor4(sigmoid(logit(lowest) - margin))
     q_max = max(v["good_passed_quantile"] for v in per_condition.values()
                 if v["good_passed_quantile"] is not None)
     override = sigmoid(logit(q_max) + override_margin)
