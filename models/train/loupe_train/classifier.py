@@ -45,6 +45,16 @@ class Config:
     crop_batch: int = 64
     crop_loose_share: float = 0.35
     crop_burr_share: float = 0.25
+    # Hard examples, mined with the model itself before the whole-image phase (and before the
+    # crops when starting from `init_from`): the training images whose loose_wire score is most
+    # wrong — the `mine_share` highest-scoring images without a loose wire (clutter touching
+    # the outline, long burrs) and the same share of lowest-scoring loose wires. This share of
+    # each crop batch is centred on the hard negatives' best loose_wire cell (taken whole, the
+    # rest of the crop rules unchanged), and this share of each whole-image batch is hard
+    # images (half negatives, half loose wires). 0 = no mining.
+    mine_share: float = 0.0
+    crop_hard_share: float = 0.25
+    full_hard_share: float = 0.5
     lr: float = 2e-3
     # Phase 2: whole images, sampled with class shares proportional to count ** balance
     # (0 = as in the data, 1 = equal shares).
@@ -215,9 +225,10 @@ def _defect_centres(ds: data.CoilSet, masks: np.ndarray) -> dict[int, tuple[list
     return {k: (out[k], np.array(weights[k]) / max(sum(weights[k]), 1e-9)) for k in out}
 
 
-def _crop_batch(pixels, masks, centres, cfg: Config, rng: np.random.Generator):
-    """A batch of crops: some centred (with jitter) on loose wires, some on burrs, the rest
-    anywhere in any image. A crop's label is the worst class of which it holds at least half
+def _crop_batch(pixels, masks, centres, cfg: Config, rng: np.random.Generator, hard=None):
+    """A batch of crops: some centred (with jitter) on loose wires, some on burrs, some (when
+    `hard` holds mined (image, cell centre y, x) entries) on hard negatives, the rest anywhere
+    in any image. A crop's label is the worst class of which it holds at least half
     of that image's box pixels (a box corner alone is not a defect)."""
     import torch
 
@@ -231,6 +242,9 @@ def _crop_batch(pixels, masks, centres, cfg: Config, rng: np.random.Generator):
         elif r < cfg.crop_loose_share + cfg.crop_burr_share and centres[1][0]:
             entries, p = centres[1]
             i, cy, cx = entries[rng.choice(len(entries), p=p)]
+        elif (hard is not None and len(hard)
+              and r < cfg.crop_loose_share + cfg.crop_burr_share + cfg.crop_hard_share):
+            i, cy, cx = (int(v) for v in hard[rng.integers(len(hard))])
         else:
             i, cy, cx = int(rng.integers(len(pixels))), *(int(v) for v in rng.integers(0, size, 2))
         j = c // 3
@@ -247,6 +261,37 @@ def _crop_batch(pixels, masks, centres, cfg: Config, rng: np.random.Generator):
         ys.append(label)
     return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ms)),
             torch.tensor(ys, dtype=torch.long))
+
+
+def mine_hard(model, train_set: data.CoilSet, cfg: Config) -> dict:
+    """The training images the model is most wrong about (see `Config.mine_share`): hard
+    negatives (image, best loose_wire cell centre y, x) and the indices of hard loose wires."""
+    import torch
+
+    model.eval()
+    scores, where = [], []
+    with torch.no_grad():
+        for i in range(0, len(train_set), 256):
+            x = data.normalise(torch.from_numpy(train_set.pixels[i : i + 256]), 1 / 255,
+                               cfg.mean, cfg.std)
+            _, c = model(x, with_cells=True)
+            d = (c[:, LOOSE] - c[:, 0]).flatten(1)
+            best, arg = d.max(1)
+            scores.append(best.numpy())
+            where.append(arg.numpy())
+    scores, where = np.concatenate(scores), np.concatenate(where)
+    width = cfg.size // model.stride
+    loose = train_set.labels == LOOSE
+    neg, pos = np.flatnonzero(~loose), np.flatnonzero(loose)
+    hard_neg = neg[np.argsort(-scores[neg])[: max(1, int(len(neg) * cfg.mine_share))]]
+    hard_pos = pos[np.argsort(scores[pos])[: max(1, int(len(pos) * cfg.mine_share))]]
+    cy = where[hard_neg] // width * model.stride + model.stride // 2
+    cx = where[hard_neg] % width * model.stride + model.stride // 2
+    log(f"classifier: mined {len(hard_neg)} hard negatives (loose_wire cell score >= "
+        f"{scores[hard_neg].min():.2f}; {int((train_set.labels[hard_neg] == 0).sum())} ok, "
+        f"{int((train_set.labels[hard_neg] == 1).sum())} burr) and {len(hard_pos)} hard loose "
+        f"wires (score <= {scores[hard_pos].max():.2f})")
+    return {"cells": np.stack([hard_neg, cy, cx], 1), "negatives": hard_neg, "positives": hard_pos}
 
 
 def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = None):
@@ -310,6 +355,10 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
         log(f"classifier {entry}")
         common.train_mode(model, freeze_bn)
 
+    # Hard examples: mined now when starting from a trained model, else after the crops.
+    hard = mine_hard(model, train_set, cfg) if cfg.mine_share and cfg.init_from else None
+    common.train_mode(model, freeze_bn)
+
     # Phase 1: crops.
     pixels = train_set.pixels
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -318,7 +367,7 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
     loss_sum = correct = total = 0
     every = max(1, math.ceil(cfg.crop_steps / 6))
     for n in range(1, cfg.crop_steps + 1):
-        x, m, y = _crop_batch(pixels, masks, centres, cfg, rng)
+        x, m, y = _crop_batch(pixels, masks, centres, cfg, rng, hard and hard["cells"])
         loss, ok = step(x, m, y, opt, sched)
         loss_sum, correct, total = loss_sum + loss * len(y), correct + ok, total + len(y)
         if n % every == 0 or n == cfg.crop_steps:
@@ -331,6 +380,10 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
     # Phase 2: whole images, so that the max over all cells of a full photo is calibrated,
     # alternating with crop batches so that the small loose wires are not forgotten.
     if cfg.full_epochs:
+        if cfg.mine_share and hard is None:
+            hard = mine_hard(model, train_set, cfg)
+            common.train_mode(model, freeze_bn)
+        n_hard = int(round(cfg.full_batch * cfg.full_hard_share)) if hard else 0
         all_pixels = torch.from_numpy(pixels)
         all_masks = torch.from_numpy(masks)
         labels = torch.from_numpy(train_set.labels)
@@ -343,11 +396,17 @@ def train(cfg: Config, train_set: data.CoilSet, val_set: data.CoilSet | None = N
             order = _sample_epoch(train_set.labels, cfg.balance, rng)
             loss_sum = correct = total = 0
             for s in range(steps):
-                idx = torch.from_numpy(order[s * cfg.full_batch : (s + 1) * cfg.full_batch])
+                idx = order[s * cfg.full_batch : (s + 1) * cfg.full_batch - n_hard]
+                if n_hard:
+                    idx = np.concatenate([
+                        idx, rng.choice(hard["negatives"], n_hard - n_hard // 2),
+                        rng.choice(hard["positives"], n_hard // 2)])
+                idx = torch.from_numpy(idx)
                 loss, ok = step(all_pixels[idx], all_masks[idx], labels[idx], opt, sched)
                 loss_sum, correct, total = loss_sum + loss * len(idx), correct + ok, total + len(idx)
                 if cfg.full_with_crops:
-                    step(*_crop_batch(pixels, masks, centres, cfg, rng), opt, None)
+                    step(*_crop_batch(pixels, masks, centres, cfg, rng, hard and hard["cells"]),
+                         opt, None)
                 if cfg.max_train_seconds and time.time() - start > cfg.max_train_seconds:
                     log("classifier: time budget reached, stopping early")
                     steps = s + 1

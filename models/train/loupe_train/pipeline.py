@@ -43,6 +43,10 @@ COIL_SPLITS = {
 COIL_TRAIN_EXTRA = {
     "train2": {"seed": 1102, "products": 800, "extra": ["--loose-wire", "0.55", "--burr", "0.25",
                                                         "--both", "0.1"]},
+    # At the plant's prevalence and larger: a pool of what the camera wrongly flags (clutter
+    # touching the outline, long burrs) at its natural rate, from which hard examples are mined
+    # (classifier.Config.mine_share).
+    "train3": {"seed": 1103, "products": 2000, "extra": []},
 }
 # More validation coils from a second validation seed: the threshold is a 0.5% quantile of the
 # validation loose_wire scores; with ~330 loose_wire images that is the second-lowest score,

@@ -209,7 +209,7 @@ class EndToEnd(unittest.TestCase):
         fake.make_coil_model(self.dir / "tiny", size=32)
         cfg = classifier.Config(size=32, layers=((8, 2), (16, 2)), crop=16, crop_steps=2,
                                 crop_batch=8, full_epochs=1, full_batch=8, full_steps=2,
-                                init_from=str(self.dir / "tiny"),
+                                init_from=str(self.dir / "tiny"), mine_share=0.2,
                                 eval_faults=("clean", "tilt:7"), override_good_share=0.0)
         report = classifier.run(cfg, self.dir / "coils-train", self.dir / "coils-val",
                                 [self.dir / "coils-test", self.dir / "coils-val"],
