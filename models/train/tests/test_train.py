@@ -218,6 +218,36 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(list(report["more_tests"]), ["2"])
         self.assertEqual(report["policy"]["override"], 1.0)
 
+    def test_mining_keeps_the_most_wrong_images(self):
+        from loupe_train import classifier, data
+
+        import torch
+
+        ds = data.load_coils(self.dir / "coils-train", (64, 64))
+        cfg = classifier.Config(size=64, layers=((8, 2), (8, 2), (16, 2), (16, 2)),
+                                mine_share=0.25)
+        model = classifier.build_model(cfg)
+        hard = classifier.mine_hard(model, ds, cfg)
+        with torch.no_grad():
+            x = data.normalise(torch.from_numpy(ds.pixels), 1 / 255, cfg.mean, cfg.std)
+            _, c = model(x, with_cells=True)
+        score = (c[:, 2] - c[:, 0]).flatten(1).max(1).values.numpy()
+        loose = ds.labels == classifier.LOOSE
+        neg, pos = hard["negatives"], hard["positives"]
+        self.assertEqual(len(neg), int((~loose).sum() * 0.25))
+        self.assertEqual(len(pos), max(1, int(loose.sum() * 0.25)))
+        self.assertFalse(loose[neg].any())
+        self.assertTrue(loose[pos].all())
+        # No unmined negative scores above a mined one; no unmined loose wire below one.
+        rest_neg = np.setdiff1d(np.flatnonzero(~loose), neg)
+        rest_pos = np.setdiff1d(np.flatnonzero(loose), pos)
+        self.assertLessEqual(score[rest_neg].max(), score[neg].min() + 1e-6)
+        self.assertGreaterEqual(score[rest_pos].min(), score[pos].max() - 1e-6)
+        # Crop centres are the centres of cells inside the image.
+        cells = hard["cells"]
+        self.assertTrue(((cells[:, 1:] >= 8) & (cells[:, 1:] < 64)).all())
+        self.assertTrue(((cells[:, 1:] - 8) % 16 == 0).all())
+
     def test_segmenter(self):
         from loupe_train import segmenter
 
