@@ -34,7 +34,9 @@ pub enum Command {
         /// Address to listen on (overrides the configuration); port 0 picks a free port.
         #[arg(long)]
         listen: Option<String>,
-        /// Override a configuration key, e.g. `--set settings.path=/tmp/r.jsonl`.
+        /// Override a configuration key, e.g. `--set settings.path=/tmp/r.jsonl`; the value
+        /// takes the key's type from the node's settings schema (`--set settings.line=007`
+        /// stays the text `007` where `line` is text).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },

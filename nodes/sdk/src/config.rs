@@ -5,7 +5,10 @@
 //! 2. the YAML file given with `--config`;
 //! 3. environment variables `LOUPE_*`, nested keys joined by `__`
 //!    (`LOUPE_MAX_IN_FLIGHT=8`, `LOUPE_SETTINGS__PATH=/data/report.jsonl`);
-//! 4. command-line flags (`--listen`, `--set key=value`).
+//! 4. command-line flags (`--listen`, `--set key=value`; a value takes the type the key has in
+//!    the schema, [`typed_override`]).
+
+mod typed_override;
 
 use std::path::Path;
 use std::time::Duration;
@@ -85,12 +88,16 @@ pub enum ConfigError {
 }
 
 /// Loads the layered configuration. `overrides` are `key=value` pairs (dotted keys for
-/// nesting: `settings.path=/tmp/x`), applied last; `listen`, if given, beats all layers.
+/// nesting: `settings.path=/tmp/x`), applied last, each value typed by its key's schema
+/// (`settings_schema`, the node type's, for `settings.*`; [`ServeConfig`]'s for the rest);
+/// `listen`, if given, beats all layers.
 pub fn load(
     file: Option<&Path>,
     listen: Option<&str>,
     overrides: &[String],
+    settings_schema: Option<&serde_json::Value>,
 ) -> Result<ServeConfig, ConfigError> {
+    let serve_schema = serve_schema();
     let defaults = config::Config::try_from(&ServeConfig::default())?;
     let mut builder = config::Config::builder().add_source(defaults);
     if let Some(file) = file {
@@ -117,7 +124,15 @@ pub fn load(
         let (k, v) = o
             .split_once('=')
             .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
-        builder = builder.set_override(k.trim(), parse_scalar(v.trim()))?;
+        let key = k.trim();
+        let path: Vec<&str> = key.split('.').collect();
+        let value = match path.split_first() {
+            Some((&"settings", rest)) => {
+                typed_override::typed_value(settings_schema, rest, v.trim())
+            }
+            _ => typed_override::typed_value(Some(&serve_schema), &path, v.trim()),
+        };
+        builder = builder.set_override(key, value)?;
     }
     if let Some(listen) = listen {
         builder = builder.set_override("listen", listen)?;
@@ -125,38 +140,26 @@ pub fn load(
     Ok(builder.build()?.try_deserialize()?)
 }
 
-/// Top-level keys of [`ServeConfig`], as `LOUPE_*` variables spell them.
-const CONFIG_VARIABLES: [&str; 6] = [
-    "LOUPE_LISTEN",
-    "LOUPE_NODE_ID",
-    "LOUPE_MAX_MESSAGE_BYTES",
-    "LOUPE_MAX_IN_FLIGHT",
-    "LOUPE_DRAIN_TIMEOUT",
-    "LOUPE_INSECURE",
-];
-
-/// Prefixes of nested keys, as `LOUPE_*` variables spell them.
-const CONFIG_PREFIXES: [&str; 4] = [
-    "LOUPE_SETTINGS__",
-    "LOUPE_ATTRIBUTES__",
-    "LOUPE_TLS__",
-    "LOUPE_AUTH__",
-];
-
-fn is_config_variable(name: &str) -> bool {
-    CONFIG_VARIABLES.contains(&name) || CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
+/// The JSON Schema of [`ServeConfig`].
+fn serve_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ServeConfig)).unwrap_or_default()
 }
 
-fn parse_scalar(v: &str) -> config::Value {
-    if let Ok(b) = v.parse::<bool>() {
-        b.into()
-    } else if let Ok(i) = v.parse::<i64>() {
-        i.into()
-    } else if let Ok(f) = v.parse::<f64>() {
-        f.into()
-    } else {
-        v.into()
-    }
+/// Whether `name` names a configuration key: `LOUPE_<KEY>` for a top-level key of
+/// [`ServeConfig`] (from its schema, so the list cannot drift from the type), or
+/// `LOUPE_<KEY>__...` for a key nested under one.
+fn is_config_variable(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("LOUPE_") else {
+        return false;
+    };
+    let schema = serve_schema();
+    let Some(keys) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return false;
+    };
+    keys.keys().any(|key| {
+        let key = key.to_uppercase();
+        rest == key || rest.strip_prefix(&key).is_some_and(|r| r.starts_with("__"))
+    })
 }
 
 /// Serde helpers for human-readable durations (`250ms`, `30s`, `5 min`).
@@ -199,7 +202,7 @@ mod tests {
             "listen: 0.0.0.0:9000\nmax_in_flight: 8\ndrain_timeout: 5s\nattributes:\n  max_count: 16\nsettings:\n  path: a.jsonl\n  depth: 2\n",
         )
         .unwrap();
-        let cfg = load(Some(&file), None, &["settings.depth=3".into()]).unwrap();
+        let cfg = load(Some(&file), None, &["settings.depth=3".into()], None).unwrap();
         assert_eq!(cfg.attributes.max_count, 16);
         assert_eq!(
             cfg.attributes.max_value_bytes,
@@ -212,7 +215,7 @@ mod tests {
         assert_eq!(cfg.max_message_bytes, crate::DEFAULT_MAX_MESSAGE_BYTES);
         assert_eq!(cfg.settings["path"], "a.jsonl");
         assert_eq!(cfg.settings["depth"], 3);
-        let cfg = load(Some(&file), Some("127.0.0.1:0"), &[]).unwrap();
+        let cfg = load(Some(&file), Some("127.0.0.1:0"), &[], None).unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:0");
     }
 
@@ -222,6 +225,40 @@ mod tests {
         assert!(is_config_variable("LOUPE_SETTINGS__PATH"));
         assert!(!is_config_variable("LOUPE_LINT"));
         assert!(!is_config_variable("LOUPE_LOG"));
+        // Every top-level field counts, the list is the type's.
+        for key in [
+            "LOUPE_LISTEN",
+            "LOUPE_NODE_ID",
+            "LOUPE_DRAIN_TIMEOUT",
+            "LOUPE_INSECURE",
+        ] {
+            assert!(is_config_variable(key), "{key}");
+        }
+        assert!(is_config_variable("LOUPE_TLS__CERT"));
+        assert!(!is_config_variable("LOUPE_LISTENER"));
+        assert!(!is_config_variable("LOUPE_SETTINGSX__A"));
+    }
+
+    #[test]
+    fn set_values_take_their_keys_types() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"line": {"type": "string"}, "depth": {"type": "integer"}}
+        });
+        let overrides = [
+            "settings.line=007".to_string(),
+            "settings.depth=3".into(),
+            "node_id=42".into(),
+            "max_in_flight=9".into(),
+        ];
+        let cfg = load(None, None, &overrides, Some(&schema)).unwrap();
+        assert_eq!(
+            cfg.settings["line"], "007",
+            "a string setting stays a string"
+        );
+        assert_eq!(cfg.settings["depth"], 3);
+        assert_eq!(cfg.node_id.as_deref(), Some("42"));
+        assert_eq!(cfg.max_in_flight, 9);
     }
 
     #[test]
@@ -229,9 +266,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("node.yaml");
         std::fs::write(&file, "lisen: x\n").unwrap();
-        assert!(load(Some(&file), None, &[]).is_err());
+        assert!(load(Some(&file), None, &[], None).is_err());
         assert!(matches!(
-            load(None, None, &["novalue".into()]),
+            load(None, None, &["novalue".into()], None),
             Err(ConfigError::BadOverride(_))
         ));
     }

@@ -26,7 +26,8 @@
 //! - `model` (feature `onnx`): serving image models — the card's input contract, image ->
 //!   tensor, dynamic batching, hot reload — shared by `classify`, `segment` and `loupe eval`.
 //! - `onnx` (feature `onnx`): loading ONNX Runtime and sessions.
-//! - [`config`]: layered configuration for `loupe serve` (defaults < YAML < `LOUPE_*` env < flags).
+//! - [`config`]: layered configuration for `loupe serve` (defaults < YAML < `LOUPE_*` env < flags;
+//!   `--set` values typed by the key's schema in `config/typed_override.rs`).
 //! - [`telemetry`]: tracing + OpenTelemetry set-up and W3C trace-context propagation.
 //! - [`episode`]: one warning per outage (a database, a node, a folder), not one per retry.
 

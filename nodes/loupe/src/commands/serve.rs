@@ -23,7 +23,7 @@ pub async fn serve(
             registry.types().join(", ")
         )
     })?;
-    let cfg = loupe_sdk::config::load(config, listen, overrides)?;
+    let cfg = loupe_sdk::config::load(config, listen, overrides, Some(&factory.settings_schema()))?;
     let base_dir = match config.and_then(Path::parent) {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => std::env::current_dir()?,
