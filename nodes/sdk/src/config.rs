@@ -5,8 +5,10 @@
 //! 2. the YAML file given with `--config`;
 //! 3. environment variables `LOUPE_*`, nested keys joined by `__`
 //!    (`LOUPE_MAX_IN_FLIGHT=8`, `LOUPE_SETTINGS__PATH=/data/report.jsonl`);
-//! 4. command-line flags (`--listen`, `--set key=value`; a value takes the type the key has in
-//!    the schema, [`typed_override`]).
+//! 4. command-line flags (`--listen`, `--set key=value`).
+//!
+//! Values from variables and flags take the type their key has in the schema
+//! ([`typed_override`]): a text setting stays text (`007`), a number is parsed.
 
 mod typed_override;
 
@@ -107,37 +109,54 @@ pub fn load(
                 .required(true),
         );
     }
-    builder = builder.add_source(
-        config::Environment::with_prefix("LOUPE")
-            .prefix_separator("_")
-            .separator("__")
-            .try_parsing(true)
-            // Only variables naming a configuration key count: LOUPE_LOG, LOUPE_LINT and
-            // the like belong to other tools and must not be read as unknown keys.
-            .source(Some(
-                std::env::vars()
-                    .filter(|(k, _)| is_config_variable(k))
-                    .collect(),
-            )),
-    );
+    // Environment variables, then flags: both typed by their key's schema. Only variables
+    // naming a configuration key count: LOUPE_LOG, LOUPE_LINT and the like belong to other
+    // tools and must not be read as unknown keys.
+    let mut variables: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| is_config_variable(k))
+        .map(|(k, v)| (variable_key(&k), v))
+        .collect();
+    variables.sort();
+    for (key, value) in &variables {
+        builder = builder.set_override(key, typed(settings_schema, &serve_schema, key, value))?;
+    }
     for o in overrides {
         let (k, v) = o
             .split_once('=')
             .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
         let key = k.trim();
-        let path: Vec<&str> = key.split('.').collect();
-        let value = match path.split_first() {
-            Some((&"settings", rest)) => {
-                typed_override::typed_value(settings_schema, rest, v.trim())
-            }
-            _ => typed_override::typed_value(Some(&serve_schema), &path, v.trim()),
-        };
-        builder = builder.set_override(key, value)?;
+        builder =
+            builder.set_override(key, typed(settings_schema, &serve_schema, key, v.trim()))?;
     }
     if let Some(listen) = listen {
         builder = builder.set_override("listen", listen)?;
     }
     Ok(builder.build()?.try_deserialize()?)
+}
+
+/// `raw` typed by the schema of the dotted `key`: the node type's settings schema under
+/// `settings`, [`ServeConfig`]'s elsewhere.
+fn typed(
+    settings_schema: Option<&serde_json::Value>,
+    serve_schema: &serde_json::Value,
+    key: &str,
+    raw: &str,
+) -> config::Value {
+    let path: Vec<&str> = key.split('.').collect();
+    match path.split_first() {
+        Some((&"settings", rest)) => typed_override::typed_value(settings_schema, rest, raw),
+        _ => typed_override::typed_value(Some(serve_schema), &path, raw),
+    }
+}
+
+/// The dotted key a configuration variable names: `LOUPE_SETTINGS__MAX_AGE` ->
+/// `settings.max_age`.
+fn variable_key(name: &str) -> String {
+    name.trim_start_matches("LOUPE_")
+        .split("__")
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The JSON Schema of [`ServeConfig`].
@@ -237,6 +256,8 @@ mod tests {
         assert!(is_config_variable("LOUPE_TLS__CERT"));
         assert!(!is_config_variable("LOUPE_LISTENER"));
         assert!(!is_config_variable("LOUPE_SETTINGSX__A"));
+        assert_eq!(variable_key("LOUPE_SETTINGS__MAX_AGE"), "settings.max_age");
+        assert_eq!(variable_key("LOUPE_MAX_IN_FLIGHT"), "max_in_flight");
     }
 
     #[test]
