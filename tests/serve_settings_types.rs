@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::loupe;
@@ -28,44 +27,44 @@ fn first_line(mut command: Command) -> (String, String) {
     (line, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn capture(dir: &Path) -> Command {
-    std::fs::create_dir(dir.join("007")).unwrap();
+/// A capture node served in a scratch folder holding `007`, configured by `configure`.
+fn capture(configure: impl FnOnce(&mut Command)) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("007")).unwrap();
     let mut command = loupe();
     command
-        .current_dir(dir)
+        .current_dir(dir.path())
         .args(["serve", "capture", "--listen", "127.0.0.1:0"]);
-    command
+    configure(&mut command);
+    first_line(command)
 }
 
 #[test]
 fn a_set_text_setting_stays_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = capture(dir.path());
-    command.args(["--set", "settings.directory=007"]);
-    let (line, stderr) = first_line(command);
+    let (line, stderr) = capture(|c| {
+        c.args(["--set", "settings.directory=007"]);
+    });
     assert!(line.starts_with("listening on "), "{line:?}\n{stderr}");
 }
 
 #[test]
 fn a_variable_text_setting_stays_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = capture(dir.path());
-    command.env("LOUPE_SETTINGS__DIRECTORY", "007");
-    let (line, stderr) = first_line(command);
+    let (line, stderr) = capture(|c| {
+        c.env("LOUPE_SETTINGS__DIRECTORY", "007");
+    });
     assert!(line.starts_with("listening on "), "{line:?}\n{stderr}");
 }
 
 #[test]
 fn a_number_that_is_not_one_is_refused_with_its_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = capture(dir.path());
-    command.args([
-        "--set",
-        "settings.directory=007",
-        "--set",
-        "max_in_flight=many",
-    ]);
-    let (line, stderr) = first_line(command);
+    let (line, stderr) = capture(|c| {
+        c.args([
+            "--set",
+            "settings.directory=007",
+            "--set",
+            "max_in_flight=many",
+        ]);
+    });
     assert!(line.is_empty(), "{line:?}");
     assert!(stderr.contains("max_in_flight"), "{stderr}");
 }

@@ -113,7 +113,7 @@ pub fn load(
     // naming a configuration key count: LOUPE_LOG, LOUPE_LINT and the like belong to other
     // tools and must not be read as unknown keys.
     let mut variables: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| is_config_variable(k))
+        .filter(|(k, _)| is_config_variable(&serve_schema, k))
         .map(|(k, v)| (variable_key(&k), v))
         .collect();
     variables.sort();
@@ -167,11 +167,10 @@ fn serve_schema() -> serde_json::Value {
 /// Whether `name` names a configuration key: `LOUPE_<KEY>` for a top-level key of
 /// [`ServeConfig`] (from its schema, so the list cannot drift from the type), or
 /// `LOUPE_<KEY>__...` for a key nested under one.
-fn is_config_variable(name: &str) -> bool {
+fn is_config_variable(schema: &serde_json::Value, name: &str) -> bool {
     let Some(rest) = name.strip_prefix("LOUPE_") else {
         return false;
     };
-    let schema = serve_schema();
     let Some(keys) = schema.get("properties").and_then(|p| p.as_object()) else {
         return false;
     };
@@ -240,6 +239,8 @@ mod tests {
 
     #[test]
     fn only_configuration_variables_are_read() {
+        let schema = serve_schema();
+        let is_config_variable = |name: &str| is_config_variable(&schema, name);
         assert!(is_config_variable("LOUPE_MAX_IN_FLIGHT"));
         assert!(is_config_variable("LOUPE_SETTINGS__PATH"));
         assert!(!is_config_variable("LOUPE_LINT"));
