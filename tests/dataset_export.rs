@@ -27,11 +27,13 @@ nodes:
   - id: log
     type: report
     settings: { path: ../log.jsonl }
+    auto_terminate: [failure]
   - id: records
     type: report
     settings:
       database: sqlite:../data/report.db
       media_dir: ../data/media
+    auto_terminate: [failure]
 connections:
   - from: camera.success
     to: log
@@ -173,7 +175,7 @@ fn scratch() -> (
             let recorded = SINCE_MS - 7 * 86_400_000 + 60_000 * i as i64;
             let mut record = Inspection::from_flow_file(&flow_file, recorded);
             if case.media {
-                let day = loupe_report::media::day_of(recorded);
+                let day = loupe_report::day::day_of(recorded);
                 record.media_path = Some(media.store(&flow_file, &record, &day).unwrap());
             }
             store.insert(&record).await.unwrap();
@@ -451,7 +453,7 @@ fn bad_arguments_are_refused_clearly() {
     let no_report: PathBuf = dir.path().join("flows/no-report.yaml");
     std::fs::write(
         &no_report,
-        "nodes:\n  - id: camera\n    type: capture\n    settings: { directory: x }\n",
+        "nodes:\n  - id: camera\n    type: capture\n    settings: { directory: x }\n    auto_terminate: [success]\n",
     )
     .unwrap();
     let stderr = refused(&export(&["--since", "2026-11-01"], &no_report, &out));

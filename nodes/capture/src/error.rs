@@ -82,7 +82,7 @@ pub enum CaptureError {
     },
     /// `metadata.filename_pattern` is not a valid template.
     #[error("metadata.filename_pattern: {0}")]
-    Metadata(#[from] crate::metadata::PatternError),
+    Metadata(#[from] crate::pattern::PatternError),
     /// `snapshot.url` is not a plain-HTTP URL.
     #[error("snapshot.url: {0}")]
     SnapshotUrl(String),
@@ -125,7 +125,7 @@ impl From<CaptureError> for NodeError {
             | CaptureError::UploadSecurity(_) => NodeError::Settings(e.to_string()),
             // The directory may come back (a remounted share): worth another pull later.
             CaptureError::Scan { .. } => NodeError::Unavailable(e.to_string()),
-            other => NodeError::Other(other.to_string()),
+            other => NodeError::failed("capture", other),
         }
     }
 }

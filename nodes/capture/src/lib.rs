@@ -126,6 +126,7 @@ mod error;
 mod files;
 mod glob;
 pub mod metadata;
+pub mod pattern;
 mod pending;
 mod settings;
 pub mod snapshot;

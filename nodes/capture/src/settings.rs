@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::glob::Glob;
-use crate::metadata::FilenamePattern;
+use crate::pattern::FilenamePattern;
 
 /// Settings of a `capture` node: its inputs (a watched `directory`, an HTTP `upload`
 /// endpoint, a periodic `snapshot` of an HTTP camera; at least one), what to do with files
@@ -520,7 +520,7 @@ impl UploadSettings {
 
 impl SnapshotSettings {
     fn problems(&self, problems: &mut Vec<SettingsError>) {
-        if let Err(e) = crate::snapshot::parse_url(&self.url) {
+        if let Err(e) = parse_url(&self.url) {
             problems.push(SettingsError::new("snapshot.url", e));
         }
         check(
@@ -597,6 +597,21 @@ impl MetadataSettings {
             POSITIVE,
         );
     }
+}
+
+/// Checks a snapshot URL: `https://` (TLS) or `http://`, with a host.
+pub fn parse_url(url: &str) -> Result<axum::http::Uri, String> {
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL ({e}); write `http://host[:port]/path`"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(uri)
 }
 
 #[cfg(test)]
@@ -686,5 +701,13 @@ mod tests {
                 .unwrap()
                 .contains("Directory")
         );
+    }
+
+    #[test]
+    fn snapshot_urls() {
+        assert!(parse_url("http://10.0.0.5:8080/snap.jpg").is_ok());
+        assert!(parse_url("https://cam/snap.jpg").is_ok());
+        assert!(parse_url("cam/snap.jpg").unwrap_err().contains("http://"));
+        assert!(parse_url("not a url").is_err());
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::{Request, Uri, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use loupe_sdk::error::chain;
 use loupe_sdk::https::HttpsClient;
 use loupe_sdk::{FlowFile, attr};
 use tokio::sync::Notify;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metadata::{CAMERA_ID, Metadata};
 use crate::pending::PendingQueue;
-use crate::settings::SnapshotSettings;
+use crate::settings::{SnapshotSettings, parse_url};
 use crate::source::{CAPTURE_INPUT, FILE_SIZE};
 
 /// Attribute with the URL a frame was grabbed from.
@@ -36,21 +37,6 @@ pub const SNAPSHOT_TIME: &str = "snapshot.time";
 
 /// Delivery ids of snapshots start with this.
 const PREFIX: &str = "snapshot-";
-
-/// Checks a snapshot URL: `https://` (TLS) or `http://`, with a host.
-pub fn parse_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a URL ({e}); write `http://host[:port]/path`"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("`{url}` has no host"));
-    }
-    Ok(uri)
-}
 
 /// A file extension for a MIME type (`bin` when unknown).
 pub fn extension(mime: &str) -> &'static str {
@@ -246,18 +232,6 @@ async fn grab(client: &HttpsClient<Empty<Bytes>>, cfg: &Config) -> Result<Frame,
     Ok(Frame { content, mime })
 }
 
-/// An error with its sources, `: `-separated (hyper's own message is terse).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn flow_file(cfg: &Config, frame: Frame, started: SystemTime) -> FlowFile {
     let time = humantime::format_rfc3339_millis(started).to_string();
     let mime = frame
@@ -279,17 +253,4 @@ fn flow_file(cfg: &Config, frame: Frame, started: SystemTime) -> FlowFile {
         .with_attr(CAPTURE_INPUT, "snapshot");
     cfg.metadata.finish(&mut flow_file.attributes);
     flow_file
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        assert!(parse_url("http://10.0.0.5:8080/snap.jpg").is_ok());
-        assert!(parse_url("https://cam/snap.jpg").is_ok());
-        assert!(parse_url("cam/snap.jpg").unwrap_err().contains("http://"));
-        assert!(parse_url("not a url").is_err());
-    }
 }

@@ -54,12 +54,12 @@ impl RemoteClassifier {
     ) -> Result<RemoteClassifier, NodeError> {
         let card = tokio::task::spawn_blocking(move || ModelCard::load_dir(&dir))
             .await
-            .map_err(|e| NodeError::Other(format!("classify: reading the model card: {e}")))?
+            .map_err(|e| NodeError::failed("classify: reading the model card", e))?
             .map_err(|e| {
-                NodeError::Other(format!(
-                    "classify: {e} (setting `model`: {})",
-                    setting.display()
-                ))
+                NodeError::failed(
+                    format!("classify (setting `model`: {})", setting.display()),
+                    e,
+                )
             })?;
         let model = if oip.model.is_empty() {
             card.name.clone()

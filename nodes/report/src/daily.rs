@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::media::day_of;
+use crate::day::day_of;
 use crate::store::DailyRow;
 
 /// Camera verdicts that are not a flag.

@@ -62,7 +62,7 @@ impl From<ReportError> for NodeError {
             ReportError::Open { path, source } => ("cannot open report", path, source),
             ReportError::Read { path, source } => ("cannot read existing report", path, source),
             ReportError::Write { path, source } => ("cannot write to report", path, source),
-            other => return NodeError::Other(other.to_string()),
+            other => return NodeError::failed("report", other),
         };
         NodeError::io(format!("{what} `{}`", path.display()), source)
     }

@@ -24,6 +24,7 @@
 pub mod coils;
 pub mod daily;
 pub mod dashboard;
+pub mod day;
 mod error;
 pub mod media;
 pub mod notify;
@@ -94,7 +95,7 @@ impl NodeKind for Report {
             Some(url) => Some(Arc::new(
                 Store::open_with(&url, &ctx.base_dir, &settings.table, settings.timeouts())
                     .await
-                    .map_err(|e| NodeError::Other(format!("report: {e}")))?,
+                    .map_err(|e| NodeError::failed("report", e))?,
             )),
             None => None,
         };
@@ -157,7 +158,7 @@ impl NodeKind for Report {
                 Some(
                     dashboard::Dashboard::start(dashboard, sources, live.clone())
                         .await
-                        .map_err(|e| NodeError::Other(format!("report: {e}")))?,
+                        .map_err(|e| NodeError::failed("report", e))?,
                 )
             }
             (Some(_), None, _) => {
@@ -174,7 +175,7 @@ impl NodeKind for Report {
                 health: health.store.clone(),
                 timeout: settings.product_timeout,
                 policy: policy::Policy::new(&settings.product_policy, &settings.defect_labels)
-                    .map_err(|e| NodeError::Other(format!("report: {e}")))?,
+                    .map_err(|e| NodeError::failed("report", e))?,
                 camera_flag: settings.camera_flag.clone(),
                 notifier,
             });
@@ -412,7 +413,7 @@ impl Processor for ReportProcessor {
             // can point at a missing image.
             let (media, content, for_record) = (media.clone(), flow_file.clone(), record.clone());
             let path = tokio::task::spawn_blocking(move || {
-                media.store(&content, &for_record, &media::day_of(now))
+                media.store(&content, &for_record, &day::day_of(now))
             })
             .await
             .map_err(|e| ProcessError::internal(format!("media store: {e}")))?

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use loupe_sdk::FlowFile;
 
+use crate::day::is_day;
 use crate::record::Inspection;
 
 /// Writing media failed.
@@ -158,23 +159,6 @@ impl MediaStore {
     }
 }
 
-/// The UTC day (`YYYY-MM-DD`) of a Unix time in milliseconds.
-pub fn day_of(ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339(time).to_string()[..10].to_string()
-}
-
-fn is_day(name: &str) -> bool {
-    name.len() == 10
-        && name.chars().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                c == '-'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
-}
-
 /// The file name without its extension (and without any of `suffixes`), sanitized.
 fn base_name(filename: Option<&str>, suffixes: &[&str]) -> String {
     let mut name = filename.unwrap_or("image").to_string();
@@ -299,7 +283,6 @@ mod tests {
             base_name(Some("sheet.overlay.png"), &[".overlay.png"]),
             "sheet"
         );
-        assert_eq!(day_of(0), "1970-01-01");
         assert!(is_day("2026-11-21") && !is_day("2026-11-2x") && !is_day("other"));
     }
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::media::{self, MediaStore};
+use crate::media::MediaStore;
 use crate::store::Store;
 
 /// Deletes records and media days older than `days` now and then every `interval`, for as
@@ -32,7 +32,7 @@ pub(crate) fn spawn(
                 }
             }
             if let Some(media) = media.clone() {
-                let day = media::day_of(cutoff);
+                let day = crate::day::day_of(cutoff);
                 match tokio::task::spawn_blocking(move || media.delete_days_before(&day)).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::info!(days_deleted = n, "retention: old media deleted"),

@@ -166,9 +166,8 @@ impl NodeKind for Route {
         let description = loupe_sdk::factory::describe::<Self>(&settings, ctx);
         // `validate` ran before build and compiled every expression; a failure here would be
         // a bug, reported as a build error rather than a panic.
-        let compile = |source: &str| {
-            Expression::compile(source).map_err(|e| NodeError::Other(format!("route: {e}")))
-        };
+        let compile =
+            |source: &str| Expression::compile(source).map_err(|e| NodeError::failed("route", e));
         let rules = settings
             .rules
             .iter()

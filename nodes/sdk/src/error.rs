@@ -160,9 +160,39 @@ pub enum NodeError {
     /// The node could not reach or talk to something it needs.
     #[error("{0}")]
     Unavailable(String),
+    /// A step failed with a typed cause (a model card, an expression, a store).
+    #[error("{what}: {source}")]
+    Failed {
+        /// What was being done.
+        what: String,
+        /// The underlying error, kept for [`chain`] and `anyhow`'s `{:#}`.
+        #[source]
+        source: BoxError,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+/// A boxed error that can cross threads, the source of [`NodeError::Failed`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error and its sources, `: `-separated: the one way Loupe writes an error with its
+/// causes into a log line, an `error.message` attribute or an answer. A source whose text
+/// the message already ends with (an error that prints its source, like
+/// [`NodeError::Io`]) is not repeated.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl NodeError {
@@ -171,6 +201,14 @@ impl NodeError {
         NodeError::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// A failure of `what`, keeping `source` as the error's source.
+    pub fn failed(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        NodeError::Failed {
+            what: what.into(),
+            source: source.into(),
         }
     }
 
@@ -207,5 +245,21 @@ mod tests {
         let e = ProcessError::from_status(&Status::out_of_range("too big"));
         assert_eq!(e.kind, ErrorKind::TooLarge);
         assert!(!e.is_retryable());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chain_writes_every_source_once() {
+        let e = Outer(std::io::Error::other("disk gone"));
+        assert_eq!(chain(&e), "outer: disk gone");
+        // Io prints its source already: not repeated.
+        let e = NodeError::io("reading model.yaml", std::io::Error::other("no such file"));
+        assert_eq!(chain(&e), "reading model.yaml: no such file");
+        let e = NodeError::failed("route", Outer(std::io::Error::other("bad rule")));
+        assert_eq!(chain(&e), "route: outer: bad rule");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
     }
 }

@@ -17,11 +17,11 @@
 
 use std::f32::consts::PI;
 
-use crate::coil::{Coil, View, faces};
 use crate::geom::{V2, polyline_length};
 use crate::manifest::{CoilLabel, DefectRecord};
 use crate::raster::{Canvas, Coverage};
 use crate::rng::Rng;
+use crate::view::{Material, View, faces};
 
 /// Product geometry the defect planner needs.
 pub(crate) struct CoilGeometry {
@@ -313,7 +313,7 @@ pub(crate) fn visible(view: &View, defect: &Defect) -> bool {
 /// Draws `defect` into the photo if this view sees it; returns what was drawn.
 pub(crate) fn draw(
     canvas: &mut Canvas,
-    coil: &Coil,
+    material: &Material,
     view: &View,
     defect: &Defect,
 ) -> Option<DefectRecord> {
@@ -321,7 +321,7 @@ pub(crate) fn draw(
         return None;
     }
     let (w, h) = (canvas.width, canvas.height);
-    let m = &coil.material;
+    let m = material;
     let (bbox, length) = match &defect.shape {
         Shape::Strand { points, width } => {
             let anchor = Anchor::new(view, defect, 0.0);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use serde::Serialize;
 
 use crate::camera::{self, Reading};
-use crate::coil::{ANGLES, Coil, View};
+use crate::coil::{ANGLES, Coil};
 use crate::error::SynthError;
 use crate::manifest::{
     CameraReport, ClassCounts, CoilCounts, CoilDataset, CoilLabel, CoilRecord, Confusion,
@@ -55,14 +55,14 @@ fn render_photo(opts: &CoilOptions, coil: &Coil, product: u32, angle: u32) -> Co
         &[stream::COIL_VIEW, product as u64, angle as u64],
     );
     let n = opts.size as usize;
-    let view = View::new(coil, angle, &mut rng, opts.size as f32);
+    let view = coil.view(angle, &mut rng, opts.size as f32);
     let mut canvas = Canvas::new(n, n, &[0.0, 0.0, 0.0]);
     scene::paint(&mut canvas, &mut rng, coil, &view);
     crate::coil::draw(&mut canvas, coil, &view);
     let defects: Vec<DefectRecord> = coil
         .defects
         .iter()
-        .filter_map(|d| defects::draw(&mut canvas, coil, &view, d))
+        .filter_map(|d| defects::draw(&mut canvas, &coil.material, &view, d))
         .collect();
     let exposure = Exposure::random(&mut rng, opts.size);
     exposure.develop(&mut canvas, &mut rng);

@@ -32,6 +32,7 @@ mod render;
 mod rng;
 mod scene;
 mod surface;
+mod view;
 
 pub mod camera;
 pub mod faults;

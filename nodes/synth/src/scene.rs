@@ -1,10 +1,11 @@
 //! What lies around the coil: the floor or fixture plate, the coil's shadow, and clutter
 //! (fixture bars, bolts, tags, cables, now and then a clamp touching the coil).
 
-use crate::coil::{Coil, View};
+use crate::coil::Coil;
 use crate::geom::{V2, bezier2, v2};
 use crate::raster::{Canvas, Coverage};
 use crate::rng::Rng;
+use crate::view::View;
 
 /// Paints the background of one photo, before the coil is drawn over it.
 pub(crate) fn paint(canvas: &mut Canvas, rng: &mut Rng, coil: &Coil, view: &View) {

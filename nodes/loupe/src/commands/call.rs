@@ -12,32 +12,69 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use loupe_sdk::client::{ClientOptions, ClientSecurity, RemoteNode};
+use clap::ValueEnum;
+use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::{FlowFile, Processor, attr};
 
-use crate::cli::CallOutput;
+use super::client_args::ClientArgs;
 
 /// Exit code when the node routed the FlowFile to `failure`.
 const EXIT_FAILURE_RELATIONSHIP: u8 = 2;
 /// Exit code when the node could not be reached or refused the call.
 const EXIT_TRANSPORT: u8 = 3;
 
+/// Arguments of `loupe call`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The node's address.
+    pub endpoint: String,
+    /// An attribute of the FlowFile sent, `key=value` (repeatable).
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
+    pub attrs: Vec<String>,
+    /// Write the outputs' relationships and attributes as JSON to this file (default:
+    /// standard error, with `--output content`).
+    #[arg(long)]
+    pub attributes_out: Option<PathBuf>,
+    /// What standard output carries: the outputs' `content` (NiFi ExecuteStreamCommand's
+    /// output stream), or their relationships and attributes as one line of `json` (for
+    /// ExecuteStreamCommand's "Output Destination Attribute").
+    #[arg(long, value_enum, default_value_t = CallOutput::Content)]
+    pub output: CallOutput,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// TLS and credentials.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// What `loupe call` writes to standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallOutput {
+    /// The output FlowFiles' content.
+    Content,
+    /// `{"outputs": [{"relationship", "uuid", "size", "attributes"}]}` on one line.
+    Json,
+}
+
 /// Sends stdin as one FlowFile and writes the outputs.
-pub async fn call(
-    endpoint: &str,
-    attrs: &[String],
-    attributes_out: Option<&Path>,
-    output: CallOutput,
-    timeout: u64,
-    security: ClientSecurity,
-) -> anyhow::Result<ExitCode> {
+pub async fn call(args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        endpoint,
+        attrs,
+        attributes_out,
+        output,
+        timeout,
+        client,
+    } = args;
+    let security = client.security()?;
     let mut attributes = HashMap::new();
-    for a in attrs {
+    for a in &attrs {
         let (k, v) = a
             .split_once('=')
             .with_context(|| format!("--attr expects key=value, got `{a}`"))?;
@@ -53,7 +90,7 @@ pub async fn call(
         security,
         ..Default::default()
     };
-    let node = RemoteNode::connect_unchecked(&[endpoint.to_string()], &options)?;
+    let node = RemoteNode::connect_unchecked(&[endpoint], &options)?;
     let outputs = match node.process(flow_file).await {
         Ok(outputs) => outputs,
         Err(e) => {
@@ -89,7 +126,7 @@ pub async fn call(
         writeln!(stdout, "{json}")?;
     }
     stdout.flush()?;
-    match attributes_out {
+    match &attributes_out {
         Some(path) => std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?,
         None if output == CallOutput::Content => eprintln!("{json}"),

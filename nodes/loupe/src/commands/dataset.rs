@@ -21,12 +21,13 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use loupe_flow::model::CompiledNode;
+use loupe_report::ReportSettings;
 use loupe_report::store::query::MAX_PAGE;
 use loupe_report::store::{ListQuery, Stored};
+use loupe_sdk::factory::parse_settings;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-use crate::cli::DatasetCommand;
 
 /// What `dataset.json` says the folder is.
 const KIND: &str = "feedback";
@@ -39,53 +40,57 @@ const DATASET: &str = "dataset.json";
 /// How many skipped records are named one by one on stderr.
 const WARN_EACH: usize = 20;
 
+/// `loupe dataset` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Export the reviewed images as a fine-tuning set: one folder per reviewed label.
+    ///
+    /// Takes every record whose latest review is at or after `--since` (UTC), labelled with
+    /// that review's label, and writes DIR/<label>/<image> (a copy of the original from the
+    /// media directory), DIR/manifest.jsonl (one line per image, sorted by file; `split`
+    /// train or val, decided per product by a stable hash) and DIR/dataset.json (counts).
+    /// Records without media, or whose image file is gone, are skipped and counted.
+    Export(Args),
+}
+
 /// Runs a `loupe dataset` subcommand.
-pub fn dataset(what: DatasetCommand) -> anyhow::Result<ExitCode> {
+pub fn dataset(what: Command) -> anyhow::Result<ExitCode> {
     match what {
-        DatasetCommand::Export {
-            since,
-            out,
-            force,
-            flow,
-            node,
-            database,
-            table,
-            media,
-            val_fraction,
-        } => export(&Args {
-            since,
-            out,
-            force,
-            flow,
-            node,
-            database,
-            table,
-            media,
-            val_fraction,
-        }),
+        Command::Export(args) => export(&args),
     }
 }
 
-/// The arguments of `loupe dataset export` (see [`DatasetCommand::Export`]).
-#[derive(Debug, Clone)]
+/// The arguments of `loupe dataset export`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// First day of reviews, `YYYY-MM-DD` (UTC).
+    /// First day of reviews to take, `YYYY-MM-DD` (UTC, from the start of the day).
+    #[arg(long)]
     pub since: String,
-    /// Output directory.
+    /// Output directory (created; must be empty unless `--force`).
+    #[arg(long)]
     pub out: PathBuf,
-    /// Write into a non-empty output directory.
+    /// Write into a non-empty DIR: an earlier export there is replaced, other files are
+    /// left alone.
+    #[arg(long)]
     pub force: bool,
-    /// The flow whose report node is read.
+    /// The flow whose report node holds the database, table and media directory.
+    #[arg(long, default_value = "flows/loose-wire-recheck.yaml")]
     pub flow: PathBuf,
-    /// The report node's id.
+    /// The report node of the flow (default: the first one with a database).
+    #[arg(long)]
     pub node: Option<String>,
-    /// Database URL instead of the flow's.
+    /// The database instead of the flow's: `sqlite:PATH` (relative to the working
+    /// directory) or `postgres://USER@HOST/DB`; needs `--media`.
+    #[arg(long, conflicts_with_all = ["flow", "node"], requires = "media")]
     pub database: Option<String>,
-    /// Table instead of the flow's.
+    /// The table of the records (default: the report node's, else `inspections`).
+    #[arg(long)]
     pub table: Option<String>,
-    /// Media directory instead of the flow's.
+    /// The media directory instead of the report node's `media_dir`.
+    #[arg(long)]
     pub media: Option<PathBuf>,
-    /// Fraction of products in the val split.
+    /// Fraction of products put in the val split (0..=1).
+    #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
 }
 
@@ -159,7 +164,7 @@ struct Skipped {
 
 /// Exports the reviewed images and prints a summary.
 pub fn export(args: &Args) -> anyhow::Result<ExitCode> {
-    let since_ms = parse_day(&args.since)?;
+    let since_ms = loupe_report::day::start_ms(&args.since).map_err(|e| anyhow!("--since {e}"))?;
     anyhow::ensure!(
         args.val_fraction.is_finite() && (0.0..=1.0).contains(&args.val_fraction),
         "--val-fraction {} is not a fraction between 0 and 1",
@@ -313,49 +318,6 @@ pub fn export(args: &Args) -> anyhow::Result<ExitCode> {
     }
     print_summary(args, &source, &entries, &summary);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The start of a UTC day `YYYY-MM-DD`, Unix epoch milliseconds.
-pub fn parse_day(text: &str) -> anyhow::Result<i64> {
-    let bad =
-        || anyhow!("--since `{text}` is not a date: expected YYYY-MM-DD (UTC), e.g. 2026-11-01");
-    let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r.clone()]
-            .iter()
-            .all(u8::is_ascii_digit)
-            .then(|| text[r].parse().ok())
-            .flatten()
-    };
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(bad());
-    }
-    let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) else {
-        return Err(bad());
-    };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(bad()),
-    };
-    if d < 1 || d > days_in_month {
-        return Err(bad());
-    }
-    Ok(days_from_civil(y, m, d) * 86_400_000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `train` or `val` for a product: the first 8 bytes of the SHA-256 of its id, as a fraction
@@ -522,110 +484,94 @@ fn source(args: &Args) -> anyhow::Result<Source> {
     Ok(source)
 }
 
-/// The report node `node` (default: the first with a database) of the flow file `flow`,
-/// its paths resolved against the flow file's directory as the node resolves them.
+/// The report node `node` (default: the first with a database) of the flow file `flow`:
+/// the flow is compiled as `loupe run` compiles it (an invalid flow is refused with its
+/// errors), the node's settings are read with the report node's own settings type, and its
+/// paths are resolved against the flow file's directory as the node resolves them.
 pub fn from_flow(flow: &Path, node: Option<&str>) -> anyhow::Result<Source> {
-    let text = std::fs::read_to_string(flow)
-        .with_context(|| format!("cannot read the flow {}", flow.display()))?;
-    let doc: serde_norway::Value = serde_norway::from_str(&text)
-        .with_context(|| format!("the flow {} is not valid YAML", flow.display()))?;
-    let base_dir = match flow.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let nodes = doc
-        .get("nodes")
-        .and_then(serde_norway::Value::as_sequence)
-        .ok_or_else(|| anyhow!("the flow {} has no `nodes` list", flow.display()))?;
-    let str_of = |v: &serde_norway::Value, key: &str| -> Option<String> {
-        v.get(key).and_then(|s| s.as_str()).map(str::to_string)
-    };
-    let reports: Vec<&serde_norway::Value> = nodes
+    let compiled = loupe_flow::compile_file(flow, &crate::nodes::registry()).map_err(|errors| {
+        let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!(
+            "the flow {} is not valid ({} error(s)):\n{}",
+            flow.display(),
+            errors.len(),
+            listed.join("\n")
+        )
+    })?;
+    let reports: Vec<&CompiledNode> = compiled
+        .nodes
         .iter()
-        .filter(|n| str_of(n, "type").as_deref() == Some("report"))
+        .filter(|n| n.node_type == "report")
         .collect();
     let ids = || {
-        let ids: Vec<String> = reports
-            .iter()
-            .map(|n| format!("`{}`", str_of(n, "id").unwrap_or_default()))
-            .collect();
+        let ids: Vec<String> = reports.iter().map(|n| format!("`{}`", n.id)).collect();
         if ids.is_empty() {
             "none".to_string()
         } else {
             ids.join(", ")
         }
     };
-    let settings_of = |n: &serde_norway::Value| -> ReportPlaces {
-        let settings = n.get("settings");
-        let get = |key: &str| settings.and_then(|s| str_of(s, key));
-        ReportPlaces {
-            // As `ReportSettings::database_url`: SQLite `report.db` when there is no `path`.
-            database: get("database").or_else(|| {
-                settings
-                    .and_then(|s| s.get("path"))
-                    .is_none()
-                    .then(|| "sqlite:report.db".to_string())
-            }),
-            table: get("table").unwrap_or_else(|| "inspections".to_string()),
-            media_dir: get("media_dir").map(PathBuf::from),
-        }
+    let settings_of = |n: &CompiledNode| -> anyhow::Result<ReportSettings> {
+        parse_settings(&n.settings)
+            .map_err(|e| anyhow!("report node `{}` of the flow {}: {e}", n.id, flow.display()))
     };
-    let (id, places) = match node {
+    let (id, settings) = match node {
         Some(id) => {
-            let found = nodes
-                .iter()
-                .find(|n| str_of(n, "id").as_deref() == Some(id))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "no node `{id}` in the flow {} (its report nodes: {})",
-                        flow.display(),
-                        ids()
-                    )
-                })?;
-            let kind = str_of(found, "type").unwrap_or_default();
+            let found = compiled.nodes.iter().find(|n| n.id == id).ok_or_else(|| {
+                anyhow!(
+                    "no node `{id}` in the flow {} (its report nodes: {})",
+                    flow.display(),
+                    ids()
+                )
+            })?;
             anyhow::ensure!(
-                kind == "report",
-                "node `{id}` of the flow {} is a `{kind}` node, not a `report` node",
-                flow.display()
+                found.node_type == "report",
+                "node `{id}` of the flow {} is a `{}` node, not a `report` node",
+                flow.display(),
+                found.node_type
             );
-            let places = settings_of(found);
+            let settings = settings_of(found)?;
             anyhow::ensure!(
-                places.database.is_some(),
+                settings.database_url().is_some(),
                 "report node `{id}` of the flow {} keeps no database (only a JSON-lines `path`)",
                 flow.display()
             );
-            (id.to_string(), places)
+            (id.to_string(), settings)
         }
-        None => reports
-            .iter()
-            .map(|n| (str_of(n, "id").unwrap_or_default(), settings_of(n)))
-            .find(|(_, places)| places.database.is_some())
-            .ok_or_else(|| {
+        None => {
+            let mut first = None;
+            for n in &reports {
+                let settings = settings_of(n)?;
+                if settings.database_url().is_some() {
+                    first = Some((n.id.clone(), settings));
+                    break;
+                }
+            }
+            first.ok_or_else(|| {
                 anyhow!(
                     "no report node with a database in the flow {} (its report nodes: {}); \
                      name another flow with --flow, or give --database and --media",
                     flow.display(),
                     ids()
                 )
-            })?,
+            })?
+        }
     };
-    let resolve = |p: PathBuf| {
-        if p.is_absolute() { p } else { base_dir.join(p) }
+    let base_dir = compiled.base_dir.clone();
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        }
     };
     Ok(Source {
-        url: places.database.expect("checked above"),
+        url: settings.database_url().expect("checked above"),
         base_dir: base_dir.clone(),
-        table: places.table,
-        media_dir: places.media_dir.map(resolve),
+        table: settings.table.clone(),
+        media_dir: settings.media_dir.as_deref().map(resolve),
         origin: format!("report node `{id}` of {}", flow.display()),
     })
-}
-
-/// What a report node's settings say about where its records are.
-struct ReportPlaces {
-    database: Option<String>,
-    table: String,
-    media_dir: Option<PathBuf>,
 }
 
 /// Every record whose latest review is at or after `since_ms`, newest first.
@@ -739,27 +685,6 @@ fn print_summary(args: &Args, source: &Source, entries: &[Entry], summary: &Summ
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn days_are_utc_midnights_and_bad_dates_are_refused() {
-        assert_eq!(parse_day("1970-01-01").unwrap(), 0);
-        assert_eq!(parse_day("2026-11-01").unwrap(), 1_793_491_200_000);
-        assert_eq!(parse_day("2024-02-29").unwrap(), 1_709_164_800_000);
-        for bad in [
-            "2025-02-29",
-            "2026-13-01",
-            "2026-11-31",
-            "2026-1-01",
-            "26-11-01",
-            "2026/11/01",
-            "yesterday",
-            "2026-11-0x",
-            "+026-11-01",
-            "",
-        ] {
-            assert!(parse_day(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn the_split_is_stable_and_follows_the_fraction() {

@@ -14,20 +14,37 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{DemoKind, Progress};
+use clap::ValueEnum;
+
+use super::run::Progress;
 
 /// Arguments of `loupe demo`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Which demo.
+    #[arg(value_enum, default_value_t = DemoKind::Coils)]
     pub kind: DemoKind,
-    /// Coils (8 photos each) or sheets to generate.
+    /// How many coils (8 photos each) or sheets to generate.
+    #[arg(long, default_value_t = 50)]
     pub products: u32,
     /// Seed of the generated data.
+    #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// The flow to run (default: the kind's shipped flow).
+    /// The flow to run (default: the demo's shipped flow).
+    #[arg(long)]
     pub flow: Option<PathBuf>,
-    /// Stop after the summary.
+    /// Stop after the summary instead of keeping the dashboard up.
+    #[arg(long)]
     pub exit: bool,
+}
+
+/// The demos of `loupe demo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoKind {
+    /// Coil photos: re-check the camera's loose-wire flags with the coil classifier.
+    Coils,
+    /// Steel-sheet photos: find and outline surface defects with the segmenter.
+    Surfaces,
 }
 
 impl DemoKind {

@@ -2,17 +2,29 @@
 
 use std::process::ExitCode;
 
-use loupe_sdk::client::{ClientOptions, ClientSecurity, RemoteNode};
+use loupe_sdk::client::{ClientOptions, RemoteNode};
 use loupe_sdk::pb::Readiness;
 
+use super::client_args::ClientArgs;
+
+/// Arguments of `loupe describe`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The node's address, `host:port`, `http://host:port` or `https://host:port` (TLS).
+    pub endpoint: String,
+    /// TLS and credentials.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// Prints the node's description as JSON.
-pub async fn describe(endpoint: &str, security: ClientSecurity) -> anyhow::Result<ExitCode> {
+pub async fn describe(args: Args) -> anyhow::Result<ExitCode> {
     let options = ClientOptions {
         connect_timeout: std::time::Duration::from_secs(3),
-        security,
+        security: args.client.security()?,
         ..Default::default()
     };
-    let node = RemoteNode::connect(&[endpoint.to_string()], &options).await?;
+    let node = RemoteNode::connect(&[args.endpoint], &options).await?;
     let d = node.description();
     let schema: serde_json::Value =
         serde_json::from_str(&d.settings_schema).unwrap_or(serde_json::Value::Null);

@@ -1,19 +1,21 @@
-//! One module per subcommand.
+//! One module per subcommand; each declares its own arguments (`Args`, or `Command` for a
+//! command with subcommands) and runs them.
 
-mod call;
-pub(crate) mod certs;
-pub(crate) mod client_args;
-mod dataset;
-mod demo;
-mod describe;
-pub(crate) mod eval;
-mod nifi;
-pub(crate) mod run;
-mod serve;
-mod setup;
-mod synth;
-pub(crate) mod users;
-mod validate;
+pub mod call;
+pub mod certs;
+pub mod client_args;
+pub mod dataset;
+pub mod demo;
+pub mod describe;
+pub mod eval;
+pub mod nifi;
+pub mod run;
+pub mod schema;
+pub mod serve;
+pub mod setup;
+pub mod synth;
+pub mod users;
+pub mod validate;
 
 use std::process::ExitCode;
 
@@ -22,71 +24,20 @@ use crate::cli::{Cli, Command};
 /// Runs the chosen subcommand.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate { flows } => validate::validate(&flows),
+        Command::Validate(args) => validate::validate(&args),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
-        Command::Serve {
-            node_type,
-            config,
-            listen,
-            overrides,
-        } => runtime()?.block_on(serve::serve(
-            &node_type,
-            config.as_deref(),
-            listen.as_deref(),
-            &overrides,
-        )),
-        Command::Describe { endpoint, client } => {
-            run_small(describe::describe(&endpoint, client.security()?))
-        }
-        Command::Call {
-            endpoint,
-            attrs,
-            attributes_out,
-            output,
-            timeout,
-            client,
-        } => run_small(call::call(
-            &endpoint,
-            &attrs,
-            attributes_out.as_deref(),
-            output,
-            timeout,
-            client.security()?,
-        )),
-        Command::Demo {
-            kind,
-            products,
-            seed,
-            flow,
-            exit,
-        } => demo::demo(demo::Args {
-            kind,
-            products,
-            seed,
-            flow,
-            exit,
-        }),
+        Command::Serve(args) => runtime()?.block_on(serve::serve(&args)),
+        Command::Describe(args) => run_small(describe::describe(args)),
+        Command::Call(args) => run_small(call::call(args)),
+        Command::Demo(args) => demo::demo(args),
         Command::Eval(args) => eval::eval(args),
         Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
+        Command::Schema(args) => schema::schema(&args),
         Command::Synth { what } => synth::synth(what),
         Command::Dataset { what } => dataset::dataset(what),
         Command::Nifi { what } => nifi::nifi(what),
         Command::Certs { what } => certs::certs(what),
         Command::Users(args) => users::users(args),
-        Command::Schema { node_type } => {
-            let registry = crate::nodes::registry();
-            let factory = registry.get(&node_type).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown node type `{node_type}` (known: {})",
-                    registry.types().join(", ")
-                )
-            })?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&factory.settings_schema())?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
     }
 }
 

@@ -5,18 +5,37 @@
 //! [`crate::nifi_export`], which documents the mapping.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::cli::NifiCommand;
 use crate::nifi_export;
 
+/// `loupe nifi` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Write a flow as a NiFi 2.x flow definition (JSON for "Upload flow definition").
+    ///
+    /// One process group named after the flow: an InvokeHTTP per processing node (calling
+    /// the node's `POST /process` at the URL in parameter `loupe.<node-id>.url`), a
+    /// RouteOnAttribute after nodes with named relationships (`route`), ListFile + FetchFile
+    /// (or ListenHTTP) for the capture, and one connection per flow connection with its
+    /// prioritizer and back pressure. The flow is validated first; an invalid flow is
+    /// refused with its errors.
+    Export {
+        /// The flow file.
+        flow: PathBuf,
+        /// Write the JSON to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 /// Runs a `loupe nifi` subcommand.
-pub fn nifi(what: NifiCommand) -> anyhow::Result<ExitCode> {
+pub fn nifi(what: Command) -> anyhow::Result<ExitCode> {
     match what {
-        NifiCommand::Export { flow, out } => export(&flow, out.as_deref()),
+        Command::Export { flow, out } => export(&flow, out.as_deref()),
     }
 }
 

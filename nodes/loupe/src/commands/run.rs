@@ -9,8 +9,6 @@ use loupe_flow::runner::{self, ProgressMode, RunOptions};
 use loupe_sdk::AttributeLimits;
 use loupe_sdk::client::ClientOptions;
 
-use crate::cli::Progress;
-
 /// SIGTERM (what `docker stop` and systemd send, also to PID 1 in a container, which has no
 /// default handler) and SIGINT (Ctrl-C), listened to from the start of the run.
 struct Signals {
@@ -44,6 +42,17 @@ impl Signals {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Progress display.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Progress {
+    /// A live line on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines.
+    Lines,
+    /// Nothing.
+    Off,
 }
 
 /// Arguments of `loupe run`.

@@ -1,20 +1,35 @@
 //! `loupe serve NODE_TYPE`: one node as its own gRPC process.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use loupe_sdk::BuildContext;
 use loupe_sdk::serve::{ServeOptions, serve as serve_node, shutdown_signal};
 
+/// Arguments of `loupe serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Node type (`capture`, `classify`, `report`, ...).
+    pub node_type: String,
+    /// YAML configuration file (`listen`, `max_message_bytes`, `settings`, ...).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (overrides the configuration); port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Override a configuration key, e.g. `--set settings.path=/tmp/r.jsonl`; the value
+    /// takes the key's type from the node's settings schema (`--set settings.line=007`
+    /// stays the text `007` where `line` is text).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
 /// Loads the layered configuration, builds the node, serves it until SIGTERM/SIGINT.
-pub async fn serve(
-    node_type: &str,
-    config: Option<&Path>,
-    listen: Option<&str>,
-    overrides: &[String],
-) -> anyhow::Result<ExitCode> {
+pub async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
+    let (node_type, config) = (args.node_type.as_str(), args.config.as_deref());
+    let (listen, overrides) = (args.listen.as_deref(), args.overrides.as_slice());
     let _telemetry = loupe_sdk::telemetry::init(&format!("loupe-{node_type}"), "info");
     let registry = crate::nodes::registry();
     let factory = registry.get(node_type).with_context(|| {

@@ -1,6 +1,6 @@
 //! `loupe synth coils|surfaces|faults`: deterministic synthetic inspection data (`loupe-synth`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -8,12 +8,83 @@ use anyhow::Context;
 use loupe_synth::manifest::Confusion;
 use loupe_synth::{CoilLabel, CoilOptions, SurfaceClass, SurfaceOptions};
 
-use crate::cli::SynthCommand;
+/// `loupe synth` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Wire coils photographed from 8 angles: `ok`, `burr`, `loose_wire`, with the
+    /// simulated factory camera's verdict per image.
+    ///
+    /// Writes DIR/images/<product>_a<angle>.<ext>, DIR/manifest.jsonl (one line per
+    /// image) and DIR/dataset.json; prints the label counts and the camera's confusion.
+    Coils {
+        /// Number of products (8 images each).
+        #[arg(long)]
+        products: u32,
+        /// Seed: the same arguments give byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory (created; must be empty or an earlier synth output).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image width and height in pixels (64..=2048).
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Image format: png or jpg.
+        #[arg(long, default_value = "png")]
+        format: String,
+        /// Fraction of products with a loose wire.
+        #[arg(long, default_value_t = 0.05)]
+        loose_wire: f64,
+        /// Fraction of products with burrs.
+        #[arg(long, default_value_t = 0.25)]
+        burr: f64,
+        /// Fraction of products with both (counted in the two above).
+        #[arg(long, default_value_t = 0.01)]
+        both: f64,
+    },
+    /// A copy of a labelled folder with a camera fault applied to every image (blur:S,
+    /// jpeg:Q, exposure:F, noise:S, tilt:D, black, white, grey, static, small): the same
+    /// manifest, the images as PNG under the same names, masks copied.
+    Faults {
+        /// The labelled folder (manifest.jsonl + images).
+        #[arg(long)]
+        data: PathBuf,
+        /// The fault.
+        #[arg(long)]
+        fault: String,
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the noise faults (image i of the manifest gets seed + i).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Steel-sheet surfaces with scratches, pits, patches and inclusions, and a class
+    /// mask per image.
+    ///
+    /// Writes DIR/images/<id>.png (8-bit gray), DIR/masks/<id>.png (pixel = class index:
+    /// 0 background, 1 scratch, 2 pit, 3 patch, 4 inclusion), DIR/manifest.jsonl and
+    /// DIR/dataset.json.
+    Surfaces {
+        /// Number of images.
+        #[arg(long)]
+        images: u32,
+        /// Seed: the same arguments give byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory (created; must be empty or an earlier synth output).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image width and height in pixels (64..=2048).
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+    },
+}
 
 /// Generates the data set and prints its summary.
-pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
+pub fn synth(what: Command) -> anyhow::Result<ExitCode> {
     match what {
-        SynthCommand::Coils {
+        Command::Coils {
             products,
             seed,
             out,
@@ -60,7 +131,7 @@ pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
             );
             print_written(&out);
         }
-        SynthCommand::Faults {
+        Command::Faults {
             data,
             fault,
             out,
@@ -77,7 +148,7 @@ pub fn synth(what: SynthCommand) -> anyhow::Result<ExitCode> {
                 started.elapsed().as_secs_f64()
             );
         }
-        SynthCommand::Surfaces {
+        Command::Surfaces {
             images,
             seed,
             out,

@@ -3,11 +3,19 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Arguments of `loupe validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flow files (YAML).
+    #[arg(required = true)]
+    pub flows: Vec<PathBuf>,
+}
+
 /// Compiles each flow and prints every error with its place; exit 1 if any flow is invalid.
-pub fn validate(flows: &[PathBuf]) -> anyhow::Result<ExitCode> {
+pub fn validate(args: &Args) -> anyhow::Result<ExitCode> {
     let registry = crate::nodes::registry();
     let mut ok = true;
-    for path in flows {
+    for path in &args.flows {
         match loupe_flow::compile_file(path, &registry) {
             Ok(flow) => println!(
                 "{}: valid ({} nodes, {} connections)",

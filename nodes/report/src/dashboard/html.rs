@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::auth::Identity;
+use super::identity::Identity;
 use super::users::Role;
 
 /// Text escaped for HTML element content and quoted attribute values.

@@ -14,8 +14,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use loupe_sdk::serve::PeerInfo;
 
-use super::auth::{Identity, Via, form_field, safe_next};
+use super::auth::{form_field, safe_next};
 use super::html::{Tab, esc, page};
+use super::identity::{Identity, Via};
 use super::session;
 use super::users::verify_password;
 use super::{DashboardError, Shared};

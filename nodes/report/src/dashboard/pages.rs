@@ -9,9 +9,9 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 
-use super::api::{self, Filters, ReportRange};
-use super::auth::Identity;
 use super::html::{Tab, bar_chart, esc, page, time, url_encode};
+use super::identity::Identity;
+use super::query::{self, Filters, ReportRange};
 use super::users::Role;
 use super::{DashboardError, Shared, provenance};
 use crate::store::{Disagreement, Stored};
@@ -49,7 +49,7 @@ pub(super) fn row_html(s: &Stored, d: &Disagreement) -> String {
         ),
         None => String::new(),
     };
-    let disagree = api::disagrees(s, d);
+    let disagree = query::disagrees(s, d);
     format!(
         "<tr data-uuid=\"{uuid}\"{class}><td><a class=\"detail\" href=\"/inspections/{uuid}\">{time}</a></td>\
          <td>{product}</td><td class=\"num\">{angle}</td><td>{line}</td><td>{camera}</td><td>{model}</td>\
@@ -133,10 +133,10 @@ pub(super) async fn coils(
         ),
         None => None,
     };
-    let today = crate::media::day_of(loupe_sdk::flowfile::now_ms());
-    let start = api::day_start_ms(&today)?;
+    let today = crate::day::day_of(loupe_sdk::flowfile::now_ms());
+    let start = query::day_start_ms(&today)?;
     let counts = store
-        .coil_counts(Some((start, start + api::DAY_MS)))
+        .coil_counts(Some((start, start + crate::day::DAY_MS)))
         .await?;
     let figures = crate::coils::CoilFigures::from_counts(&counts, &d.camera_flag, &d.defect_labels);
     let mut body = format!(
@@ -357,7 +357,7 @@ pub(super) async fn detail(
     Extension(who): Extension<Identity>,
     Path(uuid): Path<String>,
 ) -> Result<Html<String>, DashboardError> {
-    let s = api::find(&shared, &uuid).await?;
+    let s = query::find(&shared, &uuid).await?;
     let reviews = shared.sources.store.reviews(&uuid).await?;
     let d = &shared.sources.disagreement;
     let r = &s.record;
@@ -377,7 +377,7 @@ pub(super) async fn detail(
                 "<figure><img id=\"original\" src=\"/media/{p}\" alt=\"original image\"><figcaption>original · <a href=\"/media/{p}\">{p}</a></figcaption></figure>",
                 p = esc(path)
             );
-            match api::overlay_of(&shared, path) {
+            match query::overlay_of(&shared, path) {
                 Some(overlay) => {
                     let _ = write!(
                         body,
@@ -714,7 +714,7 @@ pub(super) async fn daily(
     Extension(who): Extension<Identity>,
     Query(range): Query<ReportRange>,
 ) -> Result<Html<String>, DashboardError> {
-    let report = api::report(&shared, &range).await?;
+    let report = query::report(&shared, &range).await?;
     let query = format!(
         "from={}&to={}{}",
         url_encode(&report.from),

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full, Limited};
+use loupe_sdk::error::chain;
 
 use super::{DashboardError, Shared};
 
@@ -85,7 +86,7 @@ pub(super) async fn upload(
     let response = tokio::time::timeout(UPLOAD_TIMEOUT, uploader.client.request(request))
         .await
         .map_err(|_| unreachable(format!("no answer in {}s", UPLOAD_TIMEOUT.as_secs())))?
-        .map_err(|e| unreachable(error_chain(&e)))?;
+        .map_err(|e| unreachable(chain(&e)))?;
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = response
@@ -99,15 +100,4 @@ pub(super) async fn upload(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     Ok((status, [(header::CONTENT_TYPE, content_type)], answer).into_response())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

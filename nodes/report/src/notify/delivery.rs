@@ -5,50 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::attempt::{AttemptError, Prepared};
 use super::mqtt::MqttSink;
 use super::webhook::WebhookSink;
-
-/// A notice ready to send: its JSON and what topics are made of.
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    pub(crate) id: String,
-    pub(crate) body: Bytes,
-    pub(crate) line: String,
-    pub(crate) verdict: String,
-    pub(crate) product_id: String,
-}
-
-/// Why one attempt failed.
-#[derive(Debug)]
-pub(crate) struct AttemptError {
-    pub(crate) message: String,
-    /// Worth trying again (connection trouble, timeouts, 5xx).
-    pub(crate) retryable: bool,
-    /// The receiver asked for this pause.
-    pub(crate) retry_after: Option<Duration>,
-}
-
-impl AttemptError {
-    pub(crate) fn retryable(message: String) -> Self {
-        AttemptError {
-            message,
-            retryable: true,
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn permanent(message: String) -> Self {
-        AttemptError {
-            message,
-            retryable: false,
-            retry_after: None,
-        }
-    }
-}
 
 /// Counts, shared by the notifier and its workers.
 #[derive(Debug, Default)]

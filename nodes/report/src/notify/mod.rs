@@ -43,11 +43,13 @@
 //! Counters ([`NotifyStats`]): `sent`, `failed`, `dropped` count deliveries (one per notice
 //! and sink); `suppressed` and `rejected` count notices.
 
+mod attempt;
 mod cooldown;
 mod delivery;
 mod mqtt;
 mod notice;
 mod settings;
+mod topic;
 mod webhook;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,8 +68,9 @@ pub use notice::{MAX_NOTICE_BYTES, Notice, NoticeError};
 pub use settings::{MAX_QUEUE, MqttSettings, NotifySettings, WebhookSettings};
 pub use webhook::{ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 
+use attempt::Prepared;
 use cooldown::{Admit, Cooldown};
-use delivery::{Counters, Prepared, RetryPolicy, Sink};
+use delivery::{Counters, RetryPolicy, Sink};
 use notice::Message;
 
 /// What [`Notifier::notify`] did with a notice.
@@ -121,7 +124,7 @@ fn join(problems: &[SettingsError]) -> String {
 
 impl From<NotifyError> for NodeError {
     fn from(e: NotifyError) -> Self {
-        NodeError::Other(e.to_string())
+        NodeError::failed("report: notifications", e)
     }
 }
 

@@ -8,7 +8,7 @@ use loupe_sdk::SettingsError;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::mqtt::TopicTemplate;
+use super::topic::TopicTemplate;
 
 /// The most pending notices `queue` may allow (per sink).
 pub const MAX_QUEUE: usize = 100_000;

@@ -6,10 +6,11 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
+use loupe_sdk::error::chain;
 use loupe_sdk::https::HttpsClient;
 use sha2::Sha256;
 
-use super::delivery::{AttemptError, Prepared};
+use super::attempt::{AttemptError, Prepared};
 use super::settings::{WebhookSettings, parse_webhook_url};
 
 /// Header with the signature, `sha256=<lowercase hex>`.
@@ -127,18 +128,6 @@ impl WebhookSink {
             retry_after,
         })
     }
-}
-
-/// An error with its sources, `: `-separated (hyper's own message is terse).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -25,13 +25,14 @@ use super::card::{CARD_FILE, MODEL_FILE};
 use super::reload::{self, DirSignature, ModelSlot, WatchSpec};
 use super::serving::ServingSettings;
 use super::{interrupted, resume_panic, tensor};
+use crate::error::BoxError;
 use crate::imaging::{DecodeLimits, ImageError};
 use crate::{NodeError, ProcessError, SettingsError};
 
 /// A model a node can serve.
 pub trait ServedModel: BatchModel + Sized {
     /// Why loading or running failed.
-    type Error: std::fmt::Display + Send + 'static;
+    type Error: std::error::Error + Send + Sync + 'static;
 
     /// Loads the model (card and graph) from a model directory. Blocking.
     fn load(dir: &Path, threads: crate::onnx::Threads) -> Result<Self, Self::Error>;
@@ -122,25 +123,25 @@ impl<M: ServedModel> ModelServer<M> {
         // Loading the runtime and the model is blocking file and CPU work.
         let (signature, model) = tokio::task::spawn_blocking(move || {
             if !check_dir.is_dir() {
-                return Err(format!(
+                return Err(BoxError::from(format!(
                     "model directory {} not found or not a directory (it must hold model.onnx \
                      and model.yaml)",
                     check_dir.display()
-                ));
+                )));
             }
             // Read before loading, so a change during the load is seen by the watcher.
             let signature = DirSignature::read(&check_dir, &[MODEL_FILE, CARD_FILE]);
             M::load(&load_dir, threads)
                 .map(|model| (signature, model))
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         })
         .await
-        .map_err(|e| NodeError::Other(format!("{node_type}: loading the model: {e}")))?
+        .map_err(|e| NodeError::failed(format!("{node_type}: loading the model"), e))?
         .map_err(|e| {
-            NodeError::Other(format!(
-                "{node_type}: {e} (setting `model`: {})",
-                setting.display()
-            ))
+            NodeError::failed(
+                format!("{node_type} (setting `model`: {})", setting.display()),
+                e,
+            )
         })?;
         tracing::info!(node = node_id, model = %model.id(), dir = %dir.display(),
             sessions = threads.sessions, intra_threads = threads.intra,
@@ -192,7 +193,7 @@ impl<M: ServedModel> ModelServer<M> {
         let (node_type, id) = (self.node_type, model.id());
         resume_panic(tokio::task::spawn_blocking(move || model.warm_up()).await)
             .map_err(|e| NodeError::Unavailable(format!("{node_type}: warm-up interrupted: {e}")))?
-            .map_err(|e| NodeError::Other(format!("{node_type}: warm-up of {id}: {e}")))
+            .map_err(|e| NodeError::failed(format!("{node_type}: warm-up of {id}"), e))
     }
 
     /// Decodes `content`, prepares it for the current model and runs it in a batch. An image
