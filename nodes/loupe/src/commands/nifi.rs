@@ -2,7 +2,7 @@
 //!
 //! The flow is compiled as `loupe validate` does (an invalid flow is refused with every
 //! located error), then turned into NiFi's `RegisteredFlowSnapshot` JSON by
-//! [`crate::nifi_export`], which documents the mapping.
+//! `crate::nifi_export`, which documents the mapping.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
