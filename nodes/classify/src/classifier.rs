@@ -3,7 +3,7 @@
 //! Independent of the node machinery so `loupe eval` can score a labelled folder with exactly
 //! the code path the `classify` node serves.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use image::DynamicImage;
@@ -15,37 +15,12 @@ use loupe_sdk::model::input::InputSpec;
 use loupe_sdk::model::oip::OipModel;
 use loupe_sdk::model::server::ServedModel;
 use loupe_sdk::model::tensor::{self, Prepared};
-use loupe_sdk::onnx::{self, OnnxError};
+use loupe_sdk::onnx;
 
-use crate::card::{CardError, MODEL_FILE, ModelCard, OutputSemantics};
+use crate::card::{MODEL_FILE, ModelCard, OutputSemantics};
 
-/// Loading or running a model failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClassifierError {
-    /// The model directory does not exist or is not a directory.
-    #[error("model directory {} not found (it must hold model.onnx and model.yaml)", path.display())]
-    MissingDir {
-        /// The directory that was looked for.
-        path: PathBuf,
-    },
-    /// The model card is missing or wrong.
-    #[error(transparent)]
-    Card(#[from] CardError),
-    /// ONNX Runtime is missing, or rejected the model.
-    #[error(transparent)]
-    Onnx(#[from] OnnxError),
-    /// The card and the ONNX graph disagree (names, shapes, label count).
-    #[error("model {model} does not match its card: {message}")]
-    Mismatch {
-        /// `name@version`.
-        model: String,
-        /// What disagrees.
-        message: String,
-    },
-    /// ONNX Runtime failed while running the model.
-    #[error("inference failed: {0}")]
-    Inference(String),
-}
+/// Loading or running the classifier failed (the SDK's one error type for served models).
+pub use loupe_sdk::model::ModelError as ClassifierError;
 
 /// The outcome of classifying one image.
 #[derive(Debug, Clone, PartialEq)]

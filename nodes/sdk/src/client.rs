@@ -386,8 +386,21 @@ impl Processor for RemoteNode {
     }
 
     async fn process(&self, flow_file: FlowFile) -> Result<Vec<Output>, ProcessError> {
+        self.process_request(flow_file, false).await
+    }
+}
+
+impl RemoteNode {
+    /// Processes one FlowFile; with `attributes_only` the node answers with the outputs'
+    /// relationships and attributes and empty content (the verdict without the image).
+    pub async fn process_request(
+        &self,
+        flow_file: FlowFile,
+        attributes_only: bool,
+    ) -> Result<Vec<Output>, ProcessError> {
         let mut request = tonic::Request::new(pb::ProcessRequest {
             flow_file: Some(flow_file),
+            attributes_only,
         });
         telemetry::inject_current_into_metadata(request.metadata_mut());
         let mut client = self.processor.clone();

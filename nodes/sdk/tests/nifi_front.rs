@@ -551,3 +551,98 @@ async fn http_failure_limits_and_unknown_paths() {
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn overload_is_refused_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(1, true).await;
+    // Hold the only permit with a slow request.
+    let busy = {
+        let addr = s.addr.clone();
+        tokio::spawn(async move {
+            http_to(
+                &addr,
+                "POST",
+                "/process",
+                &[("x-loupe-attr-mode", "hold")],
+                b"slow".to_vec(),
+            )
+            .await
+        })
+    };
+    s.started.notified().await;
+    // A caller that announces a large body and sends only its first bytes: the answer comes
+    // without waiting for the rest (the node never holds the body of work it refuses).
+    let mut tcp = tokio::net::TcpStream::connect(s.addr.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"POST /process HTTP/1.1\r\nhost: loupe\r\ncontent-length: 60000\r\n\r\nfirst bytes",
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut answer))
+        .await
+        .expect("answered before the body was sent")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert_eq!(busy.await.unwrap().status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn attributes_only_answers_carry_the_verdict_without_the_content() {
+    let s = start(4, true).await;
+    let r = http(
+        &s,
+        "POST",
+        "/process",
+        &[("x-loupe-answer", "attributes"), ("filename", "coil-7.txt")],
+        b"coil 7".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty(), "no content: {}", r.text());
+    assert_eq!(r.header("x-loupe-relationship"), Some("success"));
+    assert_eq!(r.header("verdict"), Some("loud"));
+    assert_eq!(r.header("content-length"), Some("0"));
+    assert_eq!(
+        r.header("seen"),
+        Some("filename"),
+        "x-loupe-answer is not an attribute"
+    );
+    // Failures still say why, in the body.
+    let r = http(
+        &s,
+        "POST",
+        "/process",
+        &[("x-loupe-answer", "attributes"), ("mode", "fail")],
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("not an image"), "{}", r.text());
+    // The same through gRPC: relationships and attributes, empty content.
+    let node = RemoteNode::connect(std::slice::from_ref(&s.addr), &ClientOptions::default())
+        .await
+        .unwrap();
+    let ff = FlowFile::create(b"coil 7".to_vec(), HashMap::new());
+    let outputs = node.process_request(ff.clone(), true).await.unwrap();
+    assert_eq!(outputs.len(), 2);
+    assert_eq!(outputs[0].relationship, "success");
+    let first = outputs[0].flow_file.as_ref().unwrap();
+    assert_eq!(first.attr("verdict"), Some("loud"));
+    assert!(first.content.is_empty());
+    let full = node.process_request(ff, false).await.unwrap();
+    assert_eq!(
+        full[0].flow_file.as_ref().unwrap().content,
+        b"COIL 7".to_vec()
+    );
+    s.stop().await;
+}

@@ -259,6 +259,7 @@ async fn grpc_call(name: &str, ch: AuthChannel) -> Outcome {
             ProcessorClient::new(ch)
                 .process(pb::ProcessRequest {
                     flow_file: Some(flow_file()),
+                    attributes_only: false,
                 })
                 .await,
         ),
@@ -266,6 +267,7 @@ async fn grpc_call(name: &str, ch: AuthChannel) -> Outcome {
             let request = tokio_stream::iter(vec![pb::ProcessStreamRequest {
                 seq: 1,
                 flow_file: Some(flow_file()),
+                attributes_only: false,
             }]);
             grpc(ProcessorClient::new(ch).process_stream(request).await)
         }

@@ -181,6 +181,7 @@ async fn overload_is_resource_exhausted_and_panics_keep_serving() {
     let status = client
         .process(pb::ProcessRequest {
             flow_file: Some(big),
+            attributes_only: false,
         })
         .await
         .unwrap_err();
@@ -203,6 +204,7 @@ async fn overload_is_resource_exhausted_and_panics_keep_serving() {
     let r = gz
         .process(pb::ProcessRequest {
             flow_file: Some(ff("ok")),
+            attributes_only: false,
         })
         .await
         .unwrap()
@@ -223,6 +225,7 @@ async fn process_stream_answers_every_request_by_seq() {
             tx.send(pb::ProcessStreamRequest {
                 seq,
                 flow_file: Some(ff(mode)),
+                attributes_only: false,
             })
             .await
             .unwrap();
@@ -276,4 +279,54 @@ async fn a_node_that_fails_to_start_stops_serving_with_the_reason() {
         .unwrap_err();
     assert!(matches!(err, ServeError::Start(_)));
     assert!(err.to_string().contains("model file is missing"));
+}
+
+#[tokio::test]
+async fn a_full_node_refuses_process_before_reading_the_message() {
+    use tower_service::Service;
+    let s = start(1, false, true).await;
+    let node = remote(&s.addr).await;
+    let busy = {
+        let node = node.clone();
+        tokio::spawn(async move { node.process(ff("hold")).await })
+    };
+    s.started.notified().await;
+    // A gRPC call whose message announces 60 000 bytes and sends 16: the answer must not
+    // wait for the rest.
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>(1);
+    let mut prefix = vec![0u8];
+    prefix.extend_from_slice(&60_000u32.to_be_bytes());
+    prefix.extend_from_slice(&[0u8; 16]);
+    tx.send(Ok(http_body::Frame::data(prefix.into())))
+        .await
+        .unwrap();
+    let body = tonic::body::Body::new(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/loupe.v1.Processor/Process", s.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .unwrap();
+    let mut channel = tonic::transport::Endpoint::from_shared(s.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    futures::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(3), channel.call(request))
+        .await
+        .expect("answered before the message was sent")
+        .unwrap();
+    let status = tonic::Status::from_header_map(response.headers()).expect("trailers-only answer");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    drop(tx);
+    assert!(busy.await.unwrap().is_ok());
+    s.stop.cancel();
+    s.task.await.unwrap().unwrap();
 }

@@ -3,7 +3,7 @@
 //! Independent of the node machinery so `loupe eval` scores a labelled folder with exactly the
 //! code path the `segment` node serves.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use image::{DynamicImage, GrayImage};
@@ -11,41 +11,16 @@ use ndarray::{Array4, Axis};
 use ort::session::Session;
 
 use loupe_sdk::model::batch::BatchModel;
-use loupe_sdk::model::card::{CardError, MODEL_FILE};
+use loupe_sdk::model::card::MODEL_FILE;
 use loupe_sdk::model::input::{InputSpec, Layout};
 use loupe_sdk::model::server::ServedModel;
 use loupe_sdk::model::tensor::{self, Prepared};
-use loupe_sdk::onnx::{self, OnnxError};
+use loupe_sdk::onnx;
 
 use crate::card::{SegmenterCard, Semantics};
 
-/// Loading or running a segmentation model failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SegmenterError {
-    /// The model directory does not exist or is not a directory.
-    #[error("model directory {} not found (it must hold model.onnx and model.yaml)", path.display())]
-    MissingDir {
-        /// The directory that was looked for.
-        path: PathBuf,
-    },
-    /// The model card is missing or wrong.
-    #[error(transparent)]
-    Card(#[from] CardError),
-    /// ONNX Runtime is missing, or rejected the model.
-    #[error(transparent)]
-    Onnx(#[from] OnnxError),
-    /// The card and the ONNX graph disagree.
-    #[error("model {model} does not match its card: {message}")]
-    Mismatch {
-        /// `name@version`.
-        model: String,
-        /// What disagrees.
-        message: String,
-    },
-    /// ONNX Runtime failed while running the model.
-    #[error("inference failed: {0}")]
-    Inference(String),
-}
+/// Loading or running the segmenter failed (the SDK's one error type for served models).
+pub use loupe_sdk::model::ModelError as SegmenterError;
 
 /// What the model says about one image, at the model's output size.
 #[derive(Debug, Clone, PartialEq)]

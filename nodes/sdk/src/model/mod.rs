@@ -2,6 +2,7 @@
 //!
 //! - [`input`]: the model card's input contract ([`input::InputSpec`]).
 //! - [`card`]: reading and checking a card file; [`card::CardError`].
+//! - [`error`]: [`ModelError`], why loading or running a served model failed.
 //! - [`tensor`]: image -> tensor exactly as the card says, filled in place per batch slot.
 //! - [`batch`]: dynamic batching of concurrent requests ([`batch::Batcher`]).
 //! - [`eval`]: manifests, batched runs on several threads, AUROC and card comparison for
@@ -15,6 +16,7 @@
 
 pub mod batch;
 pub mod card;
+pub mod error;
 pub mod eval;
 pub mod input;
 pub mod oip;
@@ -22,6 +24,8 @@ pub mod reload;
 pub mod server;
 pub mod serving;
 pub mod tensor;
+
+pub use error::ModelError;
 
 use crate::{ErrorKind, ProcessError};
 

@@ -28,15 +28,18 @@ impl pb::processor_server::Processor for ProcessorService {
         request: Request<pb::ProcessRequest>,
     ) -> Result<Response<pb::ProcessResponse>, Status> {
         let parent = telemetry::extract_metadata(request.metadata());
+        let request = request.into_inner();
         let flow_file = request
-            .into_inner()
             .flow_file
             .ok_or_else(|| Status::invalid_argument("ProcessRequest.flow_file is missing"))?;
-        let outputs = self
+        let mut outputs = self
             .0
             .process(flow_file, parent)
             .await
             .map_err(|e| e.to_status())?;
+        if request.attributes_only {
+            strip_content(&mut outputs);
+        }
         Ok(Response::new(pb::ProcessResponse { outputs }))
     }
 
@@ -55,7 +58,7 @@ impl pb::processor_server::Processor for ProcessorService {
         tokio::spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
             while let Ok(Some(msg)) = inbound.message().await {
-                let seq = msg.seq;
+                let (seq, attributes_only) = (msg.seq, msg.attributes_only);
                 let Some(flow_file) = msg.flow_file else {
                     let _ = tx
                         .send(Err(Status::invalid_argument("flow_file is missing")))
@@ -77,11 +80,16 @@ impl pb::processor_server::Processor for ProcessorService {
                 let (state, tx, parent) = (state.clone(), tx.clone(), parent.clone());
                 tasks.spawn(async move {
                     let reply = match state.invoker.invoke(flow_file, parent).await {
-                        Ok(outputs) => pb::ProcessStreamResponse {
-                            seq,
-                            outputs,
-                            retryable_error: String::new(),
-                        },
+                        Ok(mut outputs) => {
+                            if attributes_only {
+                                strip_content(&mut outputs);
+                            }
+                            pb::ProcessStreamResponse {
+                                seq,
+                                outputs,
+                                retryable_error: String::new(),
+                            }
+                        }
                         Err(e) => retry_reply(seq, &e.to_string()),
                     };
                     drop(permit);
@@ -93,6 +101,14 @@ impl pb::processor_server::Processor for ProcessorService {
             while tasks.join_next().await.is_some() {}
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Empties the outputs' content (an `attributes_only` request): relationships and attributes
+/// are the answer.
+fn strip_content(outputs: &mut [pb::Output]) {
+    for flow_file in outputs.iter_mut().filter_map(|o| o.flow_file.as_mut()) {
+        flow_file.content = Default::default();
     }
 }
 

@@ -15,15 +15,17 @@
 //! - `content-type` becomes `mime.type` (unless `x-loupe-attr-mime.type` is given);
 //! - `filename` (like any other header) becomes the `filename` attribute; a `uuid` header
 //!   that is a UUID becomes the FlowFile's uuid (see [`crate::serve::nifi::incoming_flow_file`]);
-//!   `traceparent` travels as an attribute and parents the node's span.
+//!   `traceparent` travels as an attribute and parents the node's span;
+//! - `x-loupe-answer: attributes` asks for the verdict only: the answer's headers as below,
+//!   without the content (a caller that routes on attributes never downloads the image).
 //!
 //! Answers:
 //! | status | when | body |
 //! |---|---|---|
-//! | 200 | processed, first output not on `failure` | the first output's content |
+//! | 200 | processed, first output not on `failure` | the first output's content (empty with `x-loupe-answer: attributes`) |
 //! | 204 | processed, the node produced no output | empty |
 //! | 422 | the first output is on `failure` (bad image, ...) | `error.message`, text |
-//! | 503 + `Retry-After: 1` | overloaded (`max_in_flight`), starting or draining | reason, text |
+//! | 503 + `Retry-After: 1` | overloaded (`max_in_flight`), starting or draining; decided before the body is read | reason, text |
 //! | 413 | body (or decoded body) larger than the node's `max_message_bytes` | reason, text |
 //! | 415 | a `Content-Encoding` other than `gzip`/`identity` | reason, text |
 //! | 400 | the body could not be read or un-gzipped | reason, text |
@@ -82,6 +84,8 @@ pub const OUTPUTS_HEADER: &str = "x-loupe-outputs";
 pub const ENCODED_HEADER: &str = "x-loupe-encoded-attributes";
 /// Response header: attributes left out because they cannot be a header.
 pub const DROPPED_HEADER: &str = "x-loupe-dropped-attributes";
+/// Request header: `attributes` asks for the answer's headers without the content.
+pub const ANSWER_HEADER: &str = "x-loupe-answer";
 /// Seconds a refused caller should wait, sent as `Retry-After`.
 const RETRY_AFTER_SECONDS: &str = "1";
 /// Prefix reserved for this front-end's own headers.
@@ -132,14 +136,42 @@ fn is_standard(name: &str) -> bool {
 }
 
 /// `grpc` (the gRPC services' router) with the HTTP routes added and a fallback that
-/// answers 404 to HTTP and UNIMPLEMENTED to gRPC.
+/// answers 404 to HTTP and UNIMPLEMENTED to gRPC. A unary gRPC `Process` arriving while
+/// every in-flight slot is taken is answered RESOURCE_EXHAUSTED before its message is read
+/// ([`refuse_when_full`]), as `POST /process` answers 503 before its body is read.
 pub fn routes(grpc: Router, state: &Arc<NodeState>) -> Router {
     let http = Router::new()
         .route("/process", post(process))
         .route("/describe", get(describe))
         .route("/health", get(health))
         .with_state(state.clone());
-    grpc.merge(http).fallback(not_found)
+    grpc.merge(http)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_when_full,
+        ))
+}
+
+/// The unary gRPC method whose requests carry a whole image.
+const GRPC_PROCESS_PATH: &str = "/loupe.v1.Processor/Process";
+
+/// Answers a unary gRPC `Process` with RESOURCE_EXHAUSTED, without reading its message, while
+/// the node has no free in-flight slot (the handler would refuse it anyway, after tonic had
+/// read the whole message into memory: under a storm of callers that is what grows memory).
+/// A free slot is not kept: the handler takes its own.
+async fn refuse_when_full(
+    State(state): State<Arc<NodeState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() == GRPC_PROCESS_PATH
+        && let Err(e) = state.permit_now()
+    {
+        let (parts, ()) = e.to_status().into_http::<()>().into_parts();
+        return Response::from_parts(parts, Body::empty());
+    }
+    next.run(request).await
 }
 
 /// Why a `POST /process` was answered without a processed FlowFile.
@@ -185,10 +217,14 @@ async fn process(State(state): State<Arc<NodeState>>, request: Request) -> Respo
 }
 
 async fn process_request(state: &NodeState, request: Request) -> Result<Response, Refusal> {
-    // Refuse before reading a body that would not be processed anyway.
+    // Refuse before reading a body that would not be processed anyway: not ready, or every
+    // in-flight slot taken (the permit is held from here, so the bodies held in memory are
+    // at most `max_in_flight`, whatever the number of callers).
     state.ready().map_err(Refusal::Retry)?;
+    let permit = state.permit_now().map_err(Refusal::Retry)?;
     let max = state.options().max_message_bytes;
     let (parts, body) = request.into_parts();
+    let attributes_only = wants_attributes_only(&parts.headers);
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
@@ -222,10 +258,18 @@ async fn process_request(state: &NodeState, request: Request) -> Result<Response
     let sent = flow_file.attributes.clone();
     // The parent span comes from the `traceparent` attribute (a header like any other).
     let outputs = state
-        .process(flow_file, None)
+        .process_with(permit, flow_file, None)
         .await
         .map_err(Refusal::Retry)?;
-    Ok(answer(&sent, outputs))
+    Ok(answer(&sent, outputs, attributes_only))
+}
+
+/// Whether the caller asked for the verdict without the content (`x-loupe-answer:
+/// attributes`): NiFi flows and scripts that only route on the attributes.
+fn wants_attributes_only(headers: &HeaderMap) -> bool {
+    headers
+        .get(ANSWER_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attributes"))
 }
 
 /// Decodes a gzip body, refusing more than `max` bytes of output (decompression bombs).
@@ -267,8 +311,9 @@ pub fn attributes_from_headers(headers: &HeaderMap) -> HashMap<String, String> {
     attributes
 }
 
-/// The HTTP answer for processed `outputs` of a FlowFile sent with attributes `sent`.
-fn answer(sent: &HashMap<String, String>, outputs: Vec<Output>) -> Response {
+/// The HTTP answer for processed `outputs` of a FlowFile sent with attributes `sent`; with
+/// `attributes_only` a 200 carries the headers and an empty body.
+fn answer(sent: &HashMap<String, String>, outputs: Vec<Output>, attributes_only: bool) -> Response {
     let count = outputs.len();
     let Some(first) = outputs.into_iter().next() else {
         let mut response = StatusCode::NO_CONTENT.into_response();
@@ -301,6 +346,9 @@ fn answer(sent: &HashMap<String, String>, outputs: Vec<Output>) -> Response {
         .and_then(|m| HeaderValue::from_str(m).ok())
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
     headers.insert(CONTENT_TYPE, mime);
+    if attributes_only {
+        return (StatusCode::OK, headers, Body::empty()).into_response();
+    }
     (StatusCode::OK, headers, Body::from(flow_file.content)).into_response()
 }
 

@@ -108,8 +108,22 @@ impl NodeState {
         parent: Option<opentelemetry::Context>,
     ) -> Result<Vec<Output>, ProcessError> {
         self.ready()?;
-        let _permit = self.permit_now()?;
-        self.invoker.invoke(flow_file, parent).await
+        let permit = self.permit_now()?;
+        self.process_with(permit, flow_file, parent).await
+    }
+
+    /// Processes one FlowFile with a permit taken earlier ([`Self::permit_now`]): a front-end
+    /// that takes the permit before it reads the request's body refuses an overload before
+    /// it holds the body in memory.
+    pub async fn process_with(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        flow_file: FlowFile,
+        parent: Option<opentelemetry::Context>,
+    ) -> Result<Vec<Output>, ProcessError> {
+        let outputs = self.invoker.invoke(flow_file, parent).await;
+        drop(permit);
+        outputs
     }
 
     /// Waits for a slot for one FlowFile.
