@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14loupe/v1/loupe.proto\x12\x08loupe.v1\"\xc5\x01\n\x08\x46lowFile\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x36\n\nattributes\x18\x02 \x03(\x0b\x32\".loupe.v1.FlowFile.AttributesEntry\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\x12\x15\n\rentry_time_ms\x18\x04 \x01(\x03\x12\x18\n\x10lineage_start_ms\x18\x05 \x01(\x03\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRelationship\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"\xd3\x01\n\x0fNodeDescription\x12\x11\n\tnode_type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12-\n\rrelationships\x18\x03 \x03(\x0b\x32\x16.loupe.v1.Relationship\x12\x17\n\x0fsettings_schema\x18\x04 \x01(\t\x12&\n\treadiness\x18\x05 \x01(\x0e\x32\x13.loupe.v1.Readiness\x12\x11\n\tis_source\x18\x06 \x01(\x08\x12\x19\n\x11max_message_bytes\x18\x07 \x01(\x04\"7\n\x0eProcessRequest\x12%\n\tflow_file\x18\x01 \x01(\x0b\x32\x12.loupe.v1.FlowFile\"E\n\x06Output\x12\x14\n\x0crelationship\x18\x01 \x01(\t\x12%\n\tflow_file\x18\x02 \x01(\x0b\x32\x12.loupe.v1.FlowFile\"4\n\x0fProcessResponse\x12!\n\x07outputs\x18\x01 \x03(\x0b\x32\x10.loupe.v1.Output\"J\n\x14ProcessStreamRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12%\n\tflow_file\x18\x02 \x01(\x0b\x32\x12.loupe.v1.FlowFile\"`\n\x15ProcessStreamResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x07outputs\x18\x02 \x03(\x0b\x32\x10.loupe.v1.Output\x12\x17\n\x0fretryable_error\x18\x03 \x01(\t\"+\n\x0bPullRequest\x12\x0b\n\x03max\x18\x01 \x01(\r\x12\x0f\n\x07wait_ms\x18\x02 \x01(\r\"C\n\x05Offer\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12%\n\tflow_file\x18\x02 \x01(\x0b\x32\x12.loupe.v1.FlowFile\"B\n\x0cPullResponse\x12\x1f\n\x06offers\x18\x01 \x03(\x0b\x32\x0f.loupe.v1.Offer\x12\x11\n\texhausted\x18\x02 \x01(\x08\"0\n\nAckRequest\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\x12\x10\n\x08rejected\x18\x02 \x03(\t\"\r\n\x0b\x41\x63kResponse*k\n\tReadiness\x12\x19\n\x15READINESS_UNSPECIFIED\x10\x00\x12\x16\n\x12READINESS_STARTING\x10\x01\x12\x13\n\x0fREADINESS_READY\x10\x02\x12\x16\n\x12READINESS_DRAINING\x10\x03\x32\xe3\x01\n\tProcessor\x12@\n\x08\x44\x65scribe\x12\x19.loupe.v1.DescribeRequest\x1a\x19.loupe.v1.NodeDescription\x12>\n\x07Process\x12\x18.loupe.v1.ProcessRequest\x1a\x19.loupe.v1.ProcessResponse\x12T\n\rProcessStream\x12\x1e.loupe.v1.ProcessStreamRequest\x1a\x1f.loupe.v1.ProcessStreamResponse(\x01\x30\x01\x32s\n\x06Source\x12\x35\n\x04Pull\x12\x15.loupe.v1.PullRequest\x1a\x16.loupe.v1.PullResponse\x12\x32\n\x03\x41\x63k\x12\x14.loupe.v1.AckRequest\x1a\x15.loupe.v1.AckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14loupe/v1/loupe.proto\x12\x08loupe.v1\"\xc5\x01\n\x08\x46lowFile\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x36\n\nattributes\x18\x02 \x03(\x0b\x32\".loupe.v1.FlowFile.AttributesEntry\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\x12\x15\n\rentry_time_ms\x18\x04 \x01(\x03\x12\x18\n\x10lineage_start_ms\x18\x05 \x01(\x03\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cRelationship\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x11\n\x0f\x44\x65scribeRequest\"\xd3\x01\n\x0fNodeDescription\x12\x11\n\tnode_type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12-\n\rrelationships\x18\x03 \x03(\x0b\x32\x16.loupe.v1.Relationship\x12\x17\n\x0fsettings_schema\x18\x04 \x01(\t\x12&\n\treadiness\x18\x05 \x01(\x0e\x32\x13.loupe.v1.Readiness\x12\x11\n\tis_source\x18\x06 \x01(\x08\x12\x19\n\x11max_message_bytes\x18\x07 \x01(\x04\"P\n\x0eProcessRequest\x12%\n\tflow_file\x18\x01 \x01(\x0b\x32\x12.loupe.v1.FlowFile\x12\x17\n\x0f\x61ttributes_only\x18\x02 \x01(\x08\"E\n\x06Output\x12\x14\n\x0crelationship\x18\x01 \x01(\t\x12%\n\tflow_file\x18\x02 \x01(\x0b\x32\x12.loupe.v1.FlowFile\"4\n\x0fProcessResponse\x12!\n\x07outputs\x18\x01 \x03(\x0b\x32\x10.loupe.v1.Output\"c\n\x14ProcessStreamRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12%\n\tflow_file\x18\x02 \x01(\x0b\x32\x12.loupe.v1.FlowFile\x12\x17\n\x0f\x61ttributes_only\x18\x03 \x01(\x08\"`\n\x15ProcessStreamResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x07outputs\x18\x02 \x03(\x0b\x32\x10.loupe.v1.Output\x12\x17\n\x0fretryable_error\x18\x03 \x01(\t\"+\n\x0bPullRequest\x12\x0b\n\x03max\x18\x01 \x01(\r\x12\x0f\n\x07wait_ms\x18\x02 \x01(\r\"C\n\x05Offer\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12%\n\tflow_file\x18\x02 \x01(\x0b\x32\x12.loupe.v1.FlowFile\"B\n\x0cPullResponse\x12\x1f\n\x06offers\x18\x01 \x03(\x0b\x32\x0f.loupe.v1.Offer\x12\x11\n\texhausted\x18\x02 \x01(\x08\"0\n\nAckRequest\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\x12\x10\n\x08rejected\x18\x02 \x03(\t\"\r\n\x0b\x41\x63kResponse*k\n\tReadiness\x12\x19\n\x15READINESS_UNSPECIFIED\x10\x00\x12\x16\n\x12READINESS_STARTING\x10\x01\x12\x13\n\x0fREADINESS_READY\x10\x02\x12\x16\n\x12READINESS_DRAINING\x10\x03\x32\xe3\x01\n\tProcessor\x12@\n\x08\x44\x65scribe\x12\x19.loupe.v1.DescribeRequest\x1a\x19.loupe.v1.NodeDescription\x12>\n\x07Process\x12\x18.loupe.v1.ProcessRequest\x1a\x19.loupe.v1.ProcessResponse\x12T\n\rProcessStream\x12\x1e.loupe.v1.ProcessStreamRequest\x1a\x1f.loupe.v1.ProcessStreamResponse(\x01\x30\x01\x32s\n\x06Source\x12\x35\n\x04Pull\x12\x15.loupe.v1.PullRequest\x1a\x16.loupe.v1.PullResponse\x12\x32\n\x03\x41\x63k\x12\x14.loupe.v1.AckRequest\x1a\x15.loupe.v1.AckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FLOWFILE_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_FLOWFILE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_READINESS']._serialized_start=1121
-  _globals['_READINESS']._serialized_end=1228
+  _globals['_READINESS']._serialized_start=1171
+  _globals['_READINESS']._serialized_end=1278
   _globals['_FLOWFILE']._serialized_start=35
   _globals['_FLOWFILE']._serialized_end=232
   _globals['_FLOWFILE_ATTRIBUTESENTRY']._serialized_start=183
@@ -46,27 +46,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODEDESCRIPTION']._serialized_start=305
   _globals['_NODEDESCRIPTION']._serialized_end=516
   _globals['_PROCESSREQUEST']._serialized_start=518
-  _globals['_PROCESSREQUEST']._serialized_end=573
-  _globals['_OUTPUT']._serialized_start=575
-  _globals['_OUTPUT']._serialized_end=644
-  _globals['_PROCESSRESPONSE']._serialized_start=646
-  _globals['_PROCESSRESPONSE']._serialized_end=698
-  _globals['_PROCESSSTREAMREQUEST']._serialized_start=700
-  _globals['_PROCESSSTREAMREQUEST']._serialized_end=774
-  _globals['_PROCESSSTREAMRESPONSE']._serialized_start=776
-  _globals['_PROCESSSTREAMRESPONSE']._serialized_end=872
-  _globals['_PULLREQUEST']._serialized_start=874
-  _globals['_PULLREQUEST']._serialized_end=917
-  _globals['_OFFER']._serialized_start=919
-  _globals['_OFFER']._serialized_end=986
-  _globals['_PULLRESPONSE']._serialized_start=988
-  _globals['_PULLRESPONSE']._serialized_end=1054
-  _globals['_ACKREQUEST']._serialized_start=1056
-  _globals['_ACKREQUEST']._serialized_end=1104
-  _globals['_ACKRESPONSE']._serialized_start=1106
-  _globals['_ACKRESPONSE']._serialized_end=1119
-  _globals['_PROCESSOR']._serialized_start=1231
-  _globals['_PROCESSOR']._serialized_end=1458
-  _globals['_SOURCE']._serialized_start=1460
-  _globals['_SOURCE']._serialized_end=1575
+  _globals['_PROCESSREQUEST']._serialized_end=598
+  _globals['_OUTPUT']._serialized_start=600
+  _globals['_OUTPUT']._serialized_end=669
+  _globals['_PROCESSRESPONSE']._serialized_start=671
+  _globals['_PROCESSRESPONSE']._serialized_end=723
+  _globals['_PROCESSSTREAMREQUEST']._serialized_start=725
+  _globals['_PROCESSSTREAMREQUEST']._serialized_end=824
+  _globals['_PROCESSSTREAMRESPONSE']._serialized_start=826
+  _globals['_PROCESSSTREAMRESPONSE']._serialized_end=922
+  _globals['_PULLREQUEST']._serialized_start=924
+  _globals['_PULLREQUEST']._serialized_end=967
+  _globals['_OFFER']._serialized_start=969
+  _globals['_OFFER']._serialized_end=1036
+  _globals['_PULLRESPONSE']._serialized_start=1038
+  _globals['_PULLRESPONSE']._serialized_end=1104
+  _globals['_ACKREQUEST']._serialized_start=1106
+  _globals['_ACKREQUEST']._serialized_end=1154
+  _globals['_ACKRESPONSE']._serialized_start=1156
+  _globals['_ACKRESPONSE']._serialized_end=1169
+  _globals['_PROCESSOR']._serialized_start=1281
+  _globals['_PROCESSOR']._serialized_end=1508
+  _globals['_SOURCE']._serialized_start=1510
+  _globals['_SOURCE']._serialized_end=1625
 # @@protoc_insertion_point(module_scope)
