@@ -155,7 +155,7 @@ connections:
         assert_eq!(records.len(), self.photos);
         let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
             let db = format!("sqlite:{}", self.path("report.db").display());
-            let store = loupe_report::Store::open(&db, self.dir.path(), "inspections")
+            let store = loupe_store::Store::open(&db, self.dir.path(), "inspections")
                 .await
                 .unwrap();
             store.count().await.unwrap()

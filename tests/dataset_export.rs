@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::loupe;
-use loupe_report::store::Review;
-use loupe_report::{Inspection, MediaStore, Store};
+use loupe_report::MediaStore;
 use loupe_sdk::FlowFile;
+use loupe_store::{Inspection, Review, Store};
 use serde_json::Value;
 
 /// 2026-11-01T00:00:00Z.
@@ -175,7 +175,7 @@ fn scratch() -> (
             let recorded = SINCE_MS - 7 * 86_400_000 + 60_000 * i as i64;
             let mut record = Inspection::from_flow_file(&flow_file, recorded);
             if case.media {
-                let day = loupe_report::day::day_of(recorded);
+                let day = loupe_store::day::day_of(recorded);
                 record.media_path = Some(media.store(&flow_file, &record, &day).unwrap());
             }
             store.insert(&record).await.unwrap();

@@ -26,7 +26,7 @@ fn scratch_tree() -> tempfile::TempDir {
 fn read_report<T, F>(
     root: &std::path::Path,
     coils: usize,
-    more: impl FnOnce(std::sync::Arc<loupe_report::Store>) -> F,
+    more: impl FnOnce(std::sync::Arc<loupe_store::Store>) -> F,
 ) -> (T, Vec<Option<String>>)
 where
     F: std::future::Future<Output = T>,
@@ -35,7 +35,7 @@ where
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let url = format!("sqlite:{}", db.display());
         let store = std::sync::Arc::new(
-            loupe_report::Store::open(&url, root, "inspections")
+            loupe_store::Store::open(&url, root, "inspections")
                 .await
                 .unwrap(),
         );
@@ -139,7 +139,7 @@ fn unusable_frames_send_their_coil_to_review_never_to_ok() {
     run_once(&dir.path().join("flows/loose-wire-recheck.yaml"));
     let (unusable, verdicts) = read_report(dir.path(), 6, |store| async move {
         let records = store
-            .list(&loupe_report::store::ListQuery {
+            .list(&loupe_store::ListQuery {
                 limit: 100,
                 ..Default::default()
             })

@@ -155,7 +155,7 @@ fn killing_a_remote_node_mid_run_loses_nothing() {
     assert!(written_before_restart < 1000, "the crash happened mid-run");
     let rows = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let db = format!("sqlite:{}", dir.path().join("report.db").display());
-        let store = loupe_report::Store::open(&db, dir.path(), "inspections")
+        let store = loupe_store::Store::open(&db, dir.path(), "inspections")
             .await
             .unwrap();
         store.count().await.unwrap()

@@ -120,6 +120,18 @@
 //!
 //! ## As a processor
 //! `process` passes the FlowFile through unchanged to `success`.
+//!
+//! ## Layout
+//! Leaves first (no module imports one below it in this list):
+//! - `settings`: the validated settings types (imports only the leaves `glob` and
+//!   [`pattern`]); `error`: the node's errors;
+//! - `glob`: file-name globs; [`pattern`]: `metadata.filename_pattern` templates;
+//! - [`metadata`]: attributes from static values, file names, sidecars and manifests;
+//! - `pending`: the bounded set of uploads and snapshots waiting to be offered or acknowledged;
+//! - `files`: the blocking file-system work; `directory`: the folder input on top of it;
+//! - `spool`, [`upload`]: the HTTP upload input and its synced spool;
+//! - [`snapshot`]: the periodic HTTP snapshot input;
+//! - `source`: the running node, one `Source` over the three inputs.
 
 mod directory;
 mod error;

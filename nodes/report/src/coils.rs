@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use loupe_store::CoilCount;
+use loupe_store::product::Verdict;
 use serde::Serialize;
-
-use crate::product::Verdict;
-use crate::store::CoilCount;
 
 /// The coil figures of a set of records.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

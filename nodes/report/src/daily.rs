@@ -13,10 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use loupe_store::DailyRow;
+use loupe_store::day::day_of;
 use serde::Serialize;
-
-use crate::day::day_of;
-use crate::store::DailyRow;
 
 /// Camera verdicts that are not a flag.
 const CAMERA_PASS: [&str; 5] = ["", "ok", "pass", "good", "none"];
@@ -108,7 +107,7 @@ pub fn coils(rows: &[DailyRow], defect_labels: &[String]) -> Vec<DailyCoils> {
             continue;
         };
         let camera = !facts.flagged.is_empty();
-        let stopped = crate::product::Verdict::stops(verdict);
+        let stopped = loupe_store::product::Verdict::stops(verdict);
         entry.coils += 1;
         entry.camera_stopped += u64::from(camera);
         entry.stopped += u64::from(stopped);

@@ -70,13 +70,13 @@ impl From<ReportError> for NodeError {
 
 impl ReportError {
     /// Whether the write may work later (disk full, I/O error, ...; see
-    /// [`crate::transient`]): the flow retries the FlowFile instead of routing it to `failure`.
+    /// [`loupe_store::transient`]): the flow retries the FlowFile instead of routing it to `failure`.
     pub fn is_transient(&self) -> bool {
         match self {
             ReportError::CreateDir { source, .. }
             | ReportError::Open { source, .. }
             | ReportError::Read { source, .. }
-            | ReportError::Write { source, .. } => crate::transient::io_is_transient(source),
+            | ReportError::Write { source, .. } => loupe_store::transient::io_is_transient(source),
             ReportError::Encode(_) | ReportError::Task(_) => false,
         }
     }

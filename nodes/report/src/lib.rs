@@ -1,12 +1,12 @@
 //! # loupe-report
 //!
 //! The `report` node: the end of a flow. Each FlowFile becomes one inspection record
-//! ([`record`]) in SQLite or PostgreSQL ([`store`], idempotent by uuid: at-least-once
-//! delivery makes one record) and/or a JSON-lines file ([`JsonLinesSink`]); its image is kept
-//! by day ([`media`]). The angles of a product make one verdict under the flow's product
-//! policy ([`policy`], [`product`]); the plant's figures are per coil ([`coils`],
-//! [`summary`]). The node also sends notifications ([`notify`]) and serves the dashboard
-//! ([`dashboard`], [`daily`]).
+//! ([`loupe_store::record`]) in SQLite or PostgreSQL ([`loupe_store::Store`], idempotent by
+//! uuid: at-least-once delivery makes one record) and/or a JSON-lines file
+//! ([`JsonLinesSink`]); its image is kept by day ([`media`]). The angles of a product make
+//! one verdict under the flow's product policy ([`policy`], [`product`]); the plant's figures
+//! are per coil ([`coils`], [`summary`]). The node also sends notifications ([`notify`]) and
+//! serves the dashboard ([`dashboard`], [`daily`]).
 //!
 //! On success nothing is output, and `process` returns only once everything it wrote is
 //! durable (media synced, the record committed, the JSON line synced): the flow then
@@ -19,25 +19,26 @@
 //! `statement_timeout`), so a hung database is an error, not a hang. Each outage is logged
 //! once ([`loupe_sdk::episode`]): a warning when it starts, an info line when it ends. Only a record that
 //! can never be written (the database rejects its data) goes to `failure`, with the reason in
-//! `error.message`. [`transient`] is where errors are sorted.
+//! `error.message`. [`loupe_store::transient`] is where errors are sorted.
+//!
+//! What this crate holds: the node ([`Report`], [`ReportSettings`]), the JSON-lines sink,
+//! media, retention, the product policy and the verdicts it decides, the plant's figures,
+//! the daily report, notifications and the dashboard. The records, the SQLite/PostgreSQL
+//! store, its queries and UTC days are `loupe-store`'s.
 
 pub mod coils;
 pub mod daily;
 pub mod dashboard;
-pub mod day;
 mod error;
 pub mod media;
 pub mod notify;
 pub mod policy;
 pub mod product;
 pub mod recent;
-pub mod record;
 mod retention;
 mod settings;
 mod sink;
-pub mod store;
 pub mod summary;
-pub mod transient;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,13 +49,13 @@ use loupe_sdk::{
     BuildContext, ErrorKind, FlowFile, Node, NodeDescription, NodeError, NodeKind, Output,
     ProcessError, Processor, Relationship, SettingsError,
 };
+use loupe_store::product::{ProductVerdict, Verdict};
+use loupe_store::{Disagreement, Inspection, Store, StoreError, Stored, Written, day};
 
 pub use error::ReportError;
 pub use media::MediaStore;
-pub use record::Inspection;
 pub use settings::ReportSettings;
-pub use sink::{DEFAULT_DEDUP_WINDOW, JsonLinesSink, Written};
-pub use store::{CoilCount, Store, StoreError, VerdictCount};
+pub use sink::{DEFAULT_DEDUP_WINDOW, JsonLinesSink};
 pub use summary::Summary;
 
 /// The `report` node type (register it with `Registry::with::<Report>()`).
@@ -130,7 +131,7 @@ impl NodeKind for Report {
                     store: store.clone(),
                     media_dir: settings.media_dir.as_ref().map(|dir| ctx.resolve(dir)),
                     provenance: dashboard.provenance.as_ref().map(|p| ctx.resolve(p)),
-                    disagreement: store::Disagreement {
+                    disagreement: Disagreement {
                         camera_flag: settings.camera_flag.clone(),
                         defect_labels: settings.defect_labels.clone(),
                     },
@@ -267,30 +268,30 @@ impl Products {
         };
         if self.store.record_product(&verdict).await? {
             match verdict.verdict {
-                product::Verdict::Defective => {
+                Verdict::Defective => {
                     tracing::info!(product = %product_id, line = ?verdict.line,
                         defects = %verdict.defects, angles = verdict.defect_angles,
                         "product confirmed defective");
                     self.notify(&verdict);
                 }
-                product::Verdict::Review => {
+                Verdict::Review => {
                     tracing::info!(product = %product_id, line = ?verdict.line,
                         reasons = %verdict.defects, "product sent to review");
                     self.notify(&verdict);
                 }
-                product::Verdict::Incomplete => {
+                Verdict::Incomplete => {
                     tracing::warn!(product = %product_id,
                         angles = verdict.angles, expected = verdict.expected,
                         "product incomplete: angles missing after the timeout");
                 }
-                product::Verdict::Ok => tracing::debug!(product = %product_id, "product ok"),
+                Verdict::Ok => tracing::debug!(product = %product_id, "product ok"),
             }
         }
         Ok(())
     }
 
     /// Tells the engineers (this node decided the verdict: exactly one notice per product).
-    fn notify(&self, verdict: &product::ProductVerdict) {
+    fn notify(&self, verdict: &ProductVerdict) {
         let Some(notifier) = &self.notifier else {
             return;
         };
@@ -443,7 +444,7 @@ impl Processor for ReportProcessor {
             })?;
             self.health.store.succeeded();
             if let (Some(live), Written::Recorded) = (&self.live, written) {
-                live.publish(store::Stored {
+                live.publish(Stored {
                     record: record.clone(),
                     review: None,
                 });

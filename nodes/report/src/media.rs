@@ -28,9 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use loupe_sdk::FlowFile;
-
-use crate::day::is_day;
-use crate::record::Inspection;
+use loupe_store::Inspection;
+use loupe_store::day::is_day;
 
 /// Writing media failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +44,9 @@ pub struct MediaError {
 
 impl MediaError {
     /// Whether writing may work later (a full disk, a directory that cannot be written now):
-    /// the FlowFile is retried, not routed to `failure` (see [`crate::transient`]).
+    /// the FlowFile is retried, not routed to `failure` (see [`loupe_store::transient`]).
     pub fn is_transient(&self) -> bool {
-        crate::transient::io_is_transient(&self.source)
+        loupe_store::transient::io_is_transient(&self.source)
     }
 }
 

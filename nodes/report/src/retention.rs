@@ -4,8 +4,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use loupe_store::Store;
+
 use crate::media::MediaStore;
-use crate::store::Store;
 
 /// Deletes records and media days older than `days` now and then every `interval`, for as
 /// long as the process runs (while the store exists). Failures are logged and retried at the
@@ -32,7 +33,7 @@ pub(crate) fn spawn(
                 }
             }
             if let Some(media) = media.clone() {
-                let day = crate::day::day_of(cutoff);
+                let day = loupe_store::day::day_of(cutoff);
                 match tokio::task::spawn_blocking(move || media.delete_days_before(&day)).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::info!(days_deleted = n, "retention: old media deleted"),

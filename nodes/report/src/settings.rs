@@ -108,11 +108,11 @@ fn default_true() -> bool {
 }
 
 fn default_connect_timeout() -> std::time::Duration {
-    crate::store::Timeouts::default().connect
+    loupe_store::Timeouts::default().connect
 }
 
 fn default_statement_timeout() -> std::time::Duration {
-    crate::store::Timeouts::default().statement
+    loupe_store::Timeouts::default().statement
 }
 
 fn default_dedup_window() -> usize {
@@ -157,12 +157,12 @@ impl ReportSettings {
                     "database",
                     format!(
                         "`{}` is not sqlite:PATH or postgres://USER@HOST/DB",
-                        crate::store::redact(url)
+                        loupe_store::redact(url)
                     ),
                 ));
             }
         }
-        if !crate::store::valid_table(&self.table) {
+        if !loupe_store::valid_table(&self.table) {
             problems.push(SettingsError::new(
                 "table",
                 format!(
@@ -219,9 +219,9 @@ impl ReportSettings {
         problems
     }
 
-    /// The database's [`crate::store::Timeouts`].
-    pub fn timeouts(&self) -> crate::store::Timeouts {
-        crate::store::Timeouts {
+    /// The database's [`loupe_store::Timeouts`].
+    pub fn timeouts(&self) -> loupe_store::Timeouts {
+        loupe_store::Timeouts {
             connect: self.connect_timeout,
             statement: self.statement_timeout,
         }
@@ -251,7 +251,7 @@ mod tests {
         let s: ReportSettings = parse_settings(&json!({"path": "out/report.jsonl"})).unwrap();
         assert!(s.include_content_size && s.idempotent);
         assert_eq!(s.dedup(), Some(100_000));
-        assert_eq!(s.timeouts(), crate::store::Timeouts::default());
+        assert_eq!(s.timeouts(), loupe_store::Timeouts::default());
         assert_eq!(s.connect_timeout, std::time::Duration::from_secs(5));
         assert_eq!(s.statement_timeout, std::time::Duration::from_secs(10));
         assert!(s.problems().is_empty());

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use loupe_sdk::FlowFile;
 use loupe_sdk::flowfile::now_ms;
+use loupe_store::Written;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
@@ -45,15 +46,6 @@ struct Record<'a> {
     attributes: BTreeMap<&'a str, &'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
-}
-
-/// What writing one FlowFile did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// A record was appended.
-    Recorded,
-    /// The uuid was already in the report: nothing written.
-    Duplicate,
 }
 
 struct Inner {

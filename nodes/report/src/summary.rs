@@ -3,12 +3,12 @@
 //! camera flagged, how many the model confirmed and cleared, how many real defects it missed
 //! (where the data knows the truth, as `loupe synth` data does).
 
-use serde::Serialize;
-
 use std::collections::BTreeMap;
 
+use loupe_store::{ListQuery, Store, StoreError, Stored, VerdictCount};
+use serde::Serialize;
+
 use crate::coils::CoilFigures;
-use crate::store::{ListQuery, Store, StoreError, Stored, VerdictCount};
 
 /// The summary of the records in a store.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -168,7 +168,7 @@ impl SurfaceSummary {
     pub async fn of(store: &Store) -> Result<SurfaceSummary, StoreError> {
         let mut records = Vec::new();
         let mut query = ListQuery {
-            limit: crate::store::query::MAX_PAGE,
+            limit: loupe_store::query::MAX_PAGE,
             ..Default::default()
         };
         loop {

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use loupe_report::{JsonLinesSink, Report, Store, Written};
+use loupe_report::{JsonLinesSink, Report};
 use loupe_sdk::factory::factory;
 use loupe_sdk::{BuildContext, ErrorKind, FlowFile, Invoker, Output, ProcessError};
+use loupe_store::{Store, Written};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use loupe_report::store::{Disagreement, ListQuery, Review};
-use loupe_report::{Inspection, Report, Store, Written};
+use loupe_report::Report;
 use loupe_sdk::{BuildContext, FlowFile, factory::factory};
+use loupe_store::{Disagreement, Inspection, ListQuery, Review, Store, Written};
 use serde_json::json;
 
 fn record(uuid: &str, recorded_ms: i64) -> Inspection {
@@ -71,7 +71,7 @@ fn review(label: &str, who: &str, at: i64) -> Review {
     }
 }
 
-fn uuids(rows: &[loupe_report::store::Stored]) -> Vec<&str> {
+fn uuids(rows: &[loupe_store::Stored]) -> Vec<&str> {
     rows.iter().map(|s| s.record.uuid.as_str()).collect()
 }
 
@@ -229,7 +229,8 @@ fn coil_angle(product: &str, angle: u32, camera: &str, truth: &str, at: i64) -> 
 async fn coil_contract(store: &Store) {
     use loupe_report::coils::CoilFigures;
     use loupe_report::policy::Policy;
-    use loupe_report::product::{self, Verdict};
+    use loupe_report::product;
+    use loupe_store::product::Verdict;
     let coils = [
         ("c1", "loose_wire", "loose_wire", 10),
         ("c2", "loose_wire", "burr", 20),

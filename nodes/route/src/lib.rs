@@ -27,6 +27,11 @@
 //!
 //! Rules compile when the flow is validated: an invalid expression is a located
 //! `loupe validate` error (`settings.rules[1].when`). See `loupe_sdk::expr` for what expressions see.
+//!
+//! ## Layout
+//! One module: the settings ([`RouteSettings`]), the compiled rules and the processor. The
+//! expression language itself (compilation, limits, evaluation over attributes) is the SDK's
+//! (`loupe_sdk::expr`), shared with the report node's product policy.
 
 use std::collections::{BTreeMap, HashMap};
 

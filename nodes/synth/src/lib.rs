@@ -13,10 +13,12 @@
 //! Same options, same bytes: every image draws from its own seeded stream
 //! (`seed`, product, angle), so generation runs on all cores in any order.
 //!
-//! ## Modules
+//! ## Layout
 //! - `rng`: the seeded streams; `geom`, `raster`: points, curves, anti-aliased drawing;
-//! - `coil`: the coil product, camera pose and light, coil shading; `defects`: burrs and
-//!   loose wires; `scene`: background and clutter; `render`: exposure, vignetting, blur,
+//! - `view`: the wire's material, a photo's camera pose and light, projection and shading
+//!   (a leaf: the coil body and the defects are both drawn through it);
+//! - `coil`: the coil product and how each of its photos is posed (`Coil::view`), the coil
+//!   body's shading; `defects`: burrs and loose wires; `scene`: background and clutter; `render`: exposure, vignetting, blur,
 //!   noise, encoding; [`camera`]: the factory camera's rule; [`faults`]: camera faults
 //!   applied to finished photos (blur, JPEG, exposure, noise, tilt, failed-camera frames);
 //! - `surface`: steel sheets; [`manifest`]: the files written; `generate`: the

@@ -23,9 +23,9 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use loupe_flow::model::CompiledNode;
 use loupe_report::ReportSettings;
-use loupe_report::store::query::MAX_PAGE;
-use loupe_report::store::{ListQuery, Stored};
 use loupe_sdk::factory::parse_settings;
+use loupe_store::query::MAX_PAGE;
+use loupe_store::{ListQuery, Stored};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -164,7 +164,7 @@ struct Skipped {
 
 /// Exports the reviewed images and prints a summary.
 pub fn export(args: &Args) -> anyhow::Result<ExitCode> {
-    let since_ms = loupe_report::day::start_ms(&args.since).map_err(|e| anyhow!("--since {e}"))?;
+    let since_ms = loupe_store::day::start_ms(&args.since).map_err(|e| anyhow!("--since {e}"))?;
     anyhow::ensure!(
         args.val_fraction.is_finite() && (0.0..=1.0).contains(&args.val_fraction),
         "--val-fraction {} is not a fraction between 0 and 1",
@@ -466,7 +466,7 @@ fn source(args: &Args) -> anyhow::Result<Source> {
             base_dir: cwd.clone(),
             table: "inspections".to_string(),
             media_dir: None,
-            origin: format!("database {}", loupe_report::store::redact(url)),
+            origin: format!("database {}", loupe_store::redact(url)),
         },
         None => from_flow(&args.flow, args.node.as_deref())?,
     };
@@ -477,7 +477,7 @@ fn source(args: &Args) -> anyhow::Result<Source> {
         source.media_dir = Some(media.clone());
     }
     anyhow::ensure!(
-        loupe_report::store::valid_table(&source.table),
+        loupe_store::valid_table(&source.table),
         "table `{}` is not a plain table name (letters, digits, _)",
         source.table
     );
@@ -576,7 +576,7 @@ pub fn from_flow(flow: &Path, node: Option<&str>) -> anyhow::Result<Source> {
 
 /// Every record whose latest review is at or after `since_ms`, newest first.
 fn read_reviewed(source: &Source, since_ms: i64) -> anyhow::Result<Vec<Stored>> {
-    let shown = loupe_report::store::redact(&source.url);
+    let shown = loupe_store::redact(&source.url);
     // Opening a SQLite store creates it: a missing file is a wrong path, not an empty export.
     if let Some(path) = source.url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
@@ -592,7 +592,7 @@ fn read_reviewed(source: &Source, since_ms: i64) -> anyhow::Result<Vec<Stored>> 
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let store = loupe_report::Store::open(&source.url, &source.base_dir, &source.table)
+        let store = loupe_store::Store::open(&source.url, &source.base_dir, &source.table)
             .await
             .with_context(|| format!("cannot open the database of {}", source.origin))?;
         let mut all = Vec::new();

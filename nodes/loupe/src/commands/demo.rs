@@ -159,7 +159,7 @@ fn generate(args: &Args, inbox: &Path) -> anyhow::Result<()> {
 
 /// The plant's summary of the records in `db`.
 async fn summary(kind: DemoKind, db: &Path) -> anyhow::Result<String> {
-    let store = loupe_report::Store::open(
+    let store = loupe_store::Store::open(
         &format!("sqlite:{}", db.display()),
         Path::new("."),
         "inspections",

@@ -303,7 +303,7 @@ fn flow_coils(flow: &Path, model: &Path, data: &Path, work: &Path) -> anyhow::Re
         loupe_flow::runner::run(&compiled, &registry, options, std::future::pending::<()>())
             .await
             .with_context(|| format!("running {}", flow.display()))?;
-        let store = loupe_report::Store::open(
+        let store = loupe_store::Store::open(
             &format!("sqlite:{}", database.display()),
             Path::new("."),
             &report.table,

@@ -9,6 +9,8 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use loupe_store::day::day_of;
+use loupe_store::{Review, Stored};
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
@@ -18,8 +20,6 @@ use super::identity::Identity;
 use super::query::{DailyReport, Filters, ReportRange, disagrees, find, report};
 use super::{DashboardError, Shared, pages};
 use crate::daily;
-use crate::day::day_of;
-use crate::store::{Review, Stored};
 
 /// `GET /api/inspections`
 pub(super) async fn list(

@@ -55,13 +55,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use loupe_sdk::serve::{Security, SecuritySettings, serve_app};
+use loupe_store::{Disagreement, Store, StoreError, Stored};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 pub use auth::AuthError;
 pub use settings::{AuthSettings, DashboardSettings};
-
-use crate::store::{Disagreement, Store, StoreError, Stored};
 
 /// How many new records wait for a slow browser before it is told to reload.
 const LIVE_BUFFER: usize = 256;

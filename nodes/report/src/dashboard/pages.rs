@@ -14,7 +14,7 @@ use super::identity::Identity;
 use super::query::{self, Filters, ReportRange};
 use super::users::Role;
 use super::{DashboardError, Shared, provenance};
-use crate::store::{Disagreement, Stored};
+use loupe_store::{Disagreement, Stored};
 
 /// The class a verdict is shown with.
 fn verdict_class(verdict: Option<&str>, d: &Disagreement) -> &'static str {
@@ -133,10 +133,10 @@ pub(super) async fn coils(
         ),
         None => None,
     };
-    let today = crate::day::day_of(loupe_sdk::flowfile::now_ms());
+    let today = loupe_store::day::day_of(loupe_sdk::flowfile::now_ms());
     let start = query::day_start_ms(&today)?;
     let counts = store
-        .coil_counts(Some((start, start + crate::day::DAY_MS)))
+        .coil_counts(Some((start, start + loupe_store::day::DAY_MS)))
         .await?;
     let figures = crate::coils::CoilFigures::from_counts(&counts, &d.camera_flag, &d.defect_labels);
     let mut body = format!(
@@ -258,7 +258,7 @@ pub(super) async fn list(
         body.push_str("<p id=\"empty\" class=\"muted\">No inspections match.</p>");
     }
     if let Some(last) = records.last()
-        && records.len() as u32 >= query.limit.clamp(1, crate::store::query::MAX_PAGE)
+        && records.len() as u32 >= query.limit.clamp(1, loupe_store::query::MAX_PAGE)
     {
         let mut next = format!(
             "before={}:{}",

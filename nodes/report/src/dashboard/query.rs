@@ -1,12 +1,12 @@
 //! What the JSON API ([`super::api`]) and the HTML pages ([`super::pages`]) both read: the
 //! list's filters, one record, the daily report, a record's overlay.
 
+use loupe_store::day::{self, DAY_MS, day_of};
+use loupe_store::{Disagreement, ListQuery, Stored};
 use serde::{Deserialize, Serialize};
 
 use super::{DashboardError, Shared};
 use crate::daily::{self, DailyLine};
-use crate::day::{self, DAY_MS, day_of};
-use crate::store::{Disagreement, ListQuery, Stored};
 
 /// The longest daily report, in days.
 const MAX_REPORT_DAYS: i64 = 92;

@@ -1,5 +1,5 @@
-//! UTC days, `YYYY-MM-DD`: the one parser and formatter for the day folders of [`crate::media`],
-//! the daily report, the dashboard's `?day=` filters and `loupe dataset --since`.
+//! UTC days, `YYYY-MM-DD`: the one parser and formatter for the day folders of the report's
+//! media, the daily report, the dashboard's `?day=` filters and `loupe dataset --since`.
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;

@@ -18,11 +18,10 @@ use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::query::{Cells, Param, Review, Sql};
-use super::{COLUMNS, StoreError, Timeouts, VerdictCount, redact};
 use crate::product::{AngleRow, ProductVerdict};
+use crate::query::{Cells, Param, Review, Sql};
 use crate::record::Inspection;
-use crate::sink::Written;
+use crate::{COLUMNS, StoreError, Timeouts, VerdictCount, Written, redact};
 
 /// One connection: the client, and the task that drives its socket (ended with it).
 struct Live {
@@ -40,7 +39,7 @@ impl Drop for Live {
 /// A PostgreSQL inspection table.
 pub struct PostgresStore {
     url: String,
-    /// Boxed: a `Config` is large, and [`super::Store`] holds this or a small SQLite store.
+    /// Boxed: a `Config` is large, and [`crate::Store`] holds this or a small SQLite store.
     config: Box<Config>,
     table: String,
     timeouts: Timeouts,
@@ -407,12 +406,12 @@ impl PostgresStore {
     }
 
     /// The records table.
-    pub(super) fn table(&self) -> &str {
+    pub(crate) fn table(&self) -> &str {
         &self.table
     }
 
-    /// Runs a query built by [`query`] and decodes each row with `decode`.
-    pub(super) async fn select<T>(
+    /// Runs a query built by [`crate::query`] and decodes each row with `decode`.
+    pub(crate) async fn select<T>(
         &self,
         sql: Sql,
         decode: fn(&dyn Cells) -> T,

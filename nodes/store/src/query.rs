@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{COLUMNS, CoilCount};
 use crate::product::{ProductVerdict, Verdict};
 use crate::record::Inspection;
+use crate::{COLUMNS, CoilCount};
 
 /// Which records a listing returns, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,7 +82,7 @@ impl Stored {
     }
 }
 
-/// One record's row for the daily report (see [`crate::daily`]).
+/// One record's row for the daily report (aggregated by `loupe_report::daily`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DailyRow {
     /// When it was written.

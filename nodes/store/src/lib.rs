@@ -1,12 +1,20 @@
-//! Where inspection records are kept: SQLite by default (embedded, zero set-up), PostgreSQL by
-//! URL so several report nodes can share one database.
+//! # loupe-store
 //!
-//! Both keep one table (default `inspections`, see [`crate::record::Inspection`] for the
-//! columns) with the FlowFile uuid as primary key; a record is inserted with
-//! `ON CONFLICT (uuid) DO NOTHING`, so a FlowFile delivered twice — a retry, a restarted node —
-//! is one record ([`Written::Duplicate`] the second time).
+//! Where inspection records are kept and read back: the record itself ([`record`]), the
+//! SQLite and PostgreSQL stores behind one [`Store`], the queries that read records back
+//! (listings, reviews, product verdicts, coil counts, the daily report's rows; [`query`]),
+//! the product verdict rows ([`product`]), UTC days ([`day`]) and which errors pass
+//! ([`transient`]). The report node writes with it; its dashboard, daily report, `loupe
+//! dataset` and `loupe demo` read with it. Deciding verdicts, aggregating figures and serving
+//! pages are the report node's (`loupe-report`), not this crate's.
 //!
-//! Errors are sorted once, where they happen ([`crate::transient`]): trouble that passes — a
+//! SQLite by default (embedded, zero set-up), PostgreSQL by URL so several report nodes can
+//! share one database. Both keep one table (default `inspections`, see
+//! [`Inspection`] for the columns) with the FlowFile uuid as primary key; a record is
+//! inserted with `ON CONFLICT (uuid) DO NOTHING`, so a FlowFile delivered twice — a retry, a
+//! restarted node — is one record ([`Written::Duplicate`] the second time).
+//!
+//! Errors are sorted once, where they happen ([`transient`]): trouble that passes — a
 //! server that is down, restarting or hung (every connect and statement has a timeout,
 //! [`Timeouts`]), a busy or full database — is [`StoreError::Unavailable`], which the report
 //! node answers with a retryable error; a record the database rejects for its data is
@@ -14,21 +22,37 @@
 //!
 //! URLs: `sqlite:PATH` (relative to the flow file's directory; the file and its directory are
 //! created) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`).
+//!
+//! ## Layout
+//!
+//! | module | what |
+//! |---|---|
+//! | `lib.rs` | [`Store`] (open by URL, write, read), [`StoreError`], [`Timeouts`], [`Written`], [`CoilCount`], [`VerdictCount`], [`redact`], [`valid_table`] |
+//! | [`record`] | [`Inspection`]: one record, read from a FlowFile's attributes |
+//! | [`product`] | product verdict rows: [`product::AngleRow`], [`product::ProductVerdict`], [`product::Verdict`] |
+//! | [`query`] | reading records back: the SQL both databases share, [`ListQuery`], [`Stored`], [`Review`], [`DailyRow`] |
+//! | `sqlite.rs` | [`SqliteStore`]: one file, WAL, `synchronous = FULL` |
+//! | `postgres.rs` | [`PostgresStore`]: one shared database, reconnects, timeouts |
+//! | [`transient`] | which errors are retried (database, SQLite, files) and which are final |
+//! | [`day`] | UTC days `YYYY-MM-DD`: media folders, daily report, `?day=`, `--since` |
 
+pub mod day;
 mod postgres;
+pub mod product;
 pub mod query;
+pub mod record;
 mod sqlite;
+pub mod transient;
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::product::{AngleRow, ProductVerdict};
-use crate::record::Inspection;
-use crate::sink::Written;
 
 pub use postgres::PostgresStore;
 use query::{Cells, Dialect, Sql};
 pub use query::{DailyRow, Disagreement, ListQuery, Review, Stored};
+pub use record::Inspection;
 pub use sqlite::SqliteStore;
 
 /// A store failed.
@@ -195,7 +219,7 @@ impl Store {
     }
 
     /// Images per product, product verdict, camera verdict and true label: what the coil
-    /// figures ([`crate::coils`]) are counted from; only images recorded in
+    /// figures (`loupe_report::coils`) are counted from; only images recorded in
     /// `[from_ms, to_ms)` when `range` is given.
     pub async fn coil_counts(
         &self,
@@ -299,6 +323,15 @@ impl Store {
         )
         .await
     }
+}
+
+/// What writing one record did (to a [`Store`], or to the report node's JSON-lines file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A record was written.
+    Recorded,
+    /// The uuid was already there: nothing written.
+    Duplicate,
 }
 
 /// Images of one product with one combination of verdicts.

@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
-use super::query::{Cells, Param, Review, Sql};
-use super::{COLUMNS, StoreError, Timeouts, VerdictCount};
 use crate::product::{AngleRow, ProductVerdict};
+use crate::query::{Cells, Param, Review, Sql};
 use crate::record::Inspection;
-use crate::sink::Written;
+use crate::{COLUMNS, StoreError, Timeouts, VerdictCount, Written};
 
 /// A SQLite inspection table.
 #[derive(Debug, Clone)]
@@ -311,12 +310,12 @@ impl SqliteStore {
     }
 
     /// The records table.
-    pub(super) fn table(&self) -> &str {
+    pub(crate) fn table(&self) -> &str {
         &self.table
     }
 
-    /// Runs a query built by [`query`] and decodes each row with `decode`.
-    pub(super) async fn select<T: Send + 'static>(
+    /// Runs a query built by [`crate::query`] and decodes each row with `decode`.
+    pub(crate) async fn select<T: Send + 'static>(
         &self,
         sql: Sql,
         decode: fn(&dyn Cells) -> T,
