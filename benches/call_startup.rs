@@ -9,50 +9,18 @@
 //! Run: `cargo bench --bench call_startup` (needs the ONNX Runtime library in `.venv`;
 //! `LOUPE_CALLS` sets the runs per point, default 50). Figures go in `benches/README.md`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use loupe_sdk::client::{ClientOptions, RemoteNode};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
 use loupe_sdk::{FlowFile, Processor};
-
-/// A `loupe serve` child, killed on drop.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn loupe() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
     cmd.env("LOUPE_LOG", "warn");
     cmd
-}
-
-fn serve(repo: &std::path::Path) -> (Served, String) {
-    let mut child = loupe()
-        .args(["serve", "classify", "--listen", "127.0.0.1:0", "--set"])
-        .arg(format!(
-            "settings.model={}",
-            repo.join("models/coil-classifier").display()
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start loupe serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (Served(child), format!("http://{addr}"))
 }
 
 /// Milliseconds: mean, p50, p90, max.
@@ -92,7 +60,6 @@ fn time_process(mut command: impl FnMut() -> Command, input: &[u8], runs: usize)
 }
 
 fn main() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let runs: usize = std::env::var("LOUPE_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -105,34 +72,19 @@ fn main() {
         .expect("synth");
     assert!(status.status.success());
     let photo = std::fs::read(photos.path().join("images/p00000_a0.png")).expect("photo");
-    let (_node, endpoint) = serve(&repo);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "settings:\n  model: {}\n",
+        common::repo().join("models/coil-classifier").display()
+    );
+    let (_node, endpoint) = common::serve("classify", &config, dir.path());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let node = runtime.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match RemoteNode::connect(std::slice::from_ref(&endpoint), &ClientOptions::default())
-                .await
-            {
-                Ok(node) => break node,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Err(e) => panic!("node not ready: {e}"),
-            }
-        }
-    });
     // Wait until the node is ready (model loaded and warmed up), then warm it some more.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut warm = 0;
-    while warm < 5 {
-        match runtime.block_on(node.process(FlowFile::create(photo.clone(), Default::default()))) {
-            Ok(_) => warm += 1,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => panic!("node not ready: {e}"),
-        }
+    let node = runtime.block_on(common::connect_ready(&endpoint, &photo));
+    for _ in 0..4 {
+        runtime
+            .block_on(node.process(FlowFile::create(photo.clone(), Default::default())))
+            .expect("warm-up");
     }
     let version = time_process(
         || {

@@ -9,56 +9,24 @@
 //! `LOUPE_LOAD_SECONDS` sets the seconds per point, default 10; `LOUPE_LOAD_IMAGE` sends
 //! that image file instead of the 256 x 256 coil PNG).
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::Served;
 use hdrhistogram::Histogram;
-use loupe_sdk::client::{ClientOptions, RemoteNode};
+use loupe_sdk::client::RemoteNode;
 use loupe_sdk::{FlowFile, Processor};
 
-/// A `loupe serve` child, killed on drop.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn serve(max_batch: usize, sessions: usize) -> (Served, String) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("classify.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "settings:\n  model: {}\n  serving:\n    max_batch: {max_batch}\n    sessions: {sessions}\n    max_batch_delay: 2ms\n    reload_interval: 0s\nmax_in_flight: 256\n",
-            repo.join("models/coil-classifier").display()
-        ),
-    )
-    .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["serve", "classify", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("LOUPE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start loupe serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (Served(child), format!("http://{addr}"))
+    let config = format!(
+        "settings:\n  model: {}\n  serving:\n    max_batch: {max_batch}\n    sessions: {sessions}\n    max_batch_delay: 2ms\n    reload_interval: 0s\nmax_in_flight: 256\n",
+        common::repo().join("models/coil-classifier").display()
+    );
+    common::serve("classify", &config, dir.path())
 }
 
 fn coil_png() -> Vec<u8> {
@@ -137,33 +105,9 @@ fn main() {
         .flat_map(|&s| [1usize, 8].map(move |b| (s, b)))
     {
         let (_served, endpoint) = serve(max_batch, sessions);
-        let node = runtime.block_on(async {
-            let options = ClientOptions {
-                connect_timeout: Duration::from_secs(60),
-                ..Default::default()
-            };
-            Arc::new(
-                RemoteNode::connect(&[endpoint], &options)
-                    .await
-                    .expect("connect"),
-            )
-        });
-        // Wait until the node has warmed its model up (health SERVING), then warm the
-        // connection before measuring.
-        runtime.block_on(async {
-            let started = Instant::now();
-            loop {
-                let flow_file = FlowFile::create(png.as_slice().to_vec(), HashMap::new());
-                match node.process(flow_file).await {
-                    Ok(_) => break,
-                    Err(e) if started.elapsed() < Duration::from_secs(120) => {
-                        eprintln!("waiting for the node: {e}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    Err(e) => panic!("the node never became ready: {e}"),
-                }
-            }
-        });
+        // Wait until the node has warmed its model up, then warm the connection before
+        // measuring.
+        let node = Arc::new(runtime.block_on(common::connect_ready(&endpoint, &png)));
         runtime.block_on(point(node.clone(), png.clone(), 2, 1.0));
         for concurrency in [1usize, 8, 32] {
             let (rate, h) =

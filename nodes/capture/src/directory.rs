@@ -47,9 +47,8 @@ use loupe_sdk::{BuildContext, FlowFile, NodeError, Pulled, attr};
 use crate::error::CaptureError;
 use crate::files::{self, Committed, Entry, ReadOutcome, ScanSpec, Sidecar, Signature, Stamp};
 use crate::glob::Glob;
-use crate::metadata::{self, Manifest, Metadata};
+use crate::metadata::{self, CAPTURE_INPUT, FILE_SIZE, Manifest, Metadata};
 use crate::settings::{After, CaptureSettings, Order};
-use crate::source::{CAPTURE_INPUT, FILE_SIZE};
 
 /// Attribute naming the captured directory (absolute), for flows fed by several captures.
 pub const CAPTURE_DIRECTORY: &str = "capture.directory";

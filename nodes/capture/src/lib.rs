@@ -153,11 +153,12 @@ pub use directory::{CAPTURE_DIRECTORY, FILE_LAST_MODIFIED, SIDECAR};
 pub use error::CaptureError;
 pub use files::REJECTED_DIR;
 pub use glob::{Glob, GlobError};
+pub use metadata::{CAPTURE_INPUT, FILE_SIZE};
 pub use settings::{
     After, CaptureSettings, HumanDuration, MetadataSettings, Order, SnapshotSettings,
     UploadSettings,
 };
-pub use source::{CAPTURE_INPUT, CaptureSource, FILE_SIZE};
+pub use source::CaptureSource;
 
 /// The `capture` node type (register it with `Registry::with::<Capture>()`).
 #[derive(Debug, Clone, Copy, Default)]

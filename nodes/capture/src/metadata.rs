@@ -10,6 +10,10 @@ use serde_json::{Map, Value};
 use crate::pattern::{FilenamePattern, PatternError};
 use crate::settings::MetadataSettings;
 
+/// Attribute with the file's size in bytes (NiFi `file.size`), for every input.
+pub const FILE_SIZE: &str = "file.size";
+/// Attribute naming the input a FlowFile came from: `directory`, `upload` or `snapshot`.
+pub const CAPTURE_INPUT: &str = "capture.input";
 /// Product the image shows (`p00042`).
 pub const PRODUCT_ID: &str = "product.id";
 /// Camera that took the image.

@@ -25,10 +25,9 @@ use loupe_sdk::{FlowFile, attr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metadata::{CAMERA_ID, Metadata};
+use crate::metadata::{CAMERA_ID, CAPTURE_INPUT, FILE_SIZE, Metadata};
 use crate::pending::PendingQueue;
 use crate::settings::{SnapshotSettings, parse_url};
-use crate::source::{CAPTURE_INPUT, FILE_SIZE};
 
 /// Attribute with the URL a frame was grabbed from.
 pub const SNAPSHOT_URL: &str = "snapshot.url";

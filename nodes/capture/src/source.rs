@@ -26,11 +26,6 @@ use crate::snapshot::SnapshotInput;
 use crate::spool::Spool;
 use crate::upload::UploadInput;
 
-/// Attribute with the file's size in bytes (NiFi `file.size`), for every input.
-pub const FILE_SIZE: &str = "file.size";
-/// Attribute naming the input a FlowFile came from: `directory`, `upload` or `snapshot`.
-pub const CAPTURE_INPUT: &str = "capture.input";
-
 /// A built `capture` node: a [`Source`] of the files of its inputs, and a pass-through
 /// [`Processor`]. Dropping it stops the upload endpoint and the snapshot poller.
 pub struct CaptureSource {

@@ -49,10 +49,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CaptureError;
-use crate::metadata::Metadata;
+use crate::metadata::{CAPTURE_INPUT, FILE_SIZE, Metadata};
 use crate::pending::PendingQueue;
 use crate::settings::UploadSettings;
-use crate::source::{CAPTURE_INPUT, FILE_SIZE};
 use crate::spool::Spool;
 
 /// Attribute with the uploading peer's IP address.

@@ -10,12 +10,15 @@
 //! Values from variables and flags take the type their key has in the schema
 //! ([`typed_override`]): a text setting stays text (`007`), a number is parsed.
 
+pub mod duration;
 mod typed_override;
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::serve::{Security, SecurityError, ServeOptions};
 
 /// Configuration of one served node.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -180,30 +183,25 @@ fn is_config_variable(schema: &serde_json::Value, name: &str) -> bool {
     })
 }
 
-/// Serde helpers for human-readable durations (`250ms`, `30s`, `5 min`).
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serializes as humantime text.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    /// Deserializes humantime text, or a number of seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Seconds(f64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(serde::de::Error::custom),
-            Raw::Seconds(s) if s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("negative duration {s}"))),
-        }
+impl ServeOptions {
+    /// Options from a loaded [`ServeConfig`]; `node_type` names the node when no id is set.
+    /// Loads the TLS files and tokens it names (relative paths against `base`).
+    pub fn from_config(
+        config: &ServeConfig,
+        node_type: &str,
+        base: &Path,
+    ) -> Result<Self, SecurityError> {
+        Ok(ServeOptions {
+            node_id: config
+                .node_id
+                .clone()
+                .unwrap_or_else(|| node_type.to_string()),
+            max_message_bytes: config.max_message_bytes,
+            max_in_flight: config.max_in_flight.max(1),
+            drain_timeout: config.drain_timeout,
+            attributes: config.attributes,
+            security: Security::load(&config.security(), base)?,
+        })
     }
 }
 

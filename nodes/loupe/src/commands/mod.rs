@@ -19,29 +19,8 @@ pub mod validate;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
-
-/// Runs the chosen subcommand.
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Validate(args) => validate::validate(&args),
-        Command::Run(args) => runtime()?.block_on(run::run(args)),
-        Command::Serve(args) => runtime()?.block_on(serve::serve(&args)),
-        Command::Describe(args) => run_small(describe::describe(args)),
-        Command::Call(args) => run_small(call::call(args)),
-        Command::Demo(args) => demo::demo(args),
-        Command::Eval(args) => eval::eval(args),
-        Command::Setup => setup::setup().map(|_| ExitCode::SUCCESS),
-        Command::Schema(args) => schema::schema(&args),
-        Command::Synth { what } => synth::synth(what),
-        Command::Dataset { what } => dataset::dataset(what),
-        Command::Nifi { what } => nifi::nifi(what),
-        Command::Certs { what } => certs::certs(what),
-        Command::Users(args) => users::users(args),
-    }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A multi-threaded runtime for the long-running commands (`run`, `serve`).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -49,7 +28,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Runs a short command on a single-threaded runtime: `describe` and `call` must start and
 /// end fast (NiFi's ExecuteStreamCommand starts `loupe call` once per FlowFile).
-fn run_small(
+pub(crate) fn run_small(
     fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -32,7 +32,6 @@ use tonic::codec::CompressionEncoding;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 
-use crate::config::ServeConfig;
 use crate::error::NodeError;
 use crate::pb::{self, Readiness};
 use crate::processor::Node;
@@ -65,28 +64,6 @@ pub struct ServeOptions {
     pub attributes: crate::invoke::AttributeLimits,
     /// TLS and credentials of the port (default: plaintext, no credentials — loopback only).
     pub security: Security,
-}
-
-impl ServeOptions {
-    /// Options from a loaded [`ServeConfig`]; `node_type` names the node when no id is set.
-    /// Loads the TLS files and tokens it names (relative paths against `base`).
-    pub fn from_config(
-        config: &ServeConfig,
-        node_type: &str,
-        base: &std::path::Path,
-    ) -> Result<Self, SecurityError> {
-        Ok(ServeOptions {
-            node_id: config
-                .node_id
-                .clone()
-                .unwrap_or_else(|| node_type.to_string()),
-            max_message_bytes: config.max_message_bytes,
-            max_in_flight: config.max_in_flight.max(1),
-            drain_timeout: config.drain_timeout,
-            attributes: config.attributes,
-            security: Security::load(&config.security(), base)?,
-        })
-    }
 }
 
 /// Serving failed.
