@@ -136,6 +136,24 @@ async fn start(max_in_flight: usize, ready: bool) -> Server {
     server
 }
 
+/// Sends a slow request through HTTP and returns once the node is processing it: with
+/// `max_in_flight: 1` the node is then full.
+async fn hold_the_only_permit(s: &Server) -> tokio::task::JoinHandle<HttpReply> {
+    let addr = s.addr.clone();
+    let busy = tokio::spawn(async move {
+        http_to(
+            &addr,
+            "POST",
+            "/process",
+            &[("x-loupe-attr-mode", "hold")],
+            b"slow".to_vec(),
+        )
+        .await
+    });
+    s.started.notified().await;
+    busy
+}
+
 async fn wait_serving(s: &Server) {
     for _ in 0..500 {
         if http(s, "GET", "/health", &[], Vec::new()).await.status == 200 {
@@ -268,20 +286,7 @@ async fn send_answers_retry_when_overloaded_or_not_ready() {
     wait_serving(&s).await;
 
     // Hold the only permit with a slow request, through HTTP.
-    let busy = {
-        let addr = s.addr.clone();
-        tokio::spawn(async move {
-            http_to(
-                &addr,
-                "POST",
-                "/process",
-                &[("x-loupe-attr-mode", "hold")],
-                b"slow".to_vec(),
-            )
-            .await
-        })
-    };
-    s.started.notified().await;
+    let busy = hold_the_only_permit(&s).await;
     let reply = nifi(&s)
         .await
         .send(request("ok", b"x"))
@@ -557,20 +562,7 @@ async fn overload_is_refused_before_the_body_is_read() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = start(1, true).await;
     // Hold the only permit with a slow request.
-    let busy = {
-        let addr = s.addr.clone();
-        tokio::spawn(async move {
-            http_to(
-                &addr,
-                "POST",
-                "/process",
-                &[("x-loupe-attr-mode", "hold")],
-                b"slow".to_vec(),
-            )
-            .await
-        })
-    };
-    s.started.notified().await;
+    let busy = hold_the_only_permit(&s).await;
     // A caller that announces a large body and sends only its first bytes: the answer comes
     // without waiting for the rest (the node never holds the body of work it refuses).
     let mut tcp = tokio::net::TcpStream::connect(s.addr.trim_start_matches("http://"))

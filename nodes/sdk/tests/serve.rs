@@ -99,6 +99,22 @@ async fn start(max_in_flight: usize, fail_start: bool, ready: bool) -> Server {
     }
 }
 
+/// A node with `max_in_flight: 1`, a client, and a slow request holding the only slot.
+async fn full_node() -> (
+    Server,
+    RemoteNode,
+    tokio::task::JoinHandle<Result<Vec<Output>, ProcessError>>,
+) {
+    let s = start(1, false, true).await;
+    let node = remote(&s.addr).await;
+    let busy = {
+        let node = node.clone();
+        tokio::spawn(async move { node.process(ff("hold")).await })
+    };
+    s.started.notified().await;
+    (s, node, busy)
+}
+
 fn ff(mode: &str) -> FlowFile {
     FlowFile::create(vec![1, 2, 3], Default::default()).with_attr("mode", mode)
 }
@@ -149,13 +165,7 @@ async fn not_serving_until_started_then_serving() {
 
 #[tokio::test]
 async fn overload_is_resource_exhausted_and_panics_keep_serving() {
-    let s = start(1, false, true).await;
-    let node = remote(&s.addr).await;
-    let busy = {
-        let node = node.clone();
-        tokio::spawn(async move { node.process(ff("hold")).await })
-    };
-    s.started.notified().await;
+    let (s, node, busy) = full_node().await;
     let e = node.process(ff("ok")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Overloaded, "{e}");
     assert!(e.is_retryable());
@@ -284,13 +294,7 @@ async fn a_node_that_fails_to_start_stops_serving_with_the_reason() {
 #[tokio::test]
 async fn a_full_node_refuses_process_before_reading_the_message() {
     use tower_service::Service;
-    let s = start(1, false, true).await;
-    let node = remote(&s.addr).await;
-    let busy = {
-        let node = node.clone();
-        tokio::spawn(async move { node.process(ff("hold")).await })
-    };
-    s.started.notified().await;
+    let (s, _node, busy) = full_node().await;
     // A gRPC call whose message announces 60 000 bytes and sends 16: the answer must not
     // wait for the rest.
     let (tx, rx) =
