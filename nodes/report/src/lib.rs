@@ -25,6 +25,17 @@
 //! media, retention, the product policy and the verdicts it decides, the plant's figures,
 //! the daily report, notifications and the dashboard. The records, the SQLite/PostgreSQL
 //! store, its queries and UTC days are `loupe-store`'s.
+//!
+//! ## Layout
+//! - `settings` (the node's validated settings; a leaf), `error`;
+//! - the write path: `sink` + [`recent`] (JSON lines, dedup by uuid), [`media`] (images by
+//!   day), `retention`;
+//! - verdicts: [`policy`] (the plant's angle rules, CEL) -> [`product`] (a product's verdict
+//!   from its stored angles);
+//! - the plant's figures: [`coils`], [`summary`] (run summaries), [`daily`] (per day and line,
+//!   CSV);
+//! - [`notify`]: webhook and MQTT notices, cooldown; [`dashboard`]: the web dashboard (pages,
+//!   JSON API, live events, logins, uploads) reading the store.
 
 pub mod coils;
 pub mod daily;
