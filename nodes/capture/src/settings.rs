@@ -601,17 +601,7 @@ impl MetadataSettings {
 
 /// Checks a snapshot URL: `https://` (TLS) or `http://`, with a host.
 pub fn parse_url(url: &str) -> Result<axum::http::Uri, String> {
-    let uri: axum::http::Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a URL ({e}); write `http://host[:port]/path`"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("`{url}` has no host"));
-    }
-    Ok(uri)
+    loupe_sdk::https::parse_http_url(url, "http://host[:port]/path")
 }
 
 #[cfg(test)]

@@ -35,6 +35,23 @@ impl ClientTlsSettings {
     }
 }
 
+/// Checks an outgoing URL setting (a webhook, a camera's snapshot): `https://` (TLS) or
+/// `http://`, with a host. `example` is shown in the message for text that is no URL at all
+/// (`https://host[:port]/path`).
+pub fn parse_http_url(url: &str, example: &str) -> Result<axum::http::Uri, String> {
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL ({e}); write `{example}`"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(uri)
+}
+
 /// A client with `connect_timeout`, TCP_NODELAY and at most `idle_per_host` idle
 /// connections kept per host.
 pub fn client<B>(

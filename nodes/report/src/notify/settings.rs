@@ -324,17 +324,7 @@ fn retry_problems(
 
 /// Checks a webhook URL: `https://` (TLS) or `http://`, with a host.
 pub(crate) fn parse_webhook_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a URL ({e}); write `https://host[:port]/path`"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(format!("`{url}` must start with `https://` or `http://`")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("`{url}` has no host"));
-    }
-    Ok(uri)
+    loupe_sdk::https::parse_http_url(url, "https://host[:port]/path")
 }
 
 /// Checks a broker URL, `mqtt://host[:port]`, and returns host and port.
